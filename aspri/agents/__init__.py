@@ -1,0 +1,1 @@
+"""Stream processors: the conversation engine, the cron scheduler, the cron-trigger handler."""

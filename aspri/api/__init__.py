@@ -1,0 +1,1 @@
+"""Litestar gateways: WhatsApp (with its channel engines) and the cron jobs API."""

@@ -1,0 +1,58 @@
+"""The ``aspri`` command: ``up | whatsapp | cron | scheduler | engine | mcp``.
+
+Each sub-command imports its part lazily, so ``aspri mcp`` (spawned per engine worker) does not
+pay for the web frameworks it does not use.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from aspri.config import ConfigError, Settings
+from aspri.telemetry.logs import setup_logging
+from aspri.telemetry.tracing import setup_tracing
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="aspri", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("up", help="run the whole assistant: Valkey, gateways, scheduler, engine")
+    sub.add_parser("whatsapp", help="the WhatsApp gateway (REST API and channel engine)")
+    sub.add_parser("cron", help="the cron gateway (REST API for jobs)")
+    sub.add_parser("scheduler", help="the cron scheduler agent (fires due jobs)")
+    sub.add_parser("engine", help="an AI engine worker in consumer group ai-engine")
+    mcp = sub.add_parser("mcp", help="the MCP server (stdio by default)")
+    mcp.add_argument("--transport", choices=["stdio", "http"], default="stdio")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = Settings.from_env()
+    except ConfigError as exc:
+        print(f"aspri: configuration error: {exc}", file=sys.stderr)
+        return 2
+    service = "aspri-mcp" if args.command == "mcp" else f"aspri-{args.command}"
+    setup_logging(service, settings.log_format, settings.log_level)
+    setup_tracing(service)
+    if args.command == "up":
+        from aspri.up import main as run
+    elif args.command == "whatsapp":
+        from aspri.api.whatsapp.server import main as run
+    elif args.command == "cron":
+        from aspri.api.cronjob.server import main as run
+    elif args.command == "scheduler":
+        from aspri.agents.scheduler import main as run
+    elif args.command == "engine":
+        from aspri.agents.engine import main as run
+    else:
+        from aspri.mcp.server import main as mcp_main
+
+        return mcp_main(settings, transport=args.transport)
+    return run(settings)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

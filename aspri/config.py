@@ -1,0 +1,194 @@
+"""Every setting of ASPRI, read once from the environment.
+
+One frozen object instead of ``os.environ`` lookups scattered through the code: a bad value
+fails at start-up with the variable's name, not deep inside a request.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """A setting has a value ASPRI cannot use; the message names the variable."""
+
+
+def _read(env: Mapping[str, str], name: str, default: T, parse: Callable[[str], T]) -> T:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        return parse(raw.strip())
+    except ValueError as exc:
+        raise ConfigError(f"{name}={raw!r} is not valid: {exc}") from None
+
+
+def _port(raw: str) -> int:
+    value = int(raw)
+    if not 0 <= value <= 65535:
+        raise ValueError("a port is a number from 0 to 65535")
+    return value
+
+
+def _positive_int(raw: str) -> int:
+    value = int(raw)
+    if value <= 0:
+        raise ValueError("must be a positive whole number")
+    return value
+
+
+def _positive_float(raw: str) -> float:
+    value = float(raw)
+    if value <= 0:
+        raise ValueError("must be a positive number")
+    return value
+
+
+def _choice(*options: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        if raw.lower() not in options:
+            raise ValueError(f"must be one of {', '.join(options)}")
+        return raw.lower()
+
+    return parse
+
+
+def _csv(raw: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in raw.split(",") if part.strip())
+
+
+def _str(raw: str) -> str:
+    return raw
+
+
+def _opt(raw: str) -> str | None:
+    return raw
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    """The whole configuration; see the table in README.md."""
+
+    redis_url: str | None = None
+    data_dir: Path = Path(".aspri")
+    whatsapp_port: int = 3001
+    cronjob_port: int = 3002
+    mcp_port: int = 3003
+    host: str = "127.0.0.1"
+    whatsapp_url: str = "http://127.0.0.1:3001"
+    cronjob_url: str = "http://127.0.0.1:3002"
+    whatsapp_engine: str = "local"
+    consumer_name: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
+    llm_provider: str = "ollama"
+    llm_model: str | None = None
+    ollama_base_url: str = "http://localhost:11434"
+    ollama_model: str = "qwen2.5:3b"
+    openai_api_key: str | None = None
+    openai_base_url: str | None = None
+    anthropic_api_key: str | None = None
+    llm_timeout_s: float = 120.0
+    session_history_limit: int = 50
+    session_timeout_minutes: int = 60
+    timezone: str = "UTC"
+    api_key: str | None = None
+    mcp_token: str | None = None
+    owner_numbers: tuple[str, ...] = ()
+    max_deliveries: int = 5
+    claim_idle_ms: int = 30_000
+    idempotency_ttl_s: int = 7 * 24 * 3600
+    cron_grace_s: float = 60.0
+    whatsapp_cloud_verify_token: str | None = None
+    whatsapp_cloud_app_secret: str | None = None
+    whatsapp_cloud_access_token: str | None = None
+    whatsapp_cloud_phone_number_id: str | None = None
+    whatsapp_cloud_api_base: str = "https://graph.facebook.com/v21.0"
+    send_rate_per_s: float = 80.0
+    send_per_chat_interval_s: float = 0.0
+    chromium_path: str = "/usr/bin/chromium"
+    browser_url: str = "https://web.whatsapp.com"
+    log_format: str = "text"
+    log_level: str = "INFO"
+    service_name: str = "aspri"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Read every variable once; raise ConfigError naming the first bad one."""
+        e = os.environ if env is None else env
+        d = cls()
+        whatsapp_port = _read(e, "WHATSAPP_PORT", d.whatsapp_port, _port)
+        cronjob_port = _read(e, "CRONJOB_PORT", d.cronjob_port, _port)
+        host = _read(e, "ASPRI_HOST", d.host, _str)
+        return cls(
+            redis_url=_read(e, "REDIS_URL", None, _opt),
+            data_dir=_read(e, "ASPRI_DATA_DIR", d.data_dir, Path),
+            whatsapp_port=whatsapp_port,
+            cronjob_port=cronjob_port,
+            mcp_port=_read(e, "MCP_PORT", d.mcp_port, _port),
+            host=host,
+            whatsapp_url=_read(e, "WHATSAPP_URL", f"http://127.0.0.1:{whatsapp_port}", _str),
+            cronjob_url=_read(e, "CRONJOB_URL", f"http://127.0.0.1:{cronjob_port}", _str),
+            whatsapp_engine=_read(
+                e, "WHATSAPP_ENGINE", d.whatsapp_engine, _choice("local", "cloud", "browser")
+            ),
+            consumer_name=_read(e, "CONSUMER_NAME", d.consumer_name, _str),
+            llm_provider=_read(
+                e, "LLM_PROVIDER", d.llm_provider, _choice("ollama", "openai", "anthropic")
+            ),
+            llm_model=_read(e, "LLM_MODEL", None, _opt),
+            ollama_base_url=_read(e, "OLLAMA_BASE_URL", d.ollama_base_url, _str),
+            ollama_model=_read(e, "OLLAMA_MODEL", d.ollama_model, _str),
+            openai_api_key=_read(e, "OPENAI_API_KEY", None, _opt),
+            openai_base_url=_read(e, "OPENAI_BASE_URL", None, _opt),
+            anthropic_api_key=_read(e, "ANTHROPIC_API_KEY", None, _opt),
+            llm_timeout_s=_read(e, "LLM_TIMEOUT_SECONDS", d.llm_timeout_s, _positive_float),
+            session_history_limit=_read(
+                e, "SESSION_HISTORY_LIMIT", d.session_history_limit, _positive_int
+            ),
+            session_timeout_minutes=_read(
+                e, "SESSION_TIMEOUT_MINUTES", d.session_timeout_minutes, _positive_int
+            ),
+            timezone=_read(e, "ASPRI_TIMEZONE", d.timezone, _str),
+            api_key=_read(e, "ASPRI_API_KEY", None, _opt),
+            mcp_token=_read(e, "MCP_TOKEN", None, _opt),
+            owner_numbers=_read(e, "OWNER_NUMBERS", d.owner_numbers, _csv),
+            max_deliveries=_read(e, "MAX_DELIVERIES", d.max_deliveries, _positive_int),
+            claim_idle_ms=_read(e, "CLAIM_IDLE_MS", d.claim_idle_ms, _positive_int),
+            idempotency_ttl_s=_read(e, "IDEMPOTENCY_TTL_SECONDS", d.idempotency_ttl_s, _positive_int),
+            cron_grace_s=_read(e, "CRON_GRACE_SECONDS", d.cron_grace_s, _positive_float),
+            whatsapp_cloud_verify_token=_read(e, "WHATSAPP_CLOUD_VERIFY_TOKEN", None, _opt),
+            whatsapp_cloud_app_secret=_read(e, "WHATSAPP_CLOUD_APP_SECRET", None, _opt),
+            whatsapp_cloud_access_token=_read(e, "WHATSAPP_CLOUD_ACCESS_TOKEN", None, _opt),
+            whatsapp_cloud_phone_number_id=_read(e, "WHATSAPP_CLOUD_PHONE_NUMBER_ID", None, _opt),
+            whatsapp_cloud_api_base=_read(
+                e, "WHATSAPP_CLOUD_API_BASE", d.whatsapp_cloud_api_base, _str
+            ),
+            send_rate_per_s=_read(e, "WHATSAPP_SEND_RATE", d.send_rate_per_s, _positive_float),
+            send_per_chat_interval_s=_read(
+                e, "WHATSAPP_PER_CHAT_INTERVAL", d.send_per_chat_interval_s, float
+            ),
+            chromium_path=_read(e, "CHROMIUM_PATH", d.chromium_path, _str),
+            browser_url=_read(e, "WHATSAPP_WEB_URL", d.browser_url, _str),
+            log_format=_read(e, "LOG_FORMAT", d.log_format, _choice("text", "json")),
+            log_level=_read(
+                e, "LOG_LEVEL", d.log_level, lambda r: _choice("debug", "info", "warning", "error")(r).upper()
+            ),
+            service_name=_read(e, "OTEL_SERVICE_NAME", d.service_name, _str),
+        )
+
+    @property
+    def model_name(self) -> str:
+        """The model actually used for the chosen provider."""
+        if self.llm_model:
+            return self.llm_model
+        return {
+            "ollama": self.ollama_model,
+            "openai": "gpt-4o-mini",
+            "anthropic": "claude-3-5-haiku-latest",
+        }[self.llm_provider]

@@ -1,0 +1,17 @@
+"""Versioned event schemas: payload structs, the envelope and the registry."""
+
+from aspri.schemas.envelope import Event, UndecodableEvent, new_event_id, now_ms
+from aspri.schemas.events import CronTrigger, Payload, WhatsAppMessage
+from aspri.schemas.registry import REGISTRY, Registry
+
+__all__ = [
+    "REGISTRY",
+    "CronTrigger",
+    "Event",
+    "Payload",
+    "Registry",
+    "UndecodableEvent",
+    "WhatsAppMessage",
+    "new_event_id",
+    "now_ms",
+]

@@ -1,0 +1,7 @@
+"""The Faust-style stream runtime on Redis Streams: log, agents, tables, keys, embedded server."""
+
+from aspri.streams.app import StreamApp
+from aspri.streams.log import AppendConflict, Appended, EventLog
+from aspri.streams.table import Table
+
+__all__ = ["AppendConflict", "Appended", "EventLog", "StreamApp", "Table"]

@@ -1,0 +1,498 @@
+"""One agent of a StreamApp: a reader feeding N workers that each run the agent's function.
+
+Delivery is at-least-once and the ack policy explicit: an entry is acked only when the agent's
+``async for`` asks for the next event, i.e. after the handler body finished. A body that raises
+restarts the function; the entry is re-claimed (its delivery count goes up) after a backoff and
+handed to the function again, and after ``max_deliveries`` it moves to ``<stream>:dlq``.
+Entries with the same key run in stream order, one at a time across every consumer of the group:
+each key has a queue of entry ids filled atomically at read time and a lease with a fencing token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import zlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
+
+from aspri.schemas import Event, Payload, Registry, UndecodableEvent
+from aspri.schemas.envelope import fields_as_text, text
+from aspri.streams import keys, scripts
+from aspri.telemetry.logs import event_id_var
+from aspri.telemetry.tracing import context_from
+
+log = logging.getLogger(__name__)
+_tracer = trace.get_tracer("aspri.streams")
+
+AgentFn = Callable[[AsyncIterator[Event[Any]]], Awaitable[None]]
+
+
+@dataclass(frozen=True, kw_only=True)
+class AgentSpec:
+    """How one agent consumes its stream; see ``StreamApp.agent``."""
+
+    fn: AgentFn
+    stream: str
+    group: str
+    schema: tuple[type[Payload], ...] = ()
+    concurrency: int = 1
+    key: str | None = None
+    max_deliveries: int = 5
+    claim_idle_ms: int = 30_000
+    lease_ms: int = 30_000
+    batch: int = 100
+    block_ms: int = 2_000
+    retry_backoff_s: float = 0.5
+
+    @property
+    def name(self) -> str:
+        return f"{self.group}/{self.stream}/{getattr(self.fn, '__name__', 'agent')}"
+
+
+@dataclass(eq=False)
+class Delivery:
+    """An entry handed to a worker: the raw fields, its key and how often it was delivered."""
+
+    entry_id: str
+    fields: dict[str, str]
+    key: str
+    deliveries: int
+    lease: str = ""
+    event: Event[Any] | None = None
+    started: float = field(default_factory=time.monotonic)
+
+
+class _Stop(Exception):
+    """Raised inside a worker's iterator when the agent is stopping."""
+
+
+class AgentRunner:
+    """Runs one AgentSpec for one consumer name: the reader, the workers, the heartbeat."""
+
+    def __init__(
+        self, spec: AgentSpec, redis: Redis, registry: Registry, consumer: str, *, burst: bool
+    ) -> None:
+        self.spec = spec
+        self.redis = redis
+        self.registry = registry
+        self.consumer = consumer
+        self.burst = burst
+        n = spec.concurrency
+        self._queues: list[asyncio.Queue[Delivery | None]] = [
+            asyncio.Queue(maxsize=spec.batch) for _ in range(n)
+        ]
+        self._held: dict[str, Delivery] = {}
+        self._stopping = asyncio.Event()
+        self._progress = asyncio.Event()
+        self._reader_task: asyncio.Task[None] | None = None
+        self._read_keyed = redis.register_script(scripts.READ_KEYED)
+        self._begin = redis.register_script(scripts.BEGIN)
+        self._finish = redis.register_script(scripts.FINISH)
+        self._renew = redis.register_script(scripts.RENEW)
+        self._drop_stale = redis.register_script(scripts.DROP_STALE_HEAD)
+        self._acks: list[str] = []
+        self._ack_wakeup = asyncio.Event()
+        self._rr = 0
+        self.processed = 0
+
+    # ---------------------------------------------------------------- lifecycle
+
+    async def run(self) -> None:
+        """Run until ``stop()`` (or, in burst mode, until the stream has nothing left)."""
+        await self._ensure_group()
+        workers = [
+            asyncio.create_task(self._worker(i), name=f"{self.spec.name}#{i}")
+            for i in range(self.spec.concurrency)
+        ]
+        helpers = [
+            asyncio.create_task(self._acker(), name=f"{self.spec.name}:acker"),
+            asyncio.create_task(self._heartbeat(), name=f"{self.spec.name}:heartbeat"),
+        ]
+        self._reader_task = asyncio.create_task(self._reader(), name=f"{self.spec.name}:reader")
+        try:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader_task
+            for q in self._queues:
+                await q.put(None)
+            await asyncio.gather(*workers)
+        finally:
+            for task in workers:
+                task.cancel()
+            self._stopping.set()
+            self._ack_wakeup.set()
+            await asyncio.gather(*workers, return_exceptions=True)
+            await asyncio.gather(*helpers, return_exceptions=True)
+            await self._flush_acks()
+
+    def stop(self) -> None:
+        """Stop reading; workers finish the event in hand and leave queued ones pending."""
+        self._stopping.set()
+        if self._reader_task is not None:
+            self._reader_task.cancel()
+
+    async def _ensure_group(self) -> None:
+        try:
+            await self.redis.xgroup_create(self.spec.stream, self.spec.group, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    # ---------------------------------------------------------------- reading
+
+    async def _reader(self) -> None:
+        """Own pending entries first, then entries of dead consumers and new ones."""
+        await self._dispatch_pending()
+        next_claim = 0.0
+        while not self._stopping.is_set():
+            now = time.monotonic()
+            claimed = 0
+            if now >= next_claim:
+                claimed = await self._autoclaim()
+                next_claim = now + self.spec.claim_idle_ms / 2000
+            block = None if self.burst else min(
+                self.spec.block_ms, max(1, int((next_claim - now) * 1000))
+            )
+            got = await self._read_new(block)
+            if self.burst and not got and not claimed:
+                if await self._drained():
+                    return
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._progress.wait(), 0.5)
+                self._progress.clear()
+
+    async def _drained(self) -> bool:
+        """Burst mode: nothing queued, nothing in flight, nothing new in the stream."""
+        await asyncio.gather(*(q.join() for q in self._queues))
+        if self._held:
+            return False
+        info = await self.redis.xinfo_groups(self.spec.stream)
+        for group in info:
+            if text(group["name"]) == self.spec.group:
+                return int(group.get("lag") or 0) == 0
+        return True
+
+    async def _read_new(self, block: int | None) -> int:
+        spec = self.spec
+        if spec.key is None:
+            reply = await self.redis.xreadgroup(
+                spec.group, self.consumer, {spec.stream: ">"}, count=spec.batch, block=block
+            )
+            entries = reply[0][1] if reply else []
+            for entry_id, raw in entries:
+                await self._dispatch(Delivery(text(entry_id), fields_as_text(raw), "", 1))
+            return len(entries)
+        prefix = keys.key_queue(spec.stream, spec.group, "")
+        got, payload = await self._read_keyed(
+            keys=[spec.stream], args=[spec.group, self.consumer, spec.batch, spec.key, prefix]
+        )
+        if not got:
+            if block is not None:  # nothing new: sleep on the stream until something arrives
+                await self.redis.xread({spec.stream: text(payload)}, count=1, block=block)
+            return 0
+        for entry_id, flat, key in payload:
+            raw = dict(zip(flat[::2], flat[1::2], strict=True))
+            await self._dispatch(Delivery(text(entry_id), fields_as_text(raw), text(key), 1))
+        return len(payload)
+
+    async def _dispatch_pending(self) -> None:
+        """Re-deliver what this consumer had read but not acked before it stopped."""
+        cursor = "0"
+        while True:
+            reply = await self.redis.xreadgroup(
+                self.spec.group, self.consumer, {self.spec.stream: cursor}, count=self.spec.batch
+            )
+            entries = reply[0][1] if reply else []
+            if not entries:
+                return
+            await self._dispatch_known(entries)
+            cursor = text(entries[-1][0])
+
+    async def _autoclaim(self) -> int:
+        """Take over entries idle longer than ``claim_idle_ms`` (their consumer is gone)."""
+        spec = self.spec
+        total = 0
+        start = "0-0"
+        while True:
+            reply = await self.redis.xautoclaim(
+                spec.stream, spec.group, self.consumer, spec.claim_idle_ms, start, count=spec.batch
+            )
+            start, entries = text(reply[0]), [e for e in reply[1] if e[1] is not None]
+            if len(reply) > 2 and reply[2]:  # entries deleted from the stream: nothing to do
+                await self.redis.xack(spec.stream, spec.group, *reply[2])
+            fresh = [e for e in entries if text(e[0]) not in self._held]
+            await self._dispatch_known(fresh)
+            total += len(fresh)
+            if start == "0-0" or not entries:
+                return total
+
+    async def _dispatch_known(self, entries: list[Any]) -> None:
+        """Dispatch already-delivered entries, with their delivery counts and keys."""
+        if not entries:
+            return
+        spec = self.spec
+        first, last = text(entries[0][0]), text(entries[-1][0])
+        pending = await self.redis.xpending_range(
+            spec.stream, spec.group, min=first, max=last, count=len(entries) * 2 + 10
+        )
+        counts = {text(p["message_id"]): int(p["times_delivered"]) for p in pending}
+        for entry_id, raw in entries:
+            fields = fields_as_text(raw)
+            eid = text(entry_id)
+            await self._dispatch(Delivery(eid, fields, self._key_of(fields), counts.get(eid, 1)))
+
+    def _key_of(self, fields: dict[str, str]) -> str:
+        if self.spec.key is None:
+            return ""
+        try:
+            value = msgspec.json.decode(fields.get("data", "{}")).get(self.spec.key)
+        except (msgspec.DecodeError, AttributeError):
+            return ""
+        return "" if value is None else str(value)
+
+    async def _dispatch(self, d: Delivery) -> None:
+        self._held[d.entry_id] = d
+        if d.key:
+            index = zlib.crc32(d.key.encode()) % len(self._queues)
+        else:
+            index = self._rr = (self._rr + 1) % len(self._queues)
+        await self._queues[index].put(d)
+
+    # ---------------------------------------------------------------- working
+
+    async def _worker(self, index: int) -> None:
+        queue = self._queues[index]
+        retry: Delivery | None = None
+        while True:
+            events = _Events(self, queue, retry)
+            try:
+                await self.spec.fn(events)
+                return
+            except _Stop:
+                return
+            except asyncio.CancelledError:
+                events.close_span(None)
+                raise
+            except Exception as exc:
+                failed = events.current
+                events.close_span(exc)
+                if failed is None:
+                    log.exception("agent %s failed outside a handler", self.spec.name)
+                    retry = None
+                    continue
+                retry = await self._failed(failed, exc)
+
+    async def _failed(self, d: Delivery, exc: Exception) -> Delivery | None:
+        """Back off and re-claim a failed entry, or dead-letter it when it failed too often."""
+        reason = f"{type(exc).__name__}: {exc}"
+        log.warning(
+            "handler failed",
+            extra={"agent": self.spec.name, "entry": d.entry_id, "deliveries": d.deliveries,
+                   "error": reason},
+        )
+        if d.deliveries >= self.spec.max_deliveries:
+            await self._finish_entry(d, dead_letter=reason)
+            return None
+        await asyncio.sleep(self.spec.retry_backoff_s * 2 ** (d.deliveries - 1))
+        claimed = await self.redis.xclaim(
+            self.spec.stream, self.spec.group, self.consumer, 0, [d.entry_id]
+        )
+        if not claimed or claimed[0][1] is None:  # acked elsewhere or trimmed away
+            self._held.pop(d.entry_id, None)
+            return None
+        d.deliveries += 1
+        d.event = None
+        return d
+
+    async def begin(self, d: Delivery) -> None:
+        """Wait until ``d`` heads its key's queue and take the key's lease."""
+        spec = self.spec
+        if not d.key:
+            return
+        kq = keys.key_queue(spec.stream, spec.group, d.key)
+        lease = keys.lease(spec.stream, spec.group, d.key)
+        counter = keys.lease_counter(spec.stream, spec.group)
+        while True:
+            status, value, ttl = await self._begin(
+                keys=[kq, lease, counter], args=[d.entry_id, self.consumer, spec.lease_ms]
+            )
+            status, value = text(status), text(value)
+            if status == "ok":
+                d.lease = value
+                return
+            if self._stopping.is_set() and not self.burst:
+                raise _Stop
+            if status == "wait":  # an earlier entry of this key is not finished yet
+                wake = keys.wake(spec.stream, spec.group, d.entry_id)
+                if not await self.redis.blpop([wake], timeout=1):
+                    await self._drop_stale(keys=[kq, spec.stream], args=[value, spec.group])
+            else:  # another consumer holds the key: wait for its lease to end or be released
+                wake = keys.wake(spec.stream, spec.group, d.entry_id)
+                await self.redis.blpop([wake], timeout=max(0.05, min(1.0, int(ttl) / 1000)))
+
+    async def finish(self, d: Delivery) -> None:
+        await self._finish_entry(d, dead_letter=None)
+
+    async def _finish_entry(self, d: Delivery, *, dead_letter: str | None) -> None:
+        spec = self.spec
+        self._held.pop(d.entry_id, None)
+        self.processed += 1
+        self._progress.set()
+        if not d.key and dead_letter is None:  # the fast path: batched XACK
+            self._acks.append(d.entry_id)
+            self._ack_wakeup.set()
+            return
+        args: list[Any] = [
+            spec.group, d.entry_id, d.lease, keys.wake(spec.stream, spec.group, ""),
+            "1" if dead_letter is not None else "0",
+        ]
+        if dead_letter is not None:
+            args += _dead_letter_fields(d, dead_letter, spec, self.consumer)
+        kq = keys.key_queue(spec.stream, spec.group, d.key) if d.key else ""
+        lease = keys.lease(spec.stream, spec.group, d.key) if d.key else ""
+        result = text(
+            await self._finish(keys=[spec.stream, kq, lease, keys.dlq(spec.stream)], args=args)
+        )
+        if result == "fenced":
+            log.warning("lease lost before ack; another consumer owns the entry",
+                        extra={"agent": spec.name, "entry": d.entry_id})
+        elif dead_letter is not None:
+            log.error("moved to dead-letter stream",
+                      extra={"agent": spec.name, "entry": d.entry_id, "reason": dead_letter})
+
+    async def _acker(self) -> None:
+        while not self._stopping.is_set():
+            await self._ack_wakeup.wait()
+            self._ack_wakeup.clear()
+            await self._flush_acks()
+
+    async def _flush_acks(self) -> None:
+        while self._acks:
+            ids, self._acks = self._acks, []
+            await self.redis.xack(self.spec.stream, self.spec.group, *ids)
+
+    async def _heartbeat(self) -> None:
+        """Keep held entries from looking idle and in-flight leases from expiring."""
+        interval = min(self.spec.claim_idle_ms, self.spec.lease_ms) / 3000
+        while not self._stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), interval)
+                return
+            held = list(self._held.values())
+            if not held:
+                continue
+            await self.redis.xclaim(
+                self.spec.stream, self.spec.group, self.consumer, 0,
+                [d.entry_id for d in held], justid=True,
+            )
+            for d in held:
+                if d.lease:
+                    lease = keys.lease(self.spec.stream, self.spec.group, d.key)
+                    await self._renew(keys=[lease], args=[d.lease, self.spec.lease_ms])
+
+    def decode(self, d: Delivery) -> Event[Any]:
+        event = self.registry.from_fields(
+            d.fields, entry_id=d.entry_id, stream=self.spec.stream, deliveries=d.deliveries
+        )
+        if self.spec.schema and not isinstance(event.data, self.spec.schema):
+            raise UndecodableEvent(f"unexpected event type {event.type!r} for this agent", d.fields)
+        return event
+
+
+def _dead_letter_fields(d: Delivery, reason: str, spec: AgentSpec, consumer: str) -> list[str]:
+    out = ["error", reason, "deliveries", str(d.deliveries), "originalId", d.entry_id,
+           "originalStream", spec.stream, "group", spec.group, "consumer", consumer]
+    for name, value in d.fields.items():
+        out += [name, value]
+    return out
+
+
+class _Events:
+    """The async iterator an agent function loops over; acks the previous event on ``next``."""
+
+    def __init__(
+        self, runner: AgentRunner, queue: asyncio.Queue[Delivery | None], retry: Delivery | None
+    ) -> None:
+        self.runner = runner
+        self.queue = queue
+        self.retry = retry
+        self.current: Delivery | None = None
+        self._span: trace.Span | None = None
+        self._token: object | None = None
+
+    def __aiter__(self) -> _Events:
+        return self
+
+    async def __anext__(self) -> Event[Any]:
+        runner = self.runner
+        if self.current is not None:
+            done, self.current = self.current, None
+            self.close_span(None)
+            await runner.finish(done)
+        if runner._stopping.is_set() and not runner.burst:
+            raise StopAsyncIteration
+        while True:
+            if self.retry is not None:
+                d, self.retry = self.retry, None
+            else:
+                item = await self.queue.get()
+                self.queue.task_done()
+                if item is None:
+                    raise StopAsyncIteration
+                d = item
+            try:
+                event = runner.decode(d)
+            except UndecodableEvent as exc:
+                await runner._finish_entry(d, dead_letter=f"undecodable: {exc.reason}")
+                continue
+            self.current = d
+            await runner.begin(d)
+            self._open_span(event)
+            return event
+
+    def _open_span(self, event: Event[Any]) -> None:
+        spec = self.runner.spec
+        span = _tracer.start_span(
+            f"{spec.stream} process",
+            context=context_from(event.traceparent, event.tracestate),
+            kind=SpanKind.CONSUMER,
+            attributes={
+                "messaging.system": "redis",
+                "messaging.operation.type": "process",
+                "messaging.destination.name": spec.stream,
+                "messaging.consumer.group.name": spec.group,
+                "messaging.message.id": event.entry_id or "",
+                "aspri.event_id": event.event_id,
+                "aspri.event_type": event.type,
+                "aspri.deliveries": event.deliveries,
+            },
+        )
+        self._span = span
+        self._token = (
+            otel_context.attach(trace.set_span_in_context(span)),
+            event_id_var.set(event.event_id),
+        )
+
+    def close_span(self, exc: BaseException | None) -> None:
+        if self._span is None:
+            return
+        if exc is not None:
+            self._span.record_exception(exc)
+            self._span.set_status(Status(StatusCode.ERROR, str(exc)))
+        self._span.end()
+        ctx_token, id_token = self._token  # type: ignore[misc]
+        with contextlib.suppress(ValueError):
+            otel_context.detach(ctx_token)
+            event_id_var.reset(id_token)
+        self._span = None
+        self._token = None

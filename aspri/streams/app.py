@@ -1,0 +1,130 @@
+"""StreamApp: Faust's programming model (apps, agents, tables) on Redis Streams groups.
+
+    app = StreamApp("ai-engine", redis, consumer="worker-1")
+
+    @app.agent("whatsapp:messages", schema=WhatsAppMessage, concurrency=8, key="chatId")
+    async def converse(events):
+        async for event in events:
+            await handle(event)     # acked when the loop asks for the next one
+
+``key`` names a field of the payload: events with the same value are handled in stream order
+and one at a time across every consumer of the group.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Callable
+from typing import Any
+
+from redis.asyncio import Redis
+
+from aspri.schemas import REGISTRY, Payload, Registry
+from aspri.streams.agent import AgentFn, AgentRunner, AgentSpec
+
+log = logging.getLogger(__name__)
+
+
+class StreamApp:
+    """A set of agents sharing one Redis connection pool and one consumer name."""
+
+    def __init__(
+        self,
+        group: str,
+        redis: Redis,
+        *,
+        consumer: str,
+        registry: Registry = REGISTRY,
+        max_deliveries: int = 5,
+        claim_idle_ms: int = 30_000,
+        retry_backoff_s: float = 0.5,
+    ) -> None:
+        self.group = group
+        self.redis = redis
+        self.consumer = consumer
+        self.registry = registry
+        self.defaults: dict[str, Any] = {
+            "max_deliveries": max_deliveries,
+            "claim_idle_ms": claim_idle_ms,
+            "lease_ms": claim_idle_ms,
+            "retry_backoff_s": retry_backoff_s,
+        }
+        self.specs: list[AgentSpec] = []
+        self.runners: list[AgentRunner] = []
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def agent(
+        self,
+        stream: str,
+        *,
+        group: str | None = None,
+        schema: type[Payload] | tuple[type[Payload], ...] | None = None,
+        concurrency: int = 1,
+        key: str | None = None,
+        **options: Any,
+    ) -> Callable[[AgentFn], AgentFn]:
+        """Register ``fn`` as an agent consuming ``stream`` in ``group`` (default: the app's)."""
+        schemas = () if schema is None else schema if isinstance(schema, tuple) else (schema,)
+
+        def register(fn: AgentFn) -> AgentFn:
+            if concurrency < 1:
+                raise ValueError("concurrency must be at least 1")
+            self.specs.append(
+                AgentSpec(
+                    fn=fn,
+                    stream=stream,
+                    group=group or self.group,
+                    schema=schemas,
+                    concurrency=concurrency,
+                    key=key,
+                    **{**self.defaults, **options},
+                )
+            )
+            return fn
+
+        return register
+
+    async def run(self, *, burst: bool = False) -> None:
+        """Run every agent until ``stop()``; with ``burst`` return once their streams are drained."""
+        self.runners = [
+            AgentRunner(spec, self.redis, self.registry, self.consumer, burst=burst)
+            for spec in self.specs
+        ]
+        self._tasks = [asyncio.create_task(r.run(), name=r.spec.name) for r in self.runners]
+        log.info("stream app started", extra={"group": self.group, "consumer": self.consumer,
+                                               "agents": [s.name for s in self.specs]})
+        try:
+            await asyncio.gather(*self._tasks)
+        finally:
+            for task in self._tasks:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def stop(self, timeout: float = 10.0) -> None:
+        """Stop reading, let in-flight handlers finish for up to ``timeout`` s, then cancel."""
+        for runner in self.runners:
+            runner.stop()
+        if self._tasks:
+            _done, pending = await asyncio.wait(self._tasks, timeout=timeout)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def run_until_signal(self) -> None:
+        """Run until SIGTERM or SIGINT, then shut down gracefully."""
+        loop = asyncio.get_running_loop()
+        stopping = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError):
+                loop.add_signal_handler(sig, stopping.set)
+        runner = asyncio.create_task(self.run())
+        waiter = asyncio.create_task(stopping.wait())
+        await asyncio.wait({runner, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        if stopping.is_set():
+            log.info("signal received, stopping", extra={"group": self.group})
+            await self.stop()
+        waiter.cancel()
+        await asyncio.gather(runner, return_exceptions=True)

@@ -1,0 +1,31 @@
+"""Open the event log's Redis connection from the settings.
+
+With ``REDIS_URL`` set, connect to it. Without, start the embedded Valkey under
+``ASPRI_DATA_DIR/valkey`` for the lifetime of the context (one process owns it; ``aspri up``
+starts it once and hands its URL to the services it supervises).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from redis.asyncio import Redis
+
+from aspri.streams.server import EmbeddedServer
+
+
+@contextlib.asynccontextmanager
+async def open_redis(redis_url: str | None, data_dir: Path) -> AsyncIterator[Redis]:
+    server: EmbeddedServer | None = None
+    if redis_url is None:
+        server = EmbeddedServer(data_dir / "valkey")
+        redis_url = server.start()
+    client = Redis.from_url(redis_url)
+    try:
+        yield client
+    finally:
+        await client.aclose()
+        if server is not None:
+            server.stop()

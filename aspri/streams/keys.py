@@ -1,0 +1,54 @@
+"""Every Redis key name ASPRI uses, in one place (DESIGN.md §3)."""
+
+from __future__ import annotations
+
+WHATSAPP_MESSAGES = "whatsapp:messages"
+"""Inbound messages; the engine's work queue."""
+
+CRON_EVENTS = "cronjob:events"
+"""Job triggers; the engine's work queue."""
+
+CRON_JOBS = "cronjob:jobs"
+"""The job registry's log: created/updated/deleted/started/stopped/fired."""
+
+ENGINE_GROUP = "ai-engine"
+
+
+def chat(chat_id: str) -> str:
+    """The conversation log of one chat: messages in and out, turns, resets."""
+    return f"chat:{chat_id}"
+
+
+def dlq(stream: str) -> str:
+    """Where events that failed too often, or could not be decoded, end up."""
+    return f"{stream}:dlq"
+
+
+def idempotency(key: str) -> str:
+    """Remembers the entry ids of an append made with this idempotency key."""
+    return f"idem:{key}"
+
+
+def snapshot(table: str) -> str:
+    """A table's snapshot: its state and the stream id it covers."""
+    return f"snapshot:{table}"
+
+
+def key_queue(stream: str, group: str, key: str) -> str:
+    """Entry ids of one event key in stream order, not yet finished by ``group``."""
+    return f"keyq:{group}:{stream}:{key}"
+
+
+def lease(stream: str, group: str, key: str) -> str:
+    """The lease on one event key: which consumer works on it, with its fencing token."""
+    return f"lease:{group}:{stream}:{key}"
+
+
+def lease_counter(stream: str, group: str) -> str:
+    """Monotonic fencing tokens for the leases of one stream and group."""
+    return f"lease:{group}:{stream}:#"
+
+
+def wake(stream: str, group: str, entry_id: str) -> str:
+    """A list pushed to when ``entry_id`` becomes the head of its key queue."""
+    return f"wake:{group}:{stream}:{entry_id}"

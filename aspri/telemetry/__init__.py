@@ -1,0 +1,1 @@
+"""OpenTelemetry tracing, trace-context propagation and structured logging."""

