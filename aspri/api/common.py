@@ -1,0 +1,130 @@
+"""What both Litestar gateways share: the response envelope, error handling, OpenAPI, tracing.
+
+Every response is ``{"success": true, "data": ...}`` or
+``{"success": false, "error": {"code": ..., "message": ...}}`` with the right HTTP status, and
+no request can produce a bare 500: unexpected errors are logged with their trace id and answered
+with the envelope. The OpenAPI UI is served from the locally installed swagger-ui bundle, so it
+renders without internet access.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import swagger_ui_bundle
+from litestar import Litestar, MediaType, Request, Response
+from litestar.datastructures import State
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.plugins.opentelemetry import OpenTelemetryConfig, OpenTelemetryPlugin
+from litestar.static_files import create_static_files_router
+from litestar.types import ControllerRouterHandler, LifespanHook
+
+from aspri.schemas.api import ErrorBody, Failure
+
+log = logging.getLogger(__name__)
+
+_STATUS_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "unprocessable",
+    429: "rate_limited",
+    502: "bad_gateway",
+    503: "unavailable",
+}
+
+
+class ApiError(HTTPException):
+    """An error the client can act on; rendered as the envelope with ``code`` and ``message``."""
+
+    def __init__(self, status_code: int, code: str, message: str) -> None:
+        super().__init__(status_code=status_code, detail=message)
+        self.code = code
+
+
+def failure(status: int, code: str, message: str) -> Response[Failure]:
+    return Response(
+        Failure(error=ErrorBody(code=code, message=message)),
+        status_code=status,
+        media_type=MediaType.JSON,
+    )
+
+
+def _validation_message(exc: ValidationException) -> str:
+    extra = exc.extra if isinstance(exc.extra, list) else []
+    parts = []
+    for item in extra:
+        if isinstance(item, dict):
+            key = item.get("key") or item.get("source") or ""
+            parts.append(f"{key}: {item.get('message', '')}".strip(": "))
+    detail = exc.detail or "invalid request"
+    return f"{detail} ({'; '.join(parts)})" if parts else detail
+
+
+def _on_http_error(_request: Request[Any, Any, Any], exc: HTTPException) -> Response[Failure]:
+    status = exc.status_code
+    if isinstance(exc, ApiError):
+        return failure(status, exc.code, exc.detail)
+    if isinstance(exc, ValidationException):
+        return failure(400, "invalid_request", _validation_message(exc))
+    return failure(status, _STATUS_CODES.get(status, "error"), exc.detail)
+
+
+def _on_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Failure]:
+    log.exception("unhandled error", extra={"path": request.url.path})
+    return failure(500, "internal_error", "internal error; see the server log for details")
+
+
+def create_gateway(
+    *,
+    title: str,
+    description: str,
+    route_handlers: Sequence[ControllerRouterHandler],
+    on_startup: Sequence[LifespanHook] = (),
+    on_shutdown: Sequence[LifespanHook] = (),
+    lifespan: Sequence[Any] = (),
+    request_max_body_size: int = 1024 * 1024,
+    state: dict[str, Any] | None = None,
+) -> Litestar:
+    """A Litestar app with the envelope, OpenAPI at ``/schema`` (UI at ``/schema/swagger``)."""
+    assets = Path(swagger_ui_bundle.swagger_ui_path)
+    openapi = OpenAPIConfig(
+        title=title,
+        version="1",
+        description=description,
+        path="/schema",
+        render_plugins=[
+            SwaggerRenderPlugin(
+                js_url="/schema-assets/swagger-ui-bundle.js",
+                css_url="/schema-assets/swagger-ui.css",
+                standalone_preset_js_url="/schema-assets/swagger-ui-standalone-preset.js",
+                path=["/swagger", "/"],
+            )
+        ],
+    )
+    return Litestar(
+        route_handlers=[
+            *route_handlers,
+            create_static_files_router(
+                path="/schema-assets", directories=[assets], include_in_schema=False
+            ),
+        ],
+        openapi_config=openapi,
+        exception_handlers={HTTPException: _on_http_error, Exception: _on_unexpected},
+        plugins=[OpenTelemetryPlugin(OpenTelemetryConfig(exclude=["/health", "/schema"]))],
+        on_startup=list(on_startup),
+        on_shutdown=list(on_shutdown),
+        lifespan=list(lifespan),
+        request_max_body_size=request_max_body_size,
+        state=State(state or {}),
+    )

@@ -1,0 +1,51 @@
+"""The interface every WhatsApp channel engine implements (``WHATSAPP_ENGINE``).
+
+The gateway owns the event log, idempotency, pacing and splitting; an engine only moves text to
+and from one WhatsApp connection. Inbound messages are handed to ``on_message``, which appends
+them to the log (deduplicated by the WhatsApp message id).
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Awaitable, Callable
+
+from aspri.schemas import WhatsAppMessage
+
+OnMessage = Callable[[WhatsAppMessage], Awaitable[None]]
+
+
+class ChannelError(Exception):
+    """The channel could not send; ``status`` is 502 (it refused) or 503 (it is not connected)."""
+
+    def __init__(self, message: str, status: int = 502) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class Channel(abc.ABC):
+    """One WhatsApp connection."""
+
+    name: str = "channel"
+    max_text: int = 4096
+    """Longest text one message may carry; the gateway splits longer ones."""
+
+    @abc.abstractmethod
+    async def start(self, on_message: OnMessage) -> None:
+        """Connect and start delivering inbound messages to ``on_message``."""
+
+    @abc.abstractmethod
+    async def stop(self) -> None:
+        """Disconnect; must be safe to call twice."""
+
+    @abc.abstractmethod
+    async def send_text(self, chat_id: str, text: str) -> str:
+        """Send one message (at most ``max_text`` characters); return the channel's message id."""
+
+    @abc.abstractmethod
+    def state(self) -> str:
+        """``working``, ``starting``, ``scan_qr`` or ``disconnected``."""
+
+    async def qr(self) -> str | None:
+        """The login QR code (its text payload) while ``state() == "scan_qr"``, else None."""
+        return None

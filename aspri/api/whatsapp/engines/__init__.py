@@ -1,0 +1,1 @@
+"""Channel engines: local web chat, WhatsApp Cloud API, WhatsApp Web through Playwright."""

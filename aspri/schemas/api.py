@@ -1,0 +1,153 @@
+"""Request and response bodies of the gateways' REST APIs (the MCP server and tests use them too).
+
+Field names are camelCase on the wire, as in the original services.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Generic, TypeVar
+
+import msgspec
+
+T = TypeVar("T")
+
+
+class Body(msgspec.Struct, kw_only=True, rename="camel", omit_defaults=False):
+    """Base of every API body."""
+
+
+class ErrorBody(Body):
+    code: str
+    message: str
+
+
+class Failure(Body):
+    error: ErrorBody
+    success: bool = False
+
+
+class Success(Body, Generic[T]):
+    data: T
+    success: bool = True
+
+
+# ------------------------------------------------------------------ WhatsApp gateway
+
+
+class SendMessageRequest(Body):
+    """``POST /api/send-message``; ``phoneNumber`` is a number (``+62 812-...``) or a chat id."""
+
+    phone_number: str
+    message: str
+    idempotency_key: str | None = None
+    causation_id: str | None = None
+
+
+class SentMessage(Body):
+    message_id: str
+    chat_id: str
+    event_id: str
+    parts: int = 1
+    duplicate: bool = False
+
+
+class ChatMessage(Body):
+    """One message of a chat as the history endpoints show it."""
+
+    id: str
+    chat_id: str
+    from_: str = msgspec.field(name="from")
+    from_name: str | None = None
+    body: str = ""
+    type: str = "chat"
+    timestamp: int = 0
+    from_me: bool = False
+    event_id: str | None = None
+    entry_id: str | None = None
+
+
+class MessagePage(Body):
+    """Newest first; pass ``nextBefore`` as ``before`` to get the page after this one."""
+
+    messages: list[ChatMessage]
+    next_before: str | None = None
+
+
+class ChatSummary(Body):
+    chat_id: str
+    name: str | None = None
+    last_message: str | None = None
+    last_activity: int = 0
+    message_count: int = 0
+
+
+class Contact(Body):
+    number: str
+    chat_id: str
+    name: str | None = None
+
+
+class LocalMessageRequest(Body):
+    """``POST /api/local/messages``: a message typed into the local web chat."""
+
+    from_: str = msgspec.field(name="from")
+    text: str
+    name: str | None = None
+
+
+class LocalMessageAccepted(Body):
+    event_id: str
+    chat_id: str
+
+
+class Health(Body):
+    status: str
+    channel: str
+    engine: str
+    details: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+# ------------------------------------------------------------------ cron gateway
+
+
+class JobCreate(Body):
+    """``POST /api/jobs``: exactly one of ``schedule`` (cron) and ``runAt`` (ISO-8601)."""
+
+    name: str
+    schedule: str | None = None
+    run_at: str | None = None
+    timezone: str = "UTC"
+    payload: dict[str, Any] = msgspec.field(default_factory=dict)
+    job_id: str | None = None
+    status: str = "running"
+
+
+class JobUpdate(Body):
+    """``PATCH /api/jobs/{jobId}``: only the fields given change."""
+
+    name: str | None = None
+    schedule: str | None = None
+    run_at: str | None = None
+    timezone: str | None = None
+    payload: dict[str, Any] | None = None
+
+
+class Job(Body):
+    job_id: str
+    name: str
+    status: str
+    timezone: str
+    payload: dict[str, Any]
+    created_at: str
+    updated_at: str
+    schedule: str | None = None
+    run_at: str | None = None
+    last_run_at: str | None = None
+    next_run_at: str | None = None
+
+
+class JobPage(Body):
+    jobs: list[Job]
+    total: int
+    offset: int
+    limit: int
