@@ -4,6 +4,9 @@ from aspri.schemas.envelope import Event, UndecodableEvent, new_event_id, now_ms
 from aspri.schemas.events import CronTrigger, Payload, WhatsAppMessage
 from aspri.schemas.registry import REGISTRY, Registry
 
+# Each module registers its event types with REGISTRY on import.
+from aspri.schemas import chat, cron  # noqa: E402, F401  isort: skip
+
 __all__ = [
     "REGISTRY",
     "CronTrigger",

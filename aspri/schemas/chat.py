@@ -1,0 +1,1 @@
+"""Events the engine records in ``chat:{chatId}`` besides messages: turns and resets."""

@@ -1,0 +1,1 @@
+"""Events of the cron job registry (``cronjob:jobs``)."""
