@@ -1,0 +1,138 @@
+"""Pydantic models for the tools' structured input and output.
+
+FastMCP derives each tool's ``inputSchema`` and ``outputSchema`` from pydantic types, so the
+gateway bodies of ``aspri.schemas.api`` (msgspec) are mirrored here with descriptions for the
+model; a test keeps the two in step. Output fields keep the REST API's camelCase names, so what
+the model reads matches what it can pass back (a ``chatId`` from a chat list is a valid target).
+Unknown fields from a newer gateway are ignored rather than failing the call.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic.alias_generators import to_camel
+
+
+class Out(BaseModel):
+    """Base of every tool result: camelCase on the wire, lenient about extra fields."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
+
+
+# ------------------------------------------------------------------ WhatsApp
+
+
+class SentMessage(Out):
+    message_id: str = Field(description="WhatsApp id of the sent message.")
+    chat_id: str = Field(description="Chat the message went to, e.g. 6281234567890@c.us.")
+    event_id: str = Field(description="Event id of the sent message in the chat's history.")
+    parts: int = Field(1, description="How many WhatsApp messages the text was split into.")
+    duplicate: bool = Field(
+        False, description="True when this idempotency key was already sent: nothing new went out."
+    )
+
+
+class ChatMessage(Out):
+    id: str
+    chat_id: str
+    from_: str = Field(alias="from", description="Sender's chat id.")
+    from_name: str | None = Field(None, description="Sender's WhatsApp display name, if known.")
+    body: str = ""
+    type: str = "chat"
+    timestamp: int = Field(0, description="Unix time in milliseconds.")
+    from_me: bool = Field(False, description="True for messages the assistant sent.")
+    event_id: str | None = None
+    entry_id: str | None = None
+
+
+class MessagePage(Out):
+    messages: list[ChatMessage] = Field(description="Newest first.")
+    next_before: str | None = Field(
+        None, description="Pass as `before` to get older messages; null when there are none."
+    )
+
+
+class ChatSummary(Out):
+    chat_id: str = Field(description="Use as phone_number in the other WhatsApp tools.")
+    name: str | None = None
+    last_message: str | None = None
+    last_activity: int = Field(0, description="Unix time in milliseconds of the last message.")
+    message_count: int = 0
+
+
+class ChatList(Out):
+    chats: list[ChatSummary] = Field(description="Most recently active first.")
+    total: int = Field(description="How many chats exist; more than listed when limit cut it.")
+
+
+class Contact(Out):
+    number: str = Field(description="Phone number in international format, digits only.")
+    chat_id: str = Field(description="Use as phone_number in the other WhatsApp tools.")
+    name: str | None = None
+
+
+class ContactList(Out):
+    contacts: list[Contact]
+
+
+# ------------------------------------------------------------------ cron
+
+
+class JobPayload(BaseModel):
+    """What a job does when it fires: send a fixed message, or have the assistant write one."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="allow")
+
+    chat_id: str | None = Field(
+        None, description="Chat to write to, `<digits>@c.us`, e.g. 6281234567890@c.us."
+    )
+    phone_number: str | None = Field(
+        None, description="Or a phone number in international format, e.g. +6281234567890."
+    )
+    message: str | None = Field(None, description="Literal text to send when the job fires.")
+    prompt: str | None = Field(
+        None,
+        description="Or an instruction for the assistant, which writes the message when the "
+        "job fires, e.g. 'Remind me to drink water, in a cheerful tone'.",
+    )
+
+    @model_validator(mode="after")
+    def _one_target_one_content(self) -> JobPayload:
+        if (self.chat_id is None) == (self.phone_number is None):
+            raise ValueError("give exactly one of chatId or phoneNumber: the chat to write to")
+        if (self.message is None) == (self.prompt is None):
+            raise ValueError(
+                "give exactly one of message (literal text) or prompt (the assistant writes it)"
+            )
+        return self
+
+    def to_json(self) -> dict[str, Any]:
+        return self.model_dump(by_alias=True, exclude_none=True)
+
+
+class Job(Out):
+    job_id: str
+    name: str
+    status: str = Field(description="running, stopped or completed (one-shot done).")
+    timezone: str = Field(description="IANA timezone the schedule is read in.")
+    payload: dict[str, Any]
+    created_at: str
+    updated_at: str
+    schedule: str | None = Field(None, description="Cron expression, for recurring jobs.")
+    run_at: str | None = Field(None, description="ISO-8601 time, for one-shot jobs.")
+    last_run_at: str | None = None
+    next_run_at: str | None = Field(None, description="When it fires next (ISO-8601), if ever.")
+
+
+class JobPage(Out):
+    jobs: list[Job]
+    total: int = Field(description="Jobs matching the filter; page with offset/limit.")
+    offset: int
+    limit: int
+
+
+class Deleted(Out):
+    job_id: str
+    deleted: bool = True

@@ -1,0 +1,166 @@
+"""The MCP server: eleven tools over stdio (spawned by the engine) or streamable HTTP at ``/mcp``.
+
+Built on the SDK's FastMCP. One ``httpx.AsyncClient`` serves every session of the process (the
+SDK's lifespan runs once per session, so the client is opened here, around the transport).
+Each tool call gets a span that continues the caller's trace from ``_meta.traceparent`` and one
+log line; any failure comes back as a tool error with text the model can act on, never as an
+exception that ends the session or the server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import Any, Literal
+
+import uvicorn
+from mcp.server.fastmcp import FastMCP
+from mcp.server.fastmcp.exceptions import ToolError
+from mcp.types import CallToolResult, TextContent
+from opentelemetry.trace import SpanKind, Status, StatusCode
+from pydantic import ValidationError
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from aspri.config import Settings
+from aspri.mcp import cron_tools, whatsapp_tools
+from aspri.mcp.auth import StaticTokenVerifier, auth_settings
+from aspri.mcp.gateway import GatewayError, Gateways, new_http_client
+from aspri.mcp.meta import request_meta
+from aspri.telemetry.tracing import context_from, tracer
+
+log = logging.getLogger(__name__)
+_tracer = tracer(__name__)
+
+Transport = Literal["stdio", "http"]
+HTTP_PATH = "/mcp"
+
+INSTRUCTIONS = """Tools of ASPRI, a personal assistant living in WhatsApp.
+whatsapp_* tools send messages and read chats, chat lists and contacts; cronjob_* tools schedule
+messages for later (reminders, recurring check-ins) and manage those jobs. Chat ids look like
+6281234567890@c.us. When a tool returns an error, its text says what to fix."""
+
+
+class AspriMCP(FastMCP[Any]):
+    """FastMCP with a span and a log line per tool call and errors as plain tool-error text."""
+
+    async def call_tool(self, name: str, arguments: dict[str, Any]) -> Any:
+        ctx = self.get_context()
+        try:
+            request = ctx.request_context
+        except ValueError:  # called outside a request (tests calling the method directly)
+            request = None
+        meta = request_meta(request)
+        attributes: dict[str, str] = {
+            "mcp.method.name": "tools/call",
+            "gen_ai.operation.name": "execute_tool",
+            "gen_ai.tool.name": name,
+        }
+        if request is not None:
+            attributes["jsonrpc.request.id"] = str(request.request_id)
+        started = time.perf_counter()
+        with _tracer.start_as_current_span(
+            f"tools/call {name}",
+            context=context_from(meta.get("traceparent"), meta.get("tracestate")),
+            kind=SpanKind.SERVER,
+            attributes=attributes,
+        ) as span:
+            try:
+                result = await super().call_tool(name, arguments)
+            except ToolError as exc:
+                text = error_text(name, exc)
+                cause = exc.__cause__ or exc
+                span.set_status(Status(StatusCode.ERROR, text))
+                span.set_attribute("error.type", type(cause).__name__)
+                log.warning(
+                    "tool call failed",
+                    extra={"tool": name, "error": text, "duration_ms": _ms(started)},
+                )
+                return CallToolResult(content=[TextContent(type="text", text=text)], isError=True)
+        log.info("tool call", extra={"tool": name, "duration_ms": _ms(started)})
+        return result
+
+
+def _ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 1)
+
+
+def error_text(tool: str, exc: ToolError) -> str:
+    """What the model reads for a failed call: the gateway's message or the bad arguments."""
+    cause = exc.__cause__
+    if isinstance(cause, GatewayError):
+        return str(cause)
+    if isinstance(cause, ValidationError):
+        problems = []
+        for error in cause.errors():
+            where = ".".join(str(part) for part in error["loc"])
+            message = error["msg"].removeprefix("Value error, ")
+            problems.append(f"{where}: {message}" if where else message)
+        return f"invalid arguments for {tool}: " + "; ".join(problems)
+    if cause is None:  # raised by the SDK itself, e.g. an unknown tool name
+        return str(exc)
+    log.error("tool raised unexpectedly", exc_info=cause, extra={"tool": tool})
+    return f"{tool} failed unexpectedly ({type(cause).__name__}); the server log has details"
+
+
+def build_server(settings: Settings, gateways: Gateways) -> AspriMCP:
+    """The server with its eleven tools; bearer auth on HTTP when ``MCP_TOKEN`` is set."""
+    token = settings.mcp_token
+    server = AspriMCP(
+        name="aspri",
+        instructions=INSTRUCTIONS,
+        host=settings.host,
+        port=settings.mcp_port,
+        streamable_http_path=HTTP_PATH,
+        token_verifier=StaticTokenVerifier(token) if token else None,
+        auth=auth_settings(f"http://{settings.host}:{settings.mcp_port}") if token else None,
+    )
+    whatsapp_tools.register(server, gateways)
+    cron_tools.register(server, gateways, settings.timezone)
+
+    server.custom_route("/health", methods=["GET"])(_health)
+    return server
+
+
+async def _health(_request: Request) -> JSONResponse:
+    """Liveness for supervisors and compose; not behind the token, it tells nothing secret."""
+    return JSONResponse({"success": True, "data": {"status": "ok", "path": HTTP_PATH}})
+
+
+async def serve(settings: Settings, transport: Transport = "stdio") -> None:
+    """Run the server until the client disconnects (stdio) or the process is told to stop."""
+    async with new_http_client(settings) as http:
+        server = build_server(settings, Gateways(http, settings))
+        if transport == "stdio":
+            log.info("mcp server on stdio", extra={"tools": len(await server.list_tools())})
+            await server.run_stdio_async()
+            return
+        if not settings.mcp_token and settings.host not in ("127.0.0.1", "localhost", "::1"):
+            log.warning(
+                "MCP over HTTP without MCP_TOKEN: anyone who can reach the port can use the tools",
+                extra={"host": settings.host},
+            )
+        config = uvicorn.Config(
+            server.streamable_http_app(),
+            host=settings.host,
+            port=settings.mcp_port,
+            log_config=None,
+            access_log=False,
+        )
+        log.info(
+            "mcp server on streamable http",
+            extra={
+                "url": f"http://{settings.host}:{settings.mcp_port}{HTTP_PATH}",
+                "auth": bool(settings.mcp_token),
+            },
+        )
+        await uvicorn.Server(config).serve()
+
+
+def main(settings: Settings, transport: Transport = "stdio") -> int:
+    """``aspri mcp [--transport stdio|http]``."""
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve(settings, transport))
+    return 0

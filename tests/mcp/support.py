@@ -1,0 +1,92 @@
+"""Helpers for the MCP tests: real servers on free ports, real MCP client sessions."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+from mcp import ClientSession, StdioServerParameters
+from mcp.client.stdio import stdio_client
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.memory import create_connected_server_and_client_session
+from mcp.types import CallToolResult, TextContent
+
+from aspri.config import Settings
+from aspri.mcp.gateway import Gateways, new_http_client
+from aspri.mcp.server import build_server
+from aspri.streams.server import free_port
+from tests.helpers import wait_until
+
+ASPRI = str(Path(sys.executable).parent / "aspri")
+
+
+@asynccontextmanager
+async def serve_asgi(app: Any, port: int | None = None) -> AsyncIterator[str]:
+    """Run ``app`` with uvicorn in this event loop; yield its base URL."""
+    port = port or free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False)
+    )
+    task = asyncio.create_task(server.serve())
+    try:
+        await wait_until(lambda: server.started or task.done(), timeout=10)
+        if task.done():
+            task.result()
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+
+
+@asynccontextmanager
+async def memory_session(settings: Settings) -> AsyncIterator[ClientSession]:
+    """A real client session over the SDK's in-memory transport to an in-process server."""
+    async with new_http_client(settings) as http:
+        server = build_server(settings, Gateways(http, settings))
+        async with create_connected_server_and_client_session(server) as session:
+            yield session
+
+
+@asynccontextmanager
+async def stdio_session(env: Mapping[str, str]) -> AsyncIterator[ClientSession]:
+    """``aspri mcp`` spawned over stdio, as the engine does, with an initialized session."""
+    params = StdioServerParameters(command=ASPRI, args=["mcp"], env=dict(env))
+    async with (
+        stdio_client(params, errlog=sys.stderr) as (read, write),
+        ClientSession(read, write) as session,
+    ):
+        await session.initialize()
+        yield session
+
+
+@asynccontextmanager
+async def http_session(url: str, token: str | None = None) -> AsyncIterator[ClientSession]:
+    """A streamable HTTP session to ``url`` (``.../mcp``), with a bearer token when given."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    async with (
+        httpx.AsyncClient(headers=headers, timeout=30) as client,
+        streamable_http_client(url, http_client=client) as (read, write, _),
+        ClientSession(read, write) as session,
+    ):
+        await session.initialize()
+        yield session
+
+
+def text_of(result: CallToolResult) -> str:
+    return "\n".join(c.text for c in result.content if isinstance(c, TextContent))
+
+
+def data_of(result: CallToolResult) -> dict[str, Any]:
+    """The structured result of a successful call (fails the test with the error text)."""
+    assert not result.isError, text_of(result)
+    assert result.structuredContent is not None
+    # the text content carries the same JSON for clients without structured output
+    assert json.loads(text_of(result)) == result.structuredContent
+    return result.structuredContent
