@@ -68,6 +68,15 @@ def _str(raw: str) -> str:
     return raw
 
 
+def _bool(raw: str) -> bool:
+    value = raw.lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("must be true or false")
+
+
 def _opt(raw: str) -> str | None:
     return raw
 
@@ -113,6 +122,9 @@ class Settings:
     send_per_chat_interval_s: float = 0.0
     chromium_path: str = "/usr/bin/chromium"
     browser_url: str = "https://web.whatsapp.com"
+    browser_headless: bool = True
+    wajs_path: str | None = None
+    wajs_package: str = "@wppconnect/wa-js@latest"
     log_format: str = "text"
     log_level: str = "INFO"
     service_name: str = "aspri"
@@ -175,6 +187,9 @@ class Settings:
             ),
             chromium_path=_read(e, "CHROMIUM_PATH", d.chromium_path, _str),
             browser_url=_read(e, "WHATSAPP_WEB_URL", d.browser_url, _str),
+            browser_headless=_read(e, "WHATSAPP_BROWSER_HEADLESS", d.browser_headless, _bool),
+            wajs_path=_read(e, "WHATSAPP_WAJS_PATH", None, _opt),
+            wajs_package=_read(e, "WHATSAPP_WAJS_PACKAGE", d.wajs_package, _str),
             log_format=_read(e, "LOG_FORMAT", d.log_format, _choice("text", "json")),
             log_level=_read(
                 e, "LOG_LEVEL", d.log_level, lambda r: _choice("debug", "info", "warning", "error")(r).upper()

@@ -1,0 +1,359 @@
+"""The ``browser`` channel engine: WhatsApp Web in Chromium, driven by Playwright.
+
+Chromium runs with a persistent profile (``<data dir>/browser-profile``), where WhatsApp Web
+keeps its session, so only the first start needs a QR scan. The driver does not scrape the DOM:
+it injects wa-js (see ``browser_wajs.py``), which exposes WhatsApp Web's own modules as
+``window.WPP``, plus a small bridge (``browser_bridge.js``) that pushes state changes and
+inbound messages to Python through Playwright bindings. A page that already defines
+``window.WPP`` (the test imitation of WhatsApp Web) gets only the bridge.
+
+When the page crashes or the browser dies, the whole browser is launched again with
+exponential backoff. Inbound messages pass through a queue, so a slow or failing ``on_message``
+(the gateway appending to Redis) neither blocks the page nor reorders messages; each is retried
+up to ``MAX_DELIVERIES`` times before it is logged as dropped (the gateway deduplicates by
+message id, so a retry is safe).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import msgspec
+from opentelemetry.trace import SpanKind, Status, StatusCode
+from playwright.async_api import BrowserContext, Page, Playwright, async_playwright
+from playwright.async_api import Error as PlaywrightError
+
+from aspri.api.whatsapp.channel import Channel, ChannelError, OnMessage
+from aspri.api.whatsapp.engines.browser_wajs import CONFIG as WAJS_CONFIG
+from aspri.api.whatsapp.engines.browser_wajs import WaJsUnavailable, wajs_script
+from aspri.config import Settings
+from aspri.schemas import WhatsAppMessage
+from aspri.telemetry.tracing import tracer
+
+log = logging.getLogger("aspri.whatsapp.browser")
+_tracer = tracer("aspri.whatsapp.browser")
+
+LAUNCH_ARGS = (
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+)
+STATES = frozenset({"starting", "scan_qr", "working", "disconnected"})
+SEND_TIMEOUT_S = 60.0
+DRAIN_TIMEOUT_S = 5.0
+BRIDGE_JS = Path(__file__).with_name("browser_bridge.js").read_text(encoding="utf-8")
+_HAS_WPP = "() => typeof window.WPP === 'object' && window.WPP !== null"
+_SEND = "([chatId, text]) => window.__aspri.send(chatId, text)"
+_SET_WPP_CONFIG = "(config) => { window.WPPConfig = config; }"
+
+
+def backoff_delays(initial: float, maximum: float) -> Iterator[float]:
+    """``initial``, twice that, ... capped at ``maximum``, forever."""
+    delay = initial
+    while True:
+        yield delay
+        delay = min(delay * 2, maximum)
+
+
+class BrowserChannel(Channel):
+    """One WhatsApp Web session in a Chromium the channel launches and relaunches itself."""
+
+    name = "browser"
+    max_text = 65_536
+    """WhatsApp's own limit for one text message."""
+
+    def __init__(self, settings: Settings, *, backoff: tuple[float, float] = (1.0, 60.0)) -> None:
+        self._settings = settings
+        self._backoff = backoff
+        self._state = "disconnected"
+        self._qr: str | None = None
+        self._page: Page | None = None
+        self._on_message: OnMessage | None = None
+        self._inbound: asyncio.Queue[WhatsAppMessage] = asyncio.Queue()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    @property
+    def profile_dir(self) -> Path:
+        """Chromium's user data directory, which holds the WhatsApp Web session."""
+        return self._settings.data_dir / "browser-profile"
+
+    def state(self) -> str:
+        return self._state
+
+    async def qr(self) -> str | None:
+        return self._qr if self._state == "scan_qr" else None
+
+    async def start(self, on_message: OnMessage) -> None:
+        if self._tasks:
+            return
+        self._on_message = on_message
+        self._set_state("starting")
+        self._tasks = [
+            asyncio.create_task(self._supervise(), name="whatsapp-browser"),
+            asyncio.create_task(self._deliver(), name="whatsapp-browser-inbound"),
+        ]
+
+    async def stop(self) -> None:
+        if not self._tasks:
+            return
+        supervisor, deliverer = self._tasks
+        self._tasks = []
+        supervisor.cancel()
+        await asyncio.gather(supervisor, return_exceptions=True)
+        try:
+            await asyncio.wait_for(self._inbound.join(), DRAIN_TIMEOUT_S)
+        except TimeoutError:
+            log.error(
+                "inbound messages not handed over at stop",
+                extra={"count": self._inbound.qsize()},
+            )
+        deliverer.cancel()
+        await asyncio.gather(deliverer, return_exceptions=True)
+        self._set_state("disconnected")
+
+    async def send_text(self, chat_id: str, text: str) -> str:
+        attributes = {
+            "messaging.system": "whatsapp",
+            "messaging.operation.type": "send",
+            "messaging.destination.name": chat_id,
+        }
+        with _tracer.start_as_current_span(
+            "whatsapp.browser send", kind=SpanKind.PRODUCER, attributes=attributes
+        ) as span:
+            page = self._page
+            if page is None or self._state != "working":
+                raise ChannelError(f"WhatsApp Web is {self._state}", status=503)
+            try:
+                sent = await asyncio.wait_for(page.evaluate(_SEND, [chat_id, text]), SEND_TIMEOUT_S)
+            except TimeoutError:
+                raise ChannelError(
+                    f"WhatsApp Web did not confirm the message within {SEND_TIMEOUT_S:.0f}s"
+                ) from None
+            except PlaywrightError as exc:
+                if page.is_closed() or self._page is not page:
+                    raise ChannelError("WhatsApp Web went away while sending", status=503) from exc
+                reason = (str(exc).splitlines() or ["unknown error"])[0][:200]
+                log.warning("send refused", extra={"chatId": chat_id, "reason": reason})
+                raise ChannelError(f"WhatsApp Web refused the message: {reason}") from exc
+            if not isinstance(sent, str) or not sent:
+                raise ChannelError("WhatsApp Web returned no message id")
+            span.set_attribute("messaging.message.id", sent)
+            log.info(
+                "message sent", extra={"chatId": chat_id, "messageId": sent, "chars": len(text)}
+            )
+            return sent
+
+    # -- the browser session -----------------------------------------------------------------
+
+    async def _supervise(self) -> None:
+        """Run sessions one after another, waiting longer after each that failed to load.
+
+        The Playwright driver outlives a session (starting it costs up to a second or two) and
+        is restarted only after a session failed.
+        """
+        delays = backoff_delays(*self._backoff)
+        driver: Playwright | None = None
+        try:
+            while True:
+                loaded = False
+                try:
+                    driver = driver or await async_playwright().start()
+                    loaded = await self._session(driver)
+                    log.warning("WhatsApp Web page went away")
+                except Exception as exc:
+                    log.warning(
+                        "browser session failed", extra={"error": str(exc)[:300]}, exc_info=True
+                    )
+                    await _stop_driver(driver)
+                    driver = None
+                self._set_state("disconnected")
+                if loaded:
+                    delays = backoff_delays(*self._backoff)
+                delay = next(delays)
+                log.info("reconnecting to WhatsApp Web", extra={"delay_s": delay})
+                await asyncio.sleep(delay)
+        finally:
+            await _stop_driver(driver)
+
+    async def _session(self, driver: Playwright) -> bool:
+        """Launch Chromium, open WhatsApp Web, return when the page or browser is gone.
+
+        Returns whether the page loaded, which resets the backoff.
+        """
+        closed = asyncio.Event()
+        failures: list[WaJsUnavailable] = []
+        installs: set[asyncio.Task[None]] = set()
+        self._set_state("starting")
+        with _tracer.start_as_current_span(
+            "whatsapp.browser connect", attributes={"url.full": self._settings.browser_url}
+        ):
+            await asyncio.to_thread(self.profile_dir.mkdir, parents=True, exist_ok=True)
+            context = await driver.chromium.launch_persistent_context(
+                self.profile_dir,
+                executable_path=self._settings.chromium_path,
+                headless=self._settings.browser_headless,
+                args=list(LAUNCH_ARGS),
+                bypass_csp=True,
+            )
+        try:
+            context.on("close", lambda _: closed.set())
+            await context.expose_binding("__aspriState", self._on_state)
+            await context.expose_binding("__aspriInbound", self._on_inbound)
+            page = context.pages[0] if context.pages else await context.new_page()
+            page.on("crash", lambda _: closed.set())
+            page.on("close", lambda _: closed.set())
+            lock = asyncio.Lock()
+
+            def on_load(loaded: Page) -> None:
+                task = asyncio.create_task(self._install(loaded, lock, closed, failures))
+                installs.add(task)
+                task.add_done_callback(installs.discard)
+
+            page.on("domcontentloaded", on_load)
+            await _unheadless_user_agent(context, page)
+            self._page = page
+            await page.goto(self._settings.browser_url, wait_until="domcontentloaded")
+            await closed.wait()
+            if failures:
+                raise failures[0]
+            return True
+        finally:
+            self._page = None
+            for task in installs:
+                task.cancel()
+            with contextlib.suppress(PlaywrightError):
+                await context.close()
+
+    async def _install(
+        self,
+        page: Page,
+        lock: asyncio.Lock,
+        closed: asyncio.Event,
+        failures: list[WaJsUnavailable],
+    ) -> None:
+        """Bring wa-js (unless the page has ``window.WPP``) and the bridge into a new document.
+
+        Without wa-js the session cannot work: it is ended, and retried with backoff.
+        """
+        self._set_state("starting")
+        async with lock:
+            try:
+                if not await page.evaluate(_HAS_WPP):
+                    script = await wajs_script(self._settings)
+                    await page.evaluate(_SET_WPP_CONFIG, WAJS_CONFIG)
+                    await page.add_script_tag(path=script)
+                    log.info("wa-js injected")
+                await page.evaluate(BRIDGE_JS)
+            except WaJsUnavailable as exc:
+                failures.append(exc)
+                closed.set()
+            except PlaywrightError as exc:
+                # Usually the page navigated meanwhile; its next load installs again.
+                log.warning("bridge not installed", extra={"error": str(exc)[:300]})
+
+    # -- calls from the page -----------------------------------------------------------------
+
+    def _on_state(self, _source: Any, report: Any) -> None:
+        state = report.get("state") if isinstance(report, dict) else None
+        if state not in STATES:
+            log.warning("unknown state from the bridge", extra={"state": str(state)[:50]})
+            return
+        qr = report.get("qr")
+        self._qr = qr if state == "scan_qr" and isinstance(qr, str) else None
+        self._set_state(state)
+
+    def _on_inbound(self, _source: Any, payload: Any) -> None:
+        """Queue one message seen by the page (synchronous, so the page's order is kept)."""
+        try:
+            message = msgspec.convert(payload, WhatsAppMessage)
+        except msgspec.ValidationError as exc:
+            message_id = payload.get("id") if isinstance(payload, dict) else None
+            log.error(
+                "unreadable message from the page dropped",
+                extra={"messageId": message_id, "error": str(exc)},
+            )
+            return
+        extra = {"messageId": message.id, "chatId": message.chat_id, "type": message.type}
+        if message.from_me or payload.get("isStatus") or payload.get("isNotification"):
+            log.debug("message skipped (own, status or notification)", extra=extra)
+            return
+        log.debug("message received", extra=extra)
+        self._inbound.put_nowait(message)
+
+    async def _deliver(self) -> None:
+        while True:
+            message = await self._inbound.get()
+            try:
+                await self._hand_over(message)
+            finally:
+                self._inbound.task_done()
+
+    async def _hand_over(self, message: WhatsAppMessage) -> None:
+        assert self._on_message is not None
+        attributes = {
+            "messaging.system": "whatsapp",
+            "messaging.operation.type": "receive",
+            "messaging.destination.name": message.chat_id,
+            "messaging.message.id": message.id,
+        }
+        delays = backoff_delays(*self._backoff)
+        for attempt in range(1, self._settings.max_deliveries + 1):
+            with _tracer.start_as_current_span(
+                "whatsapp.browser receive", kind=SpanKind.CONSUMER, attributes=attributes
+            ) as span:
+                span.set_attribute("aspri.attempt", attempt)
+                try:
+                    await self._on_message(message)
+                    return
+                except Exception as exc:
+                    span.record_exception(exc)
+                    span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
+                    log.warning(
+                        "inbound message not accepted",
+                        extra={
+                            "messageId": message.id,
+                            "attempt": attempt,
+                            "error": str(exc)[:300],
+                        },
+                    )
+            if attempt < self._settings.max_deliveries:
+                await asyncio.sleep(next(delays))
+        log.error(
+            "inbound message dropped after retries",
+            extra={"messageId": message.id, "chatId": message.chat_id},
+        )
+
+    def _set_state(self, state: str) -> None:
+        if state != self._state:
+            log.info("WhatsApp Web state", extra={"state": state, "previous": self._state})
+            self._state = state
+        if state != "scan_qr":
+            self._qr = None
+
+
+async def _unheadless_user_agent(context: BrowserContext, page: Page) -> None:
+    """Present a regular Chrome user agent, as whatsapp-web.js and wppconnect do.
+
+    Headless Chromium says ``HeadlessChrome``, and WhatsApp Web checks the browser it runs in.
+    """
+    agent = await page.evaluate("navigator.userAgent")
+    if isinstance(agent, str) and "HeadlessChrome" in agent:
+        cdp = await context.new_cdp_session(page)
+        await cdp.send(
+            "Emulation.setUserAgentOverride",
+            {"userAgent": agent.replace("HeadlessChrome", "Chrome")},
+        )
+
+
+async def _stop_driver(driver: Playwright | None) -> None:
+    if driver is not None:
+        with contextlib.suppress(Exception):
+            await driver.stop()

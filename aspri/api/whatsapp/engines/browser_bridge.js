@@ -1,0 +1,102 @@
+// ASPRI's bridge between WhatsApp Web and the Python driver (aspri/api/whatsapp/engines/browser.py).
+//
+// It uses only wa-js's public surface (window.WPP, @wppconnect/wa-js 4.x): WPP.isReady,
+// WPP.loader.onReady, WPP.on, WPP.conn.isAuthenticated / isMainReady / getAuthCode / refreshQR,
+// WPP.chat.sendTextMessage / getQuotedMsgKey. It reports to Python through two bindings the
+// driver exposes: __aspriState({state, qr}) and __aspriInbound(message). Evaluated after every
+// page load; a second evaluation in the same document does nothing.
+(() => {
+  if (window.__aspri) return false;
+
+  const report = (state, qr) => {
+    window.__aspriState({ state, qr: qr || null }).catch(() => {});
+  };
+
+  const wid = (w) => {
+    if (w === undefined || w === null) return null;
+    if (typeof w === "string") return w;
+    return w._serialized || String(w);
+  };
+
+  const quotedId = (msg) => {
+    if (!msg.quotedStanzaID) return null;
+    try {
+      return wid(WPP.chat.getQuotedMsgKey(msg));
+    } catch (err) {
+      return null;
+    }
+  };
+
+  // The fields of aspri.schemas.WhatsAppMessage, plus two flags the driver filters on.
+  const toMessage = (msg) => {
+    const chatId = wid(msg.id.remote) || wid(msg.from);
+    const isGroup = Boolean(msg.isGroupMsg);
+    return {
+      id: wid(msg.id),
+      chatId,
+      from: wid(isGroup ? msg.author || msg.from : msg.from),
+      fromName: msg.notifyName || (msg.senderObj && msg.senderObj.pushname) || null,
+      // A media message's body holds its thumbnail; its text is the caption.
+      body: (msg.type === "chat" ? msg.body : msg.caption) || "",
+      type: msg.type || "chat",
+      timestamp: msg.t || 0,
+      isGroup,
+      fromMe: Boolean(msg.id.fromMe),
+      hasMedia: Boolean(msg.isMedia),
+      quotedMessageId: quotedId(msg),
+      isStatus: Boolean(msg.isStatusV3) || chatId === "status@broadcast",
+      isNotification: Boolean(msg.isNotification),
+    };
+  };
+
+  const refresh = async () => {
+    try {
+      if (WPP.conn.isAuthenticated()) {
+        report(WPP.conn.isMainReady() ? "working" : "starting");
+        return;
+      }
+      const code = await WPP.conn.getAuthCode();
+      report(code ? "scan_qr" : "starting", code && code.fullCode);
+    } catch (err) {
+      console.error("aspri bridge: state refresh failed", err);
+    }
+  };
+
+  const attach = () => {
+    WPP.on("conn.auth_code_change", (code) => {
+      if (code) report("scan_qr", code.fullCode);
+      else refresh();
+    });
+    // Nobody clicks "reload QR" in a headless browser: keep a fresh code until it is scanned.
+    WPP.on("conn.qrcode_idle", () => WPP.conn.refreshQR());
+    for (const name of ["conn.authenticated", "conn.main_ready", "conn.logout", "conn.require_auth"]) {
+      WPP.on(name, refresh);
+    }
+    WPP.on("chat.new_message", (msg) => {
+      let message;
+      try {
+        message = toMessage(msg);
+      } catch (err) {
+        console.error("aspri bridge: unreadable message", err);
+        return;
+      }
+      window.__aspriInbound(message).catch(() => {});
+    });
+    refresh();
+  };
+
+  window.__aspri = {
+    // Resolves to the new message's id; rejects when WhatsApp refuses it.
+    send: async (chatId, text) => {
+      const sent = await WPP.chat.sendTextMessage(chatId, text, { waitForAck: true });
+      const result = await sent.sendMsgResult;
+      const outcome = result && result.messageSendResult;
+      if (outcome && outcome !== "OK") throw new Error(`WhatsApp refused the message: ${outcome}`);
+      return wid(sent.id);
+    },
+  };
+
+  if (WPP.isReady) attach();
+  else WPP.loader.onReady(attach);
+  return true;
+})();

@@ -1,0 +1,155 @@
+// A stand-in for wa-js (window.WPP of @wppconnect/wa-js 4.x) on a fake WhatsApp Web page.
+//
+// Real WhatsApp cannot be reached from a test machine, so the tests serve this page instead.
+// It imitates only the surface ASPRI's bridge (aspri/api/whatsapp/engines/browser_bridge.js)
+// uses, with the same names and shapes as wa-js: WPP.isReady, WPP.loader.onReady, WPP.on,
+// WPP.conn.isAuthenticated / isMainReady / getAuthCode / refreshQR, WPP.chat.sendTextMessage /
+// getQuotedMsgKey, and message models with MsgKey / Wid ids. The "WhatsApp server" is the test:
+// it pushes commands over server-sent events (/events) and records sends (POST /sent). The
+// login is kept in IndexedDB, as WhatsApp Web keeps its session, so it survives a relaunch on
+// the same browser profile.
+(() => {
+  const listeners = {};
+  const emit = (name, ...args) => (listeners[name] || []).forEach((fn) => fn(...args));
+  const readyCallbacks = [];
+
+  const wid = (serialized) => ({ _serialized: serialized, toString: () => serialized });
+
+  class MsgKey {
+    constructor({ id, fromMe, remote, participant }) {
+      this.id = id;
+      this.fromMe = fromMe;
+      this.remote = wid(remote);
+      this.participant = participant ? wid(participant) : undefined;
+      this._serialized = `${fromMe}_${remote}_${id}` + (participant ? `_${participant}` : "");
+    }
+    toString() {
+      return this._serialized;
+    }
+  }
+
+  let authenticated = false;
+  let mainReady = false;
+  let authCode = null;
+  let codes = 0;
+  const newAuthCode = () => {
+    codes += 1;
+    return { type: "multidevice", ref: `ref-${codes}`, fullCode: `2@fake-ref-${codes},pubkey,identity,secret` };
+  };
+
+  // The session store, in IndexedDB like WhatsApp Web's.
+  const store = (mode, action) =>
+    new Promise((resolve, reject) => {
+      const open = indexedDB.open("fake-wa", 1);
+      open.onupgradeneeded = () => open.result.createObjectStore("session");
+      open.onerror = () => reject(open.error);
+      open.onsuccess = () => {
+        const tx = open.result.transaction("session", mode);
+        const request = action(tx.objectStore("session"));
+        tx.oncomplete = () => resolve(request.result);
+        tx.onerror = () => reject(tx.error);
+      };
+    });
+
+  const login = async () => {
+    await store("readwrite", (s) => s.put({ me: "15550000000@c.us" }, "auth"));
+    authenticated = true;
+    authCode = null;
+    emit("conn.auth_code_change", null);
+    emit("conn.authenticated");
+    mainReady = true;
+    emit("conn.main_ready");
+  };
+
+  let sent = 0;
+  const toModel = (raw) => {
+    const chat = raw.chatId;
+    return {
+      id: new MsgKey({ id: raw.id, fromMe: Boolean(raw.fromMe), remote: chat, participant: raw.author }),
+      from: wid(raw.fromMe ? "15550000000@c.us" : chat),
+      to: wid(raw.fromMe ? chat : "15550000000@c.us"),
+      author: raw.author ? wid(raw.author) : undefined,
+      notifyName: raw.notifyName,
+      body: raw.body,
+      caption: raw.caption,
+      type: raw.type || "chat",
+      t: raw.t,
+      isGroupMsg: chat.endsWith("@g.us"),
+      isMedia: Boolean(raw.isMedia),
+      isNotification: Boolean(raw.isNotification),
+      isStatusV3: chat === "status@broadcast",
+      isNewMsg: true,
+      quotedStanzaID: raw.quotedStanzaID,
+      quotedParticipant: raw.quotedParticipant ? wid(raw.quotedParticipant) : undefined,
+    };
+  };
+
+  const WPP = {
+    isReady: false,
+    loader: {
+      onReady: (listener) => (WPP.isReady ? listener() : readyCallbacks.push(listener)),
+    },
+    on: (name, fn) => {
+      (listeners[name] = listeners[name] || []).push(fn);
+    },
+    conn: {
+      isAuthenticated: () => authenticated,
+      isMainReady: () => mainReady,
+      getAuthCode: async () => authCode,
+      refreshQR: async () => {
+        authCode = newAuthCode();
+        emit("conn.auth_code_change", authCode);
+      },
+    },
+    chat: {
+      sendTextMessage: async (chatId, content, options) => {
+        if (!/@(c\.us|g\.us|lid)$/.test(String(chatId))) {
+          throw new Error(`invalid_wid: ${chatId}`);
+        }
+        const response = await fetch("/sent", {
+          method: "POST",
+          headers: { "Content-Type": "application/json" },
+          body: JSON.stringify({ chatId, content, options }),
+        });
+        const { messageSendResult } = await response.json();
+        sent += 1;
+        const key = new MsgKey({ id: `3EB0FAKE${sent}`, fromMe: true, remote: chatId });
+        // WhatsApp Web shows one's own messages as new messages too.
+        emit("chat.new_message", toModel({ id: key.id, chatId, fromMe: true, body: content, t: 1 }));
+        return { id: key.toString(), ack: messageSendResult === "OK" ? 1 : -1, sendMsgResult: { messageSendResult } };
+      },
+      getQuotedMsgKey: (msg) => {
+        if (!msg.quotedStanzaID) throw new Error("message_not_have_a_reply");
+        return new MsgKey({
+          id: msg.quotedStanzaID,
+          fromMe: false,
+          remote: msg.id.remote._serialized,
+          participant: msg.isGroupMsg && msg.quotedParticipant ? msg.quotedParticipant._serialized : undefined,
+        });
+      },
+    },
+  };
+  window.WPP = WPP;
+
+  const commands = {
+    login,
+    qr_idle: () => emit("conn.qrcode_idle"),
+    message: ({ message }) => emit("chat.new_message", toModel(message)),
+  };
+  // Like wa-js, configured by window.WPPConfig; the device name reaches WhatsApp's server.
+  const config = { deviceName: false, disableGoogleAnalytics: false, ...(window.WPPConfig || {}) };
+  const events = new EventSource(`/events?config=${encodeURIComponent(JSON.stringify(config))}`);
+  events.onmessage = (event) => {
+    const command = JSON.parse(event.data);
+    commands[command.cmd](command);
+  };
+
+  // Like wa-js, ready once WhatsApp Web's modules (here: the stored session) are loaded.
+  store("readonly", (s) => s.get("auth")).then((session) => {
+    authenticated = Boolean(session);
+    mainReady = authenticated;
+    authCode = authenticated ? null : newAuthCode();
+    WPP.isReady = true;
+    readyCallbacks.splice(0).forEach((fn) => fn());
+  });
+})();
