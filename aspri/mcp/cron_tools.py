@@ -38,9 +38,9 @@ Schedule = Annotated[
 RunAt = Annotated[
     str | None,
     Field(
-        description="One-shot time instead of a schedule: ISO-8601 with the UTC offset, e.g. "
-        "'2030-03-01T09:00:00+07:00' or '2030-03-01T02:00:00Z'. Must be in the future; the job "
-        "is completed after it fires.",
+        description="One-shot time instead of a schedule, ISO-8601: '2030-03-01T09:00:00' is "
+        "read in `timezone`; with an offset ('2030-03-01T09:00:00+07:00', '...Z') it is exact. "
+        "Must be in the future; the job is completed after it fires.",
     ),
 ]
 Payload = Annotated[
@@ -177,10 +177,10 @@ def register(server: FastMCP, gateways: Gateways, default_timezone: str) -> None
         Use it when the user cancels a reminder. To pause it instead, use cronjob_stop. Find
         the jobId with cronjob_list first if you do not have it."""
         key = meta.idempotency_key(ctx, idempotency_key)
-        await gateways.call(
+        data = await gateways.call(
             service, "DELETE", f"/api/jobs/{path_segment(job_id)}", idempotency_key=key
         )
-        return Deleted(job_id=job_id)
+        return Deleted(job=parse(Job, data, service))
 
     @server.tool(
         title="Resume a job",
@@ -189,10 +189,11 @@ def register(server: FastMCP, gateways: Gateways, default_timezone: str) -> None
     async def cronjob_start(
         job_id: JobId, ctx: ToolContext, idempotency_key: IdempotencyKey = None
     ) -> Job:
-        """Resume a stopped job so it fires again at its next scheduled time.
+        """Resume a stopped job so it fires again from its next scheduled time; runs missed
+        while it was stopped are not made up.
 
         Use it when the user wants a paused reminder back. Returns the job with its status
-        and nextRunAt. A completed one-shot job cannot be resumed: create a new one."""
+        and nextRunAt."""
         key = meta.idempotency_key(ctx, idempotency_key)
         data = await gateways.call(
             service, "POST", f"/api/jobs/{path_segment(job_id)}/start", idempotency_key=key

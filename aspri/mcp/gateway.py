@@ -115,7 +115,7 @@ class Gateways:
                 raise error
             log.warning(
                 "gateway call failed, retrying",
-                extra={"service": service.name, "path": path, "error": str(error)},
+                extra={"gateway": service.name, "path": path, "error": str(error)},
             )
             await asyncio.sleep(delays[attempt])
         raise AssertionError("unreachable")

@@ -64,7 +64,7 @@ class ChatSummary(Out):
 
 class ChatList(Out):
     chats: list[ChatSummary] = Field(description="Most recently active first.")
-    total: int = Field(description="How many chats exist; more than listed when limit cut it.")
+    more: bool = Field(description="True when there are more chats than listed; raise limit.")
 
 
 class Contact(Out):
@@ -134,5 +134,5 @@ class JobPage(Out):
 
 
 class Deleted(Out):
-    job_id: str
     deleted: bool = True
+    job: Job = Field(description="The job as it was before it was deleted.")

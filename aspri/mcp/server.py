@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
 import time
 from typing import Any, Literal
@@ -18,7 +19,7 @@ from typing import Any, Literal
 import uvicorn
 from mcp.server.fastmcp import FastMCP
 from mcp.server.fastmcp.exceptions import ToolError
-from mcp.types import CallToolResult, TextContent
+from mcp.types import AnyFunction, CallToolResult, Icon, TextContent, ToolAnnotations
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from pydantic import ValidationError
 from starlette.requests import Request
@@ -45,6 +46,29 @@ messages for later (reminders, recurring check-ins) and manage those jobs. Chat 
 
 class AspriMCP(FastMCP[Any]):
     """FastMCP with a span and a log line per tool call and errors as plain tool-error text."""
+
+    def add_tool(
+        self,
+        fn: AnyFunction,
+        name: str | None = None,
+        title: str | None = None,
+        description: str | None = None,
+        annotations: ToolAnnotations | None = None,
+        icons: list[Icon] | None = None,
+        meta: dict[str, Any] | None = None,
+        structured_output: bool | None = None,
+    ) -> None:
+        """Register ``fn``; its docstring becomes the description without source indentation."""
+        super().add_tool(
+            fn,
+            name=name,
+            title=title,
+            description=inspect.cleandoc(description or fn.__doc__ or ""),
+            annotations=annotations,
+            icons=icons,
+            meta=meta,
+            structured_output=structured_output,
+        )
 
     async def call_tool(self, name: str, arguments: dict[str, Any]) -> Any:
         ctx = self.get_context()

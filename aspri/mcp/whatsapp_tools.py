@@ -133,9 +133,9 @@ def register(server: FastMCP, gateways: Gateways) -> None:
         sent. Use it to see who the user talked to recently, or to find a chat id to pass to
         whatsapp_get_messages or whatsapp_send_message.
         """
-        data = await gateways.call(service, "GET", "/api/chats")
+        data = await gateways.call(service, "GET", "/api/chats", params={"limit": limit + 1})
         chats = parse(list[ChatSummary], data, service)
-        return ChatList(chats=chats[:limit], total=len(chats))
+        return ChatList(chats=chats[:limit], more=len(chats) > limit)
 
     @server.tool(title="Search WhatsApp contacts", annotations=READ_ONLY)
     async def whatsapp_search_contacts(

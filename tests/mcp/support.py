@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
 import sys
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +28,48 @@ from aspri.streams.server import free_port
 from tests.helpers import wait_until
 
 ASPRI = str(Path(sys.executable).parent / "aspri")
+
+
+@dataclass
+class GatewayProcess:
+    """An ``aspri whatsapp`` or ``aspri cron`` subprocess on a fixed port."""
+
+    command: str
+    port_variable: str
+    env: dict[str, str]
+    log_path: Path
+    port: int = field(default_factory=free_port)
+    proc: asyncio.subprocess.Process | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def start(self) -> None:
+        env = os.environ | self.env | {self.port_variable: str(self.port)}
+        with self.log_path.open("ab") as log:
+            self.proc = await asyncio.create_subprocess_exec(
+                ASPRI, self.command, env=env, stdout=log, stderr=log
+            )
+        proc = self.proc
+        async with httpx.AsyncClient() as client:
+
+            async def healthy() -> bool:
+                if proc.returncode is not None:
+                    output = self.log_path.read_text()
+                    raise AssertionError(f"aspri {self.command} exited: {output}")
+                try:
+                    return (await client.get(f"{self.url}/health")).status_code == 200
+                except httpx.TransportError:
+                    return False
+
+            await wait_until(healthy, timeout=30, interval=0.05)
+
+    async def stop(self) -> None:
+        if self.proc is not None and self.proc.returncode is None:
+            self.proc.send_signal(signal.SIGTERM)
+            await asyncio.wait_for(self.proc.wait(), 15)
+        self.proc = None
 
 
 @asynccontextmanager

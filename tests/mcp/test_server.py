@@ -53,6 +53,7 @@ async def test_eleven_tools_with_descriptions_and_schemas(nowhere: str) -> None:
         assert set(tools) == TOOLS
         for tool in tools.values():
             assert tool.description and len(tool.description) > 80, tool.name
+            assert "\n " not in tool.description, "docstring indentation leaked"
             assert tool.inputSchema["type"] == "object"
             assert tool.outputSchema and tool.outputSchema["type"] == "object", tool.name
             assert tool.annotations is not None
