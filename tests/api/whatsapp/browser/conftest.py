@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from aspri.api.whatsapp.engines.browser import BrowserChannel
+from aspri.telemetry.tracing import setup_tracing
 from tests.api.whatsapp.browser.fake_server import FakeWhatsApp
 from tests.api.whatsapp.browser.support import Inbox, browser_settings
 
@@ -27,10 +33,27 @@ def inbox() -> Inbox:
 
 @pytest.fixture
 async def channel(
-    fake_wa: FakeWhatsApp, inbox: Inbox, data_dir: Path
+    fake_wa: FakeWhatsApp, inbox: Inbox, data_dir: Path, caplog: pytest.LogCaptureFixture
 ) -> AsyncIterator[BrowserChannel]:
-    """A started channel on the fake WhatsApp Web page (which defines ``window.WPP`` itself)."""
+    """A started channel on the fake WhatsApp Web page (which defines ``window.WPP`` itself).
+
+    Its logs are captured from the start, at debug level, so tests can check what is logged.
+    """
+    caplog.set_level(logging.DEBUG, logger="aspri.whatsapp.browser")
     ch = BrowserChannel(browser_settings(data_dir, fake_wa.url()), backoff=(0.05, 0.5))
     await ch.start(inbox)
     yield ch
     await ch.stop()
+
+
+@pytest.fixture
+def spans() -> Iterator[InMemorySpanExporter]:
+    """Spans finished during the test (adds a processor to the process's SDK provider)."""
+    if not isinstance(trace.get_tracer_provider(), TracerProvider):
+        setup_tracing("aspri-tests")
+    provider = trace.get_tracer_provider()
+    assert isinstance(provider, TracerProvider), "another tracer provider was installed"
+    exporter = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    yield exporter
+    exporter.shutdown()

@@ -12,6 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import StatusCode
 
 from aspri.api.whatsapp.channel import ChannelError
 from aspri.api.whatsapp.engines.browser import BrowserChannel
@@ -50,7 +52,12 @@ def deliver(fake_wa: FakeWhatsApp, **message: object) -> None:
 
 
 async def test_qr_login_inbound_and_send(
-    channel: BrowserChannel, fake_wa: FakeWhatsApp, inbox: Inbox, data_dir: Path
+    spans: InMemorySpanExporter,
+    caplog: pytest.LogCaptureFixture,
+    channel: BrowserChannel,
+    fake_wa: FakeWhatsApp,
+    inbox: Inbox,
+    data_dir: Path,
 ) -> None:
     await wait_until(lambda: channel.state() == "scan_qr", LAUNCH_TIMEOUT)
     assert await channel.qr() == "2@fake-ref-1,pubkey,identity,secret"
@@ -131,7 +138,7 @@ async def test_qr_login_inbound_and_send(
 
     fake_wa.refuse.add("15559999999@c.us")
     with pytest.raises(ChannelError, match="ERROR_NETWORK") as refused:
-        await channel.send_text("15559999999@c.us", "refused")
+        await channel.send_text("15559999999@c.us", "lost in transit")
     assert refused.value.status == 502
     with pytest.raises(ChannelError, match="invalid_wid") as invalid:
         await channel.send_text("not-a-chat", "nowhere")
@@ -141,6 +148,37 @@ async def test_qr_login_inbound_and_send(
     deliver(fake_wa, id="3EB0LAST", chatId=ANN, body="thanks")
     await wait_until(lambda: len(inbox.messages) == 3)
     assert [m.id for m in inbox.messages][2:] == [f"false_{ANN}_3EB0LAST"]
+
+    finished = spans.get_finished_spans()
+    sends = [s for s in finished if s.name == "whatsapp.browser send"]
+    assert [s.attributes["messaging.destination.name"] for s in sends] == [
+        ANN,
+        ANN,
+        "15559999999@c.us",
+        "not-a-chat",
+    ]
+    assert sends[1].attributes["messaging.message.id"] == message_id
+    assert [s.status.status_code for s in sends] == [
+        StatusCode.ERROR,
+        StatusCode.UNSET,
+        StatusCode.ERROR,
+        StatusCode.ERROR,
+    ]
+    receives = [s for s in finished if s.name == "whatsapp.browser receive"]
+    assert [(s.attributes["messaging.message.id"], s.status.status_code) for s in receives] == [
+        (group_id, StatusCode.ERROR),
+        (group_id, StatusCode.UNSET),
+        (f"false_{ANN}_3EB0IMG", StatusCode.UNSET),
+        (f"false_{ANN}_3EB0LAST", StatusCode.UNSET),
+    ]
+    assert any(s.name == "whatsapp.browser connect" for s in finished)
+
+    # Ids and states are logged; message bodies are not.
+    logged = " ".join(f"{r.getMessage()} {vars(r)}" for r in caplog.records)
+    assert group_id in logged and "scan_qr" in logged
+    bodies = ("hello group", "look at this", "Hello from ASPRI", "lost in transit", "nowhere")
+    for body in bodies:
+        assert body not in logged
 
     assert channel.profile_dir == data_dir / "browser-profile"
     assert (channel.profile_dir / "Default").is_dir()
