@@ -49,6 +49,8 @@ class SentMessage(Body):
     event_id: str
     parts: int = 1
     duplicate: bool = False
+    message_ids: list[str] = msgspec.field(default_factory=list)
+    """The channel's id of every part, in order (``messageId`` is the first)."""
 
 
 class ChatMessage(Body):
@@ -98,6 +100,13 @@ class LocalMessageRequest(Body):
 class LocalMessageAccepted(Body):
     event_id: str
     chat_id: str
+
+
+class SessionQr(Body):
+    """``GET /api/session/qr``: the login QR code's text while the channel waits for a scan."""
+
+    state: str
+    qr: str | None = None
 
 
 class Health(Body):

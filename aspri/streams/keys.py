@@ -52,3 +52,23 @@ def lease_counter(stream: str, group: str) -> str:
 def wake(stream: str, group: str, entry_id: str) -> str:
     """A list pushed to when ``entry_id`` becomes the head of its key queue."""
     return f"wake:{group}:{stream}:{entry_id}"
+
+
+WHATSAPP_CHATS = "whatsapp:chats"
+"""Hash chatId → chat summary JSON: a projection of the chat streams (WhatsApp gateway)."""
+
+WHATSAPP_CHAT_CURSORS = "whatsapp:chats:cursor"
+"""Hash chatId → id of the last chat-stream entry folded into ``WHATSAPP_CHATS``."""
+
+WHATSAPP_CONTACTS = "whatsapp:contacts"
+"""Hash contact chat id → contact JSON (number, push name): a projection, for search."""
+
+
+def whatsapp_send(key: str) -> str:
+    """Hash of one idempotent send: request fingerprint, the parts sent so far, the result."""
+    return f"whatsapp:send:{key}"
+
+
+def whatsapp_send_lock(key: str) -> str:
+    """Held while a send with this idempotency key is in progress (any gateway process)."""
+    return f"whatsapp:send:{key}:lock"

@@ -1,0 +1,85 @@
+"""The gateway's Litestar app: REST API, the engine chosen by ``WHATSAPP_ENGINE``, its routes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from litestar import Litestar, Router
+from litestar.di import Provide
+from litestar.types import ControllerRouterHandler
+from redis.asyncio import Redis
+
+from aspri.api.common import create_gateway
+from aspri.api.whatsapp.channel import Channel
+from aspri.api.whatsapp.engines.cloud import CloudChannel
+from aspri.api.whatsapp.engines.local import LocalChannel
+from aspri.api.whatsapp.gateway import MAX_MESSAGE_BYTES, Gateway
+from aspri.api.whatsapp.pacing import Clock
+from aspri.api.whatsapp.routes import ROUTES
+from aspri.config import Settings
+
+DESCRIPTION = """ASPRI's WhatsApp gateway. Inbound messages become `whatsapp:message` events;
+`POST /api/send-message` sends (idempotent by key); history, chats and contacts come from the
+event log. Every response is `{"success": true, "data": ...}` or
+`{"success": false, "error": {"code": ..., "message": ...}}`."""
+
+
+def make_channel(settings: Settings) -> Channel:
+    """The channel engine named by ``settings.whatsapp_engine``."""
+    if settings.whatsapp_engine == "cloud":
+        return CloudChannel(settings)
+    if settings.whatsapp_engine == "browser":
+        from aspri.api.whatsapp.engines.browser import BrowserChannel
+
+        return BrowserChannel(settings)
+    return LocalChannel()
+
+
+def create_app(
+    settings: Settings,
+    redis: Redis,
+    channel: Channel | None = None,
+    *,
+    clock: Clock | None = None,
+) -> Litestar:
+    """The app; ``channel`` and ``clock`` may be injected (tests), else chosen from settings."""
+    channel = channel or make_channel(settings)
+    gateway = Gateway(settings, redis, channel, clock=clock)
+
+    def provide_gateway() -> Gateway:
+        return gateway
+
+    handlers: list[ControllerRouterHandler] = list(ROUTES)
+    dependencies = {"gateway": Provide(provide_gateway, sync_to_thread=False)}
+    if isinstance(channel, LocalChannel):
+        from aspri.api.whatsapp.local_routes import local_routes
+
+        handlers += local_routes()
+    if isinstance(channel, CloudChannel):
+        from aspri.api.whatsapp.engines.cloud_routes import receive_webhook, verify_webhook
+
+        cloud = channel
+
+        def provide_cloud() -> CloudChannel:
+            return cloud
+
+        handlers += [verify_webhook, receive_webhook]
+        dependencies["cloud"] = Provide(provide_cloud, sync_to_thread=False)
+
+    @asynccontextmanager
+    async def running(_app: Litestar) -> AsyncIterator[None]:
+        await gateway.start()
+        try:
+            yield
+        finally:
+            await gateway.stop()
+
+    return create_gateway(
+        title="ASPRI WhatsApp gateway",
+        description=DESCRIPTION,
+        route_handlers=[Router("/", route_handlers=handlers, dependencies=dependencies)],
+        lifespan=[running],
+        request_max_body_size=4 * MAX_MESSAGE_BYTES + 64 * 1024,
+        state={"gateway": gateway},
+    )

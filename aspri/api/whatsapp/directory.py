@@ -1,0 +1,242 @@
+"""Chats and contacts: projections of the chat streams, for ``/api/chats`` and contact search.
+
+The streams ``chat:{chatId}`` are the truth. For each chat the projection keeps a summary and
+the id of the last entry it folded (its cursor), in Redis hashes so a restart does not replay
+every chat. A refresh folds the entries after the cursor and writes summary, cursor and contacts
+in one Lua step that only succeeds if the cursor is unchanged, so two writers never fold an
+entry twice. Appends only mark a chat dirty; a background task folds it, and readers settle the
+dirty chats first, so they always see their own writes. On start every chat stream is compared
+with its cursor, so a crash between an append and its fold loses nothing; deleting the three
+hashes rebuilds everything from the log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from typing import Any, cast
+
+import msgspec
+from redis.asyncio import Redis
+
+from aspri.api.whatsapp import chatid
+from aspri.api.whatsapp.history import MESSAGE_TYPE, millis
+from aspri.schemas import UndecodableEvent, WhatsAppMessage
+from aspri.schemas.api import ChatSummary, Contact
+from aspri.schemas.envelope import text
+from aspri.streams import keys
+from aspri.streams.log import EventLog
+from aspri.telemetry.tracing import tracer
+
+log = logging.getLogger(__name__)
+_tracer = tracer("aspri.whatsapp")
+
+PREVIEW_CHARS = 300
+_NUMBER_NOISE = re.compile(r"[\s+\-().]")
+
+_COMMIT = """
+-- KEYS: chats, cursors, contacts   ARGV: chatId, expected cursor, new cursor, summary,
+-- then pairs of contact chat id and contact JSON (newest sighting wins, a name is never lost)
+local cur = redis.call('HGET', KEYS[2], ARGV[1]) or '0-0'
+if cur ~= ARGV[2] then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[4])
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
+for i = 5, #ARGV, 2 do
+  local new = cjson.decode(ARGV[i + 1])
+  local raw = redis.call('HGET', KEYS[3], ARGV[i])
+  if raw then
+    local old = cjson.decode(raw)
+    if (old.seen or 0) > (new.seen or 0) then
+      if old.name == nil then old.name = new.name end
+      new = old
+    elseif new.name == nil then
+      new.name = old.name
+    end
+  end
+  redis.call('HSET', KEYS[3], ARGV[i], cjson.encode(new))
+end
+return 1
+"""
+
+
+class _Seen(msgspec.Struct, kw_only=True, rename="camel", omit_defaults=True):
+    """A contact as stored: ``seen`` (Unix ms) decides which sighting's name is newest."""
+
+    number: str
+    chat_id: str
+    name: str | None = None
+    seen: int = 0
+
+
+_SUMMARY = msgspec.json.Decoder(ChatSummary)
+_SEEN = msgspec.json.Decoder(_Seen)
+_ENC = msgspec.json.Encoder()
+
+
+def fold(
+    summary: ChatSummary, contacts: dict[str, _Seen], message: WhatsAppMessage, ts: int
+) -> None:
+    """Apply one message to a chat's summary and to the contacts it reveals."""
+    summary.message_count += 1
+    if ts >= summary.last_activity:
+        summary.last_activity = ts
+        body = message.body
+        summary.last_message = body if len(body) <= PREVIEW_CHARS else body[:PREVIEW_CHARS] + "…"
+    if message.from_me:
+        return
+    if message.from_name and not chatid.is_group(summary.chat_id):
+        summary.name = message.from_name
+    sender = message.from_
+    if sender.endswith("@c.us") or sender.endswith("@lid"):
+        old = contacts.get(sender)
+        name = message.from_name or (old.name if old else None)
+        contacts[sender] = _Seen(number=chatid.number(sender), chat_id=sender, name=name, seen=ts)
+
+
+class Directory:
+    """The chats and contacts projections, kept current in the background."""
+
+    def __init__(self, redis: Redis, log_: EventLog, *, batch: int = 1000) -> None:
+        self.redis = redis
+        self.log = log_
+        self.batch = batch
+        self._commit = redis.register_script(_COMMIT)
+        self._dirty: set[str] = set()
+        self._wake = asyncio.Event()
+        self._lock = asyncio.Lock()
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+
+    async def start(self) -> None:
+        """Fold whatever the projections missed, then keep folding marked chats."""
+        with _tracer.start_as_current_span("whatsapp directory rebuild") as span:
+            behind = await self._behind()
+            for chat_id in behind:
+                await self.refresh(chat_id)
+            span.set_attribute("aspri.chats_refreshed", len(behind))
+        log.info("chat directory ready", extra={"chats_refreshed": len(behind)})
+        self._task = asyncio.create_task(self._run(), name="whatsapp-directory")
+
+    async def stop(self) -> None:
+        """Finish the folds in progress and stop. (A flag, not ``Task.cancel``: redis-py 8.1
+        can swallow a cancellation that lands during a command, which would hang here.)"""
+        self._stopping = True
+        self._wake.set()
+        if self._task is not None:
+            await self._task
+            self._task = None
+
+    def mark(self, chat_id: str) -> None:
+        """``chat_id``'s stream grew; fold it soon."""
+        self._dirty.add(chat_id)
+        self._wake.set()
+
+    async def settle(self) -> None:
+        """Return once every chat marked so far is folded (read-your-writes for readers)."""
+        for chat_id in list(self._dirty):
+            await self.refresh(chat_id)
+        async with self._lock:  # a refresh in flight in the background task
+            pass
+
+    async def refresh(self, chat_id: str) -> None:
+        """Fold the entries of ``chat_id`` after its cursor into the projections."""
+        async with self._lock:
+            self._dirty.discard(chat_id)
+            while not await self._fold_once(chat_id):
+                log.info("projection moved under us; folding again", extra={"chatId": chat_id})
+
+    async def chats(self, limit: int) -> list[ChatSummary]:
+        await self.settle()
+        raw = await self.redis.hvals(keys.WHATSAPP_CHATS)
+        chats = [_SUMMARY.decode(v) for v in raw]
+        chats.sort(key=lambda c: c.last_activity, reverse=True)
+        return chats[:limit]
+
+    async def search(self, query: str, limit: int) -> list[Contact]:
+        """Contacts whose name or number contains ``query`` (any case); most recent first."""
+        await self.settle()
+        needle = query.strip().casefold()
+        digits = _NUMBER_NOISE.sub("", needle)
+        # "0812..." is how people write a number without its country code: match the rest.
+        numbers = [digits, digits.lstrip("0")] if digits.isdigit() else []
+        numbers = [n for n in numbers if n]
+        found: list[_Seen] = []
+        async for _field, raw in self.redis.hscan_iter(keys.WHATSAPP_CONTACTS, count=1000):
+            contact = _SEEN.decode(raw)
+            named = contact.name is not None and needle in contact.name.casefold()
+            if named or any(n in contact.number for n in numbers):
+                found.append(contact)
+        found.sort(key=lambda c: c.seen, reverse=True)
+        return [Contact(number=c.number, chat_id=c.chat_id, name=c.name) for c in found[:limit]]
+
+    async def _run(self) -> None:
+        while not self._stopping:
+            await self._wake.wait()
+            self._wake.clear()
+            for chat_id in list(self._dirty):
+                try:
+                    await self.refresh(chat_id)
+                except Exception:  # Redis away: the chat stays behind; start() catches it up
+                    log.exception("projection refresh failed", extra={"chatId": chat_id})
+                    if self._stopping:
+                        return
+                    self.mark(chat_id)
+                    await asyncio.sleep(1)
+
+    async def _fold_once(self, chat_id: str) -> bool:
+        summary_raw, cursor_raw = await self._state(chat_id)
+        cursor = text(cursor_raw) if cursor_raw else "0-0"
+        summary = _SUMMARY.decode(summary_raw) if summary_raw else ChatSummary(chat_id=chat_id)
+        stream = keys.chat(chat_id)
+        contacts: dict[str, _Seen] = {}
+        last = cursor
+        while True:
+            raw = cast(
+                list[Any], await self.redis.xrange(stream, f"({last}", "+", count=self.batch)
+            )
+            for entry_id, fields in raw:
+                last = text(entry_id)
+                try:
+                    event = self.log.registry.from_fields(fields, entry_id=last, stream=stream)
+                except UndecodableEvent:
+                    continue
+                if event.type == MESSAGE_TYPE:
+                    ts = millis(event.data.timestamp) or event.timestamp
+                    fold(summary, contacts, event.data, ts)
+            if len(raw) < self.batch:
+                break
+        if last == cursor:
+            return True
+        args: list[Any] = [chat_id, cursor, last, _ENC.encode(summary)]
+        for contact_id, contact in contacts.items():
+            args += [contact_id, _ENC.encode(contact)]
+        done = await self._commit(
+            keys=[keys.WHATSAPP_CHATS, keys.WHATSAPP_CHAT_CURSORS, keys.WHATSAPP_CONTACTS],
+            args=args,
+        )
+        return bool(done)
+
+    async def _state(self, chat_id: str) -> tuple[bytes | None, bytes | None]:
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hget(keys.WHATSAPP_CHATS, chat_id)
+        pipe.hget(keys.WHATSAPP_CHAT_CURSORS, chat_id)
+        summary, cursor = await pipe.execute()
+        return summary, cursor
+
+    async def _behind(self) -> list[str]:
+        """Chats whose stream has entries their projection has not folded yet."""
+        stale: list[str] = []
+        scan = self.redis.scan_iter(match="chat:*", count=1000, _type="stream")
+        names = [text(k) async for k in scan]
+        for start in range(0, len(names), 500):
+            chunk = names[start : start + 500]
+            pipe = self.redis.pipeline(transaction=False)
+            for name in chunk:
+                pipe.xrevrange(name, "+", "-", count=1)
+            pipe.hmget(keys.WHATSAPP_CHAT_CURSORS, [n.removeprefix("chat:") for n in chunk])
+            *lasts, cursors = await pipe.execute()
+            for name, last, cursor in zip(chunk, lasts, cursors, strict=True):
+                if last and (cursor is None or text(last[0][0]) != text(cursor)):
+                    stale.append(name.removeprefix("chat:"))
+        return stale

@@ -1,0 +1,318 @@
+"""The ``cloud`` engine: the official WhatsApp Cloud API (Meta Graph API).
+
+Inbound arrives as webhooks (``/webhooks/whatsapp``, see ``cloud_webhook.py``): the signature is
+checked on the raw body before anything is parsed, then each text message of the batch becomes
+a ``WhatsAppMessage``; a malformed item is logged and skipped without losing the others.
+Outbound is ``POST {api_base}/{phone-number-id}/messages`` with the access token, through one
+shared HTTP client.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import msgspec
+from opentelemetry.trace import SpanKind
+
+from aspri.api.whatsapp import chatid
+from aspri.api.whatsapp.channel import Channel, ChannelError, OnMessage
+from aspri.config import ConfigError, Settings
+from aspri.schemas import WhatsAppMessage
+from aspri.telemetry.tracing import tracer
+
+log = logging.getLogger(__name__)
+_tracer = tracer("aspri.whatsapp")
+
+MAX_TEXT = 4096
+
+
+# Meta's webhook payload (only the parts ASPRI reads; unknown fields are ignored).
+class _Text(msgspec.Struct):
+    body: str
+
+
+class _Context(msgspec.Struct):
+    id: str | None = None
+
+
+class _Message(msgspec.Struct, rename={"from_": "from"}):
+    from_: str
+    id: str
+    type: str
+    timestamp: str = "0"
+    text: _Text | None = None
+    context: _Context | None = None
+
+
+class _Profile(msgspec.Struct):
+    name: str | None = None
+
+
+class _Contact(msgspec.Struct):
+    wa_id: str
+    profile: _Profile | None = None
+
+
+class _Status(msgspec.Struct):
+    id: str
+    status: str
+    recipient_id: str | None = None
+
+
+class _Metadata(msgspec.Struct):
+    phone_number_id: str | None = None
+
+
+class _Value(msgspec.Struct):
+    metadata: _Metadata | None = None
+    contacts: list[Any] = msgspec.field(default_factory=list)
+    messages: list[Any] = msgspec.field(default_factory=list)
+    statuses: list[Any] = msgspec.field(default_factory=list)
+    errors: list[Any] = msgspec.field(default_factory=list)
+
+
+class _Change(msgspec.Struct):
+    field: str
+    value: Any = None
+
+
+class _Entry(msgspec.Struct):
+    changes: list[Any] = msgspec.field(default_factory=list)
+
+
+class _Root(msgspec.Struct):
+    object: str
+    entry: list[Any] = msgspec.field(default_factory=list)
+
+
+class InvalidWebhook(ValueError):
+    """The body is not JSON at all (a wrong shape inside valid JSON is only logged)."""
+
+
+@dataclass
+class WebhookReceipt:
+    """What one webhook delivery contained."""
+
+    messages: int = 0
+    statuses: int = 0
+    ignored: int = 0
+
+
+class CloudChannel(Channel):
+    name = "cloud"
+    max_text = MAX_TEXT
+
+    def __init__(self, settings: Settings, *, timeout_s: float = 15.0) -> None:
+        missing = [
+            name
+            for name, value in (
+                ("WHATSAPP_CLOUD_VERIFY_TOKEN", settings.whatsapp_cloud_verify_token),
+                ("WHATSAPP_CLOUD_APP_SECRET", settings.whatsapp_cloud_app_secret),
+                ("WHATSAPP_CLOUD_ACCESS_TOKEN", settings.whatsapp_cloud_access_token),
+                ("WHATSAPP_CLOUD_PHONE_NUMBER_ID", settings.whatsapp_cloud_phone_number_id),
+            )
+            if not value
+        ]
+        if missing:
+            raise ConfigError(f"WHATSAPP_ENGINE=cloud needs {', '.join(missing)}")
+        self.verify_token = settings.whatsapp_cloud_verify_token or ""
+        self._secret = (settings.whatsapp_cloud_app_secret or "").encode()
+        self._token = settings.whatsapp_cloud_access_token or ""
+        self.phone_number_id = settings.whatsapp_cloud_phone_number_id or ""
+        self.api_base = settings.whatsapp_cloud_api_base.rstrip("/")
+        self.timeout_s = timeout_s
+        self._client: httpx.AsyncClient | None = None
+        self._on_message: OnMessage | None = None
+        self._state = "disconnected"
+
+    async def start(self, on_message: OnMessage) -> None:
+        self._on_message = on_message
+        self._client = httpx.AsyncClient(
+            base_url=self.api_base,
+            headers={"Authorization": f"Bearer {self._token}"},
+            timeout=self.timeout_s,
+        )
+        self._state = "working"
+
+    async def stop(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+        self._state = "disconnected"
+
+    def state(self) -> str:
+        return self._state
+
+    # ------------------------------------------------------------------ outbound
+
+    async def send_text(self, chat_id: str, text: str) -> str:
+        if self._client is None:
+            raise ChannelError("the Cloud API channel is not started", 503)
+        if chatid.is_group(chat_id):
+            raise ChannelError("the WhatsApp Cloud API cannot send to groups", 502)
+        body = {
+            "messaging_product": "whatsapp",
+            "recipient_type": "individual",
+            "to": chatid.number(chat_id),
+            "type": "text",
+            "text": {"preview_url": False, "body": text},
+        }
+        path = f"/{self.phone_number_id}/messages"
+        with _tracer.start_as_current_span(
+            "graph.facebook.com send",
+            kind=SpanKind.CLIENT,
+            attributes={"http.request.method": "POST"},
+        ) as span:
+            try:
+                response = await self._client.post(path, json=body)
+            except httpx.HTTPError as exc:
+                self._state = "disconnected"
+                reason = f"the Graph API is unreachable ({type(exc).__name__})"
+                raise ChannelError(reason, 503) from exc
+            span.set_attribute("http.response.status_code", response.status_code)
+        self._state = "working"
+        if response.status_code >= 400:
+            raise ChannelError(_graph_error(response), 503 if response.status_code >= 500 else 502)
+        try:
+            return str(response.json()["messages"][0]["id"])
+        except (ValueError, KeyError, IndexError, TypeError):
+            raise ChannelError("the Graph API answered without a message id", 502) from None
+
+    # ------------------------------------------------------------------ inbound
+
+    def signature_ok(self, body: bytes, header: str | None) -> bool:
+        """``X-Hub-Signature-256`` is ``sha256=`` + the hex HMAC-SHA256 of the raw body, keyed
+        with the app secret."""
+        if not header or not header.startswith("sha256="):
+            return False
+        expected = hmac.new(self._secret, body, hashlib.sha256).hexdigest()
+        return hmac.compare_digest(expected, header.removeprefix("sha256=").strip().lower())
+
+    def verify(self, mode: str | None, token: str | None) -> bool:
+        """Meta's subscription handshake: ``hub.mode=subscribe`` with our verify token."""
+        return (
+            mode == "subscribe"
+            and token is not None
+            and hmac.compare_digest(token.encode(), self.verify_token.encode())
+        )
+
+    async def handle(self, body: bytes) -> WebhookReceipt:
+        """Deliver every text message of a (signature-checked) webhook body."""
+        try:
+            raw = msgspec.json.decode(body)
+        except msgspec.DecodeError as exc:
+            raise InvalidWebhook(f"the body is not JSON: {exc}") from None
+        receipt = WebhookReceipt()
+        root = _convert(raw, _Root, "webhook", receipt)
+        if root is None:
+            return receipt
+        if root.object != "whatsapp_business_account":
+            log.warning("webhook for another object ignored", extra={"object": root.object})
+            receipt.ignored += 1
+            return receipt
+        for raw_entry in root.entry:
+            entry = _convert(raw_entry, _Entry, "entry", receipt)
+            for raw_change in entry.changes if entry else []:
+                change = _convert(raw_change, _Change, "change", receipt)
+                if change is None:
+                    continue
+                if change.field != "messages":
+                    log.info("webhook field ignored", extra={"field": change.field})
+                    receipt.ignored += 1
+                    continue
+                value = _convert(change.value, _Value, "value", receipt)
+                if value is not None:
+                    await self._handle_value(value, receipt)
+        log.info(
+            "webhook handled",
+            extra={
+                "messages": receipt.messages,
+                "statuses": receipt.statuses,
+                "ignored": receipt.ignored,
+            },
+        )
+        return receipt
+
+    async def _handle_value(self, value: _Value, receipt: WebhookReceipt) -> None:
+        number_id = value.metadata.phone_number_id if value.metadata else None
+        if number_id is not None and number_id != self.phone_number_id:
+            log.warning(
+                "webhook for another phone number ignored", extra={"phoneNumberId": number_id}
+            )
+            receipt.ignored += len(value.messages) + len(value.statuses)
+            return
+        names: dict[str, str] = {}
+        for raw in value.contacts:
+            contact = _convert(raw, _Contact, "contact", receipt)
+            if contact and contact.profile and contact.profile.name:
+                names[contact.wa_id] = contact.profile.name
+        for raw in value.messages:
+            message = _convert(raw, _Message, "message", receipt)
+            if message is None:
+                continue
+            if message.type != "text" or message.text is None:
+                log.info("unsupported message type ignored", extra={"type": message.type})
+                receipt.ignored += 1
+                continue
+            inbound = _to_message(message, names.get(message.from_))
+            if inbound is None:
+                receipt.ignored += 1
+                continue
+            if self._on_message is None:
+                raise ChannelError("the Cloud API channel is not started", 503)
+            await self._on_message(inbound)
+            receipt.messages += 1
+        for raw in value.statuses:
+            status = _convert(raw, _Status, "status", receipt)
+            if status is not None:
+                receipt.statuses += 1
+                log.debug("message status", extra={"messageId": status.id, "status": status.status})
+        for error in value.errors:
+            log.warning("webhook reported an error", extra={"error": error})
+
+
+def _convert(raw: Any, kind: type[Any], what: str, receipt: WebhookReceipt) -> Any:
+    """``raw`` as ``kind``, or None (logged, counted as ignored) when its shape is unexpected."""
+    try:
+        return msgspec.convert(raw, kind)
+    except msgspec.ValidationError as exc:
+        log.warning(
+            "webhook item with an unexpected shape ignored", extra={"item": what, "error": str(exc)}
+        )
+        receipt.ignored += 1
+        return None
+
+
+def _to_message(message: _Message, name: str | None) -> WhatsAppMessage | None:
+    try:
+        chat_id = chatid.normalize(message.from_)
+        seconds = int(message.timestamp)
+    except ValueError as exc:
+        log.warning("webhook message with a bad sender or time ignored", extra={"error": str(exc)})
+        return None
+    assert message.text is not None
+    return WhatsAppMessage(
+        id=message.id,
+        chat_id=chat_id,
+        from_=chat_id,
+        from_name=name,
+        body=message.text.body,
+        type="chat",
+        timestamp=seconds * 1000,
+        quoted_message_id=message.context.id if message.context else None,
+    )
+
+
+def _graph_error(response: httpx.Response) -> str:
+    """Meta's error body (``{"error": {"message", "code", ...}}``) as one line."""
+    try:
+        error = response.json()["error"]
+        code, message = error.get("code"), error.get("message")
+        return f"the Graph API refused the message ({response.status_code}, code {code}): {message}"
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return f"the Graph API refused the message ({response.status_code})"

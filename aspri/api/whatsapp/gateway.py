@@ -1,0 +1,62 @@
+"""The WhatsApp gateway's parts wired together: log, projections, hub, inbox, outbox, channel."""
+
+from __future__ import annotations
+
+import logging
+
+from redis.asyncio import Redis
+
+from aspri.api.whatsapp.channel import Channel
+from aspri.api.whatsapp.directory import Directory
+from aspri.api.whatsapp.hub import Hub
+from aspri.api.whatsapp.inbox import Inbox
+from aspri.api.whatsapp.outbox import Outbox
+from aspri.api.whatsapp.pacing import Clock, Pacer
+from aspri.config import Settings
+from aspri.streams.log import EventLog
+
+log = logging.getLogger(__name__)
+
+MAX_MESSAGE_BYTES = 64 * 1024
+"""Longest message accepted, inbound or outbound (UTF-8 bytes)."""
+
+
+class Gateway:
+    """Everything a request handler needs; started and stopped with the app."""
+
+    def __init__(
+        self, settings: Settings, redis: Redis, channel: Channel, *, clock: Clock | None = None
+    ) -> None:
+        self.settings = settings
+        self.redis = redis
+        self.channel = channel
+        self.engine = settings.whatsapp_engine
+        self.log = EventLog(redis, idempotency_ttl_s=settings.idempotency_ttl_s)
+        self.hub = Hub()
+        self.directory = Directory(redis, self.log)
+        self.inbox = Inbox(self.log, self.directory, self.hub)
+        pacer = Pacer(settings.send_rate_per_s, settings.send_per_chat_interval_s, clock)
+        self.outbox = Outbox(
+            redis,
+            self.log,
+            channel,
+            pacer,
+            self.directory,
+            self.hub,
+            ttl_s=settings.idempotency_ttl_s,
+        )
+
+    async def start(self) -> None:
+        await self.directory.start()
+        await self.channel.start(self.inbox.receive)
+        log.info(
+            "whatsapp gateway started", extra={"engine": self.engine, "channel": self.channel.name}
+        )
+
+    async def stop(self) -> None:
+        self.hub.close()
+        try:
+            await self.channel.stop()
+        finally:
+            await self.directory.stop()
+        log.info("whatsapp gateway stopped", extra={"engine": self.engine})

@@ -1,0 +1,74 @@
+"""Inbound messages from any engine become ``whatsapp:message`` events.
+
+One atomic append puts the event in ``whatsapp:messages`` (the engine's work queue) and in
+``chat:{chatId}`` (the conversation), keyed by the WhatsApp message id, so a redelivered webhook
+or a reconnecting browser session cannot create a second event. A message the owner's own
+account wrote (``fromMe``) is conversation history but not work: it goes to the chat only, so
+the assistant never answers itself.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import msgspec
+from opentelemetry.trace import SpanKind
+
+from aspri.api.whatsapp.directory import Directory
+from aspri.api.whatsapp.history import to_chat_message
+from aspri.api.whatsapp.hub import Hub
+from aspri.schemas import REGISTRY, Event, WhatsAppMessage
+from aspri.streams import keys
+from aspri.streams.log import Appended, EventLog
+from aspri.telemetry.tracing import tracer
+
+log = logging.getLogger(__name__)
+_tracer = tracer("aspri.whatsapp")
+
+
+def inbound_key(message_id: str) -> str:
+    """The idempotency key of the message with this WhatsApp id (outbound sends set it too)."""
+    return f"whatsapp:in:{message_id}"
+
+
+class Inbox:
+    """Records inbound messages and tells the projections and live pages about them."""
+
+    def __init__(self, log_: EventLog, directory: Directory, hub: Hub) -> None:
+        self.log = log_
+        self.directory = directory
+        self.hub = hub
+
+    async def receive(self, message: WhatsAppMessage) -> None:
+        """The ``on_message`` callback handed to the channel."""
+        await self.record(message)
+
+    async def record(self, message: WhatsAppMessage) -> tuple[Event[WhatsAppMessage], Appended]:
+        """Append ``message`` once; a repeat returns the first append with ``duplicate``."""
+        chat = keys.chat(message.chat_id)
+        streams = [chat] if message.from_me else [keys.WHATSAPP_MESSAGES, chat]
+        event = REGISTRY.event(message, source="whatsapp")
+        with _tracer.start_as_current_span(
+            f"{keys.WHATSAPP_MESSAGES} publish",
+            kind=SpanKind.PRODUCER,
+            attributes={
+                "messaging.system": "redis",
+                "messaging.destination.name": streams[0],
+                "messaging.message.id": event.event_id,
+                "aspri.event_id": event.event_id,
+            },
+        ) as span:
+            appended = await self.log.append(
+                streams, event, idempotency_key=inbound_key(message.id)
+            )
+            span.set_attribute("aspri.duplicate", appended.duplicate)
+        extra = {"eventId": event.event_id, "chatId": message.chat_id, "messageId": message.id}
+        if appended.duplicate:
+            log.info("inbound message already recorded", extra=extra)
+            first = await self.log.read(chat, appended.ids[-1], appended.ids[-1])
+            return (first[0] if first else event), appended
+        log.info("inbound message recorded", extra=extra | {"fromMe": message.from_me})
+        recorded = msgspec.structs.replace(event, entry_id=appended.ids[-1], stream=chat)
+        self.directory.mark(message.chat_id)
+        self.hub.publish(to_chat_message(recorded))
+        return recorded, appended

@@ -1,0 +1,403 @@
+// ASPRI's local web chat: you write as a WhatsApp contact, ASPRI answers.
+// History comes from the gateway's REST API (the event log); new messages arrive over SSE.
+// Text is always inserted as DOM text, never as HTML.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const NAMES_KEY = "aspri.localNames";
+
+const state = {
+  chats: new Map(),       // chatId -> ChatSummary (+ unread)
+  current: null,          // chatId of the open chat
+  shown: new Set(),       // eventIds rendered in the open chat
+  nextBefore: null,       // cursor for older messages
+  loadingOlder: false,
+  lastDay: null,          // day label of the newest rendered message
+  lastSide: null,         // side ("in"/"out") of the newest rendered message
+  names: JSON.parse(localStorage.getItem(NAMES_KEY) || "{}"),
+};
+
+// ------------------------------------------------------------------ helpers
+
+async function api(path, options = {}) {
+  const response = await fetch(path, options);
+  let body = null;
+  try { body = await response.json(); } catch (_) { /* not JSON */ }
+  if (!response.ok || !body || !body.success) {
+    const error = new Error(body && body.error ? body.error.message : response.statusText);
+    error.status = response.status;
+    throw error;
+  }
+  return body.data;
+}
+
+function chatIdOf(input) {
+  const raw = input.trim();
+  if (raw.includes("@")) return raw;
+  let digits = raw.replace(/[\s\-.()/]/g, "");
+  if (digits.startsWith("+")) digits = digits.slice(1);
+  else if (digits.startsWith("00")) digits = digits.slice(2);
+  if (!/^[1-9]\d{6,14}$/.test(digits)) return null;
+  return `${digits}@c.us`;
+}
+
+const numberOf = (chatId) => chatId.split("@")[0];
+const displayNumber = (chatId) => (chatId.endsWith("@c.us") ? "+" : "") + numberOf(chatId);
+const nameOf = (chatId) => state.names[chatId] || (state.chats.get(chatId) || {}).name || null;
+
+function initials(text) {
+  const words = text.replace(/[^\p{L}\p{N} ]/gu, "").trim().split(/\s+/).filter(Boolean);
+  if (!words.length) return "#";
+  return (words[0][0] + (words.length > 1 ? words[words.length - 1][0] : "")).toUpperCase();
+}
+
+function colorOf(text) {
+  let hash = 0;
+  for (const ch of text) hash = (hash * 31 + ch.codePointAt(0)) | 0;
+  return `hsl(${Math.abs(hash) % 360} 45% 50%)`;
+}
+
+function paintAvatar(el, chatId) {
+  const label = nameOf(chatId) || numberOf(chatId);
+  el.textContent = initials(label);
+  el.style.background = colorOf(chatId);
+}
+
+function timeOf(ms) {
+  return new Date(ms).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+}
+
+function dayOf(ms) {
+  const date = new Date(ms);
+  const today = new Date();
+  const yesterday = new Date(today.getTime() - 86400000);
+  if (date.toDateString() === today.toDateString()) return "Today";
+  if (date.toDateString() === yesterday.toDateString()) return "Yesterday";
+  return date.toLocaleDateString([], { day: "numeric", month: "long", year: "numeric" });
+}
+
+function listTime(ms) {
+  if (!ms) return "";
+  return dayOf(ms) === "Today" ? timeOf(ms) : new Date(ms).toLocaleDateString();
+}
+
+// WhatsApp-style *bold*, _italic_, ~strike~, `code`, and links, as DOM nodes.
+const FORMAT = /(\*[^*\n]+\*|_[^_\n]+_|~[^~\n]+~|`[^`\n]+`|https?:\/\/[^\s<]+)/g;
+const TAGS = { "*": "strong", _: "em", "~": "s", "`": "code" };
+
+function formatted(text) {
+  const fragment = document.createDocumentFragment();
+  let at = 0;
+  for (const match of text.matchAll(FORMAT)) {
+    fragment.append(text.slice(at, match.index));
+    const token = match[0];
+    let node;
+    if (token.startsWith("http")) {
+      node = document.createElement("a");
+      node.href = token;
+      node.target = "_blank";
+      node.rel = "noopener noreferrer";
+      node.textContent = token;
+    } else {
+      node = document.createElement(TAGS[token[0]]);
+      node.textContent = token.slice(1, -1);
+    }
+    fragment.append(node);
+    at = match.index + token.length;
+  }
+  fragment.append(text.slice(at));
+  return fragment;
+}
+
+// ------------------------------------------------------------------ chat list
+
+function upsertChat(message) {
+  const chat = state.chats.get(message.chatId) || { chatId: message.chatId, messageCount: 0, unread: 0 };
+  chat.lastMessage = message.body;
+  chat.lastActivity = Math.max(chat.lastActivity || 0, message.timestamp);
+  chat.messageCount += 1;
+  if (!message.fromMe && message.fromName) chat.name = message.fromName;
+  if (message.chatId !== state.current && message.fromMe) chat.unread = (chat.unread || 0) + 1;
+  state.chats.set(message.chatId, chat);
+  renderChats();
+}
+
+function renderChats() {
+  const filter = $("filter").value.trim().toLowerCase();
+  const list = $("chat-list");
+  list.replaceChildren();
+  const chats = [...state.chats.values()].sort((a, b) => (b.lastActivity || 0) - (a.lastActivity || 0));
+  for (const chat of chats) {
+    const label = nameOf(chat.chatId) || displayNumber(chat.chatId);
+    if (filter && !label.toLowerCase().includes(filter) && !chat.chatId.includes(filter)) continue;
+    const item = document.createElement("li");
+    item.className = "chat-item" + (chat.chatId === state.current ? " active" : "") + (chat.unread ? " unread" : "");
+    item.dataset.chatId = chat.chatId;
+    const avatar = document.createElement("div");
+    avatar.className = "avatar";
+    paintAvatar(avatar, chat.chatId);
+    const lines = document.createElement("div");
+    lines.className = "lines";
+    const top = document.createElement("div");
+    top.className = "row";
+    const name = document.createElement("span");
+    name.className = "name";
+    name.textContent = label;
+    const time = document.createElement("span");
+    time.className = "time";
+    time.textContent = listTime(chat.lastActivity);
+    top.append(name, time);
+    const bottom = document.createElement("div");
+    bottom.className = "row";
+    const preview = document.createElement("span");
+    preview.className = "preview";
+    preview.textContent = chat.lastMessage || "";
+    bottom.append(preview);
+    if (chat.unread) {
+      const badge = document.createElement("span");
+      badge.className = "badge";
+      badge.textContent = chat.unread;
+      bottom.append(badge);
+    }
+    lines.append(top, bottom);
+    item.append(avatar, lines);
+    item.addEventListener("click", () => openChat(chat.chatId));
+    list.append(item);
+  }
+}
+
+async function loadChats() {
+  const chats = await api("/api/chats?limit=500");
+  const unread = new Map([...state.chats].map(([id, c]) => [id, c.unread || 0]));
+  state.chats = new Map(chats.map((c) => [c.chatId, { ...c, unread: unread.get(c.chatId) || 0 }]));
+  renderChats();
+}
+
+// ------------------------------------------------------------------ messages
+
+function bubbleFor(message, pending = false) {
+  // In this page you are the contact: your messages go right, ASPRI's (fromMe) go left.
+  const side = message.fromMe ? "in" : "out";
+  const row = document.createElement("div");
+  row.className = `row-msg ${side}`;
+  row.dataset.eventId = message.eventId || "";
+  const bubble = document.createElement("div");
+  bubble.className = `bubble ${side}` + (pending ? " pending" : "");
+  bubble.append(formatted(message.body));
+  const meta = document.createElement("span");
+  meta.className = "meta";
+  meta.textContent = timeOf(message.timestamp);
+  if (side === "out") {
+    const ticks = document.createElement("span");
+    ticks.className = "ticks";
+    ticks.textContent = "✓✓";
+    meta.append(ticks);
+  }
+  bubble.append(meta);
+  row.append(bubble);
+  return { row, side };
+}
+
+function dayDivider(label) {
+  const div = document.createElement("div");
+  div.className = "day";
+  const span = document.createElement("span");
+  span.textContent = label;
+  div.append(span);
+  return div;
+}
+
+function appendMessage(message) {
+  if (message.eventId && state.shown.has(message.eventId)) return;
+  if (message.eventId) state.shown.add(message.eventId);
+  const box = $("messages");
+  const nearBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 120;
+  const list = $("message-list");
+  const day = dayOf(message.timestamp);
+  if (day !== state.lastDay) {
+    list.append(dayDivider(day));
+    state.lastDay = day;
+    state.lastSide = null;
+  }
+  const { row, side } = bubbleFor(message);
+  if (side !== state.lastSide) row.classList.add("first");
+  state.lastSide = side;
+  list.append(row);
+  if (nearBottom || !message.fromMe) box.scrollTop = box.scrollHeight;
+}
+
+function renderHistory(messages, { prepend }) {
+  // messages: oldest first
+  const list = $("message-list");
+  const fragment = document.createDocumentFragment();
+  let lastDay = null;
+  let lastSide = null;
+  for (const message of messages) {
+    if (message.eventId && state.shown.has(message.eventId)) continue;
+    if (message.eventId) state.shown.add(message.eventId);
+    const day = dayOf(message.timestamp);
+    if (day !== lastDay) { fragment.append(dayDivider(day)); lastDay = day; lastSide = null; }
+    const { row, side } = bubbleFor(message);
+    if (side !== lastSide) row.classList.add("first");
+    lastSide = side;
+    fragment.append(row);
+  }
+  if (prepend) {
+    const box = $("messages");
+    const before = box.scrollHeight;
+    list.prepend(fragment);
+    box.scrollTop = box.scrollHeight - before;
+  } else {
+    list.append(fragment);
+    state.lastDay = lastDay;
+    state.lastSide = lastSide;
+  }
+}
+
+async function loadHistory() {
+  const chatId = state.current;
+  let page = { messages: [], nextBefore: null };
+  try {
+    page = await api(`/api/messages/${encodeURIComponent(chatId)}?limit=50`);
+  } catch (error) {
+    if (error.status !== 404) throw error; // 404: nothing said in this chat yet
+  }
+  if (chatId !== state.current) return;
+  state.shown.clear();
+  state.lastDay = null;
+  state.lastSide = null;
+  $("message-list").replaceChildren();
+  renderHistory([...page.messages].reverse(), { prepend: false });
+  state.nextBefore = page.nextBefore;
+  $("older").hidden = !page.nextBefore;
+  $("messages").scrollTop = $("messages").scrollHeight;
+}
+
+async function loadOlder() {
+  if (!state.nextBefore || state.loadingOlder) return;
+  const chatId = state.current;
+  state.loadingOlder = true;
+  try {
+    const page = await api(`/api/messages/${encodeURIComponent(chatId)}?limit=50&before=${state.nextBefore}`);
+    if (chatId !== state.current) return;
+    renderHistory([...page.messages].reverse(), { prepend: true });
+    state.nextBefore = page.nextBefore;
+    $("older").hidden = !page.nextBefore;
+  } finally {
+    state.loadingOlder = false;
+  }
+}
+
+async function openChat(chatId, name) {
+  if (name) {
+    state.names[chatId] = name;
+    localStorage.setItem(NAMES_KEY, JSON.stringify(state.names));
+  }
+  state.current = chatId;
+  history.replaceState(null, "", `#${encodeURIComponent(chatId)}`);
+  const chat = state.chats.get(chatId);
+  if (chat) chat.unread = 0;
+  document.querySelector(".app").classList.add("chatting");
+  $("empty").hidden = true;
+  $("chat").hidden = false;
+  $("chat-name").textContent = nameOf(chatId) || displayNumber(chatId);
+  $("chat-number").textContent = `${displayNumber(chatId)} · chatting with ASPRI`;
+  paintAvatar($("chat-avatar"), chatId);
+  $("send-error").hidden = true;
+  renderChats();
+  await loadHistory();
+  $("message-input").focus();
+}
+
+async function send() {
+  const input = $("message-input");
+  const text = input.value;
+  if (!text.trim() || !state.current) return;
+  const chatId = state.current;
+  input.value = "";
+  autosize();
+  try {
+    const accepted = await api("/api/local/messages", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ from: chatId, name: state.names[chatId] || undefined, text }),
+    });
+    const message = {
+      eventId: accepted.eventId, chatId: accepted.chatId, body: text, fromMe: false,
+      fromName: state.names[chatId] || null, timestamp: Date.now(),
+    };
+    if (accepted.chatId === state.current) appendMessage(message);
+    $("send-error").hidden = true;
+  } catch (error) {
+    input.value = text;
+    autosize();
+    $("send-error").textContent = `Not sent: ${error.message}`;
+    $("send-error").hidden = false;
+  }
+}
+
+// ------------------------------------------------------------------ live updates
+
+function connect() {
+  const source = new EventSource("/api/local/events");
+  const status = $("connection");
+  source.onopen = async () => {
+    status.dataset.state = "online";
+    status.textContent = "online";
+    // (Re)connected: whatever happened meanwhile is in the log.
+    await loadChats();
+    if (state.current) await loadHistory();
+  };
+  source.onerror = () => {
+    status.dataset.state = "offline";
+    status.textContent = "reconnecting…";
+  };
+  source.addEventListener("message", (event) => {
+    const message = JSON.parse(event.data);
+    upsertChat(message);
+    if (message.chatId === state.current) appendMessage(message);
+  });
+}
+
+// ------------------------------------------------------------------ wiring
+
+function autosize() {
+  const input = $("message-input");
+  input.style.height = "auto";
+  input.style.height = Math.min(input.scrollHeight, 140) + "px";
+  $("send-button").disabled = !input.value.trim();
+}
+
+$("new-chat").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const chatId = chatIdOf($("new-number").value);
+  if (!chatId) {
+    $("new-chat-error").textContent = "Type a phone number with its country code, e.g. +62 812 3456 7890.";
+    return;
+  }
+  $("new-chat-error").textContent = "";
+  const name = $("new-name").value.trim();
+  if (!state.chats.has(chatId)) {
+    state.chats.set(chatId, { chatId, name: name || null, lastActivity: Date.now(), messageCount: 0, unread: 0 });
+  }
+  $("new-number").value = "";
+  $("new-name").value = "";
+  openChat(chatId, name);
+});
+
+$("composer").addEventListener("submit", (event) => { event.preventDefault(); send(); });
+$("message-input").addEventListener("input", autosize);
+$("message-input").addEventListener("keydown", (event) => {
+  if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+    event.preventDefault();
+    send();
+  }
+});
+$("filter").addEventListener("input", renderChats);
+$("older").addEventListener("click", loadOlder);
+$("messages").addEventListener("scroll", () => {
+  if ($("messages").scrollTop < 40 && state.nextBefore) loadOlder();
+});
+
+connect();
+if (location.hash.length > 1) openChat(decodeURIComponent(location.hash.slice(1)));
