@@ -111,6 +111,8 @@ class Settings:
     owner_numbers: tuple[str, ...] = ()
     max_deliveries: int = 5
     claim_idle_ms: int = 30_000
+    retry_backoff_s: float = 1.0
+    engine_concurrency: int = 8
     idempotency_ttl_s: int = 7 * 24 * 3600
     cron_grace_s: float = 60.0
     whatsapp_cloud_verify_token: str | None = None
@@ -172,6 +174,10 @@ class Settings:
             owner_numbers=_read(e, "OWNER_NUMBERS", d.owner_numbers, _csv),
             max_deliveries=_read(e, "MAX_DELIVERIES", d.max_deliveries, _positive_int),
             claim_idle_ms=_read(e, "CLAIM_IDLE_MS", d.claim_idle_ms, _positive_int),
+            retry_backoff_s=_read(e, "RETRY_BACKOFF_SECONDS", d.retry_backoff_s, _positive_float),
+            engine_concurrency=_read(
+                e, "ENGINE_CONCURRENCY", d.engine_concurrency, _positive_int
+            ),
             idempotency_ttl_s=_read(e, "IDEMPOTENCY_TTL_SECONDS", d.idempotency_ttl_s, _positive_int),
             cron_grace_s=_read(e, "CRON_GRACE_SECONDS", d.cron_grace_s, _positive_float),
             whatsapp_cloud_verify_token=_read(e, "WHATSAPP_CLOUD_VERIFY_TOKEN", None, _opt),

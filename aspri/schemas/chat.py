@@ -1,1 +1,84 @@
-"""Events the engine records in ``chat:{chatId}`` besides messages: turns and resets."""
+"""Events the engine records in ``chat:{chatId}`` besides messages: turns and resets.
+
+A chat stream holds the messages in and out (``whatsapp:message``, written by the gateway), the
+engine's ``chat:turn`` records and ``chat:reset`` markers. A session is a fold of that stream, so
+these records are what lets any worker, after any crash, know which messages were answered.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from aspri.schemas.events import Payload
+from aspri.schemas.registry import REGISTRY
+
+
+class ToolCallRecord(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    """One tool call the model made during a turn."""
+
+    name: str
+    position: str
+    """``<model step>.<index in that step>``: stable across a replayed turn."""
+    idempotency_key: str | None = None
+    ok: bool = True
+    ms: float = 0.0
+    args: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+class TurnTimings(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    """Where the time of a turn went, in milliseconds."""
+
+    fold_ms: float = 0.0
+    agent_ms: float = 0.0
+    """The whole agent run, model calls and tool calls included."""
+    llm_ms: float = 0.0
+    tools_ms: float = 0.0
+    send_ms: float = 0.0
+    total_ms: float = 0.0
+
+
+class ChatTurn(Payload, frozen=True, kw_only=True):
+    """``chat:turn`` v1: the engine answered the chat once.
+
+    ``cause`` is the eventId the reply was sent for (the last answered user message, or the cron
+    trigger); the reply message carries it as ``causationId``, which is how a fold recognises a
+    reply that was sent by a worker that died before recording its turn.
+    """
+
+    chat_id: str
+    cause: str
+    kind: str = "reply"
+    """``reply`` (the model), ``command`` (a slash command), ``cron`` (a prompt trigger),
+    ``failed`` (the apology after the last delivery), ``recovered`` (recorded after a crash)."""
+    answered: list[str] = msgspec.field(default_factory=list)
+    """Event ids of the user messages this turn answered, oldest first."""
+    through: str | None = None
+    """Entry id in ``chat:{chatId}`` of the last answered message."""
+    reply_message_id: str | None = None
+    reply_event_id: str | None = None
+    tool_calls: list[ToolCallRecord] = msgspec.field(default_factory=list)
+    model: str | None = None
+    llm_calls: int = 0
+    timings: TurnTimings = msgspec.field(default_factory=TurnTimings)
+    job_id: str | None = None
+    scheduled_time: int | None = None
+    deliveries: int = 1
+    error: str | None = None
+
+
+class ChatReset(Payload, frozen=True, kw_only=True):
+    """``chat:reset`` v1: a new session starts at entry ``start`` (the ``/reset`` message).
+
+    Messages before ``start`` leave the session; the ``/reset`` message itself stays until its
+    reply is recorded, so a worker that dies mid-command still answers it once.
+    """
+
+    chat_id: str
+    start: str
+    cause: str
+
+
+REGISTRY.register("chat:turn", ChatTurn)
+REGISTRY.register("chat:reset", ChatReset)

@@ -1,0 +1,144 @@
+"""The LangChain agent of a turn: ``create_agent`` with the MCP tools and one middleware.
+
+The agent is compiled once per worker; what differs per turn (chat id, time, idempotency base)
+travels in a ``TurnContext`` passed as the run's context. The middleware sets the system prompt,
+times the model calls, and gives every tool call a position (``<model step>.<index>``) from
+which its idempotency key is derived — the same on a replayed turn, so a tool with side effects
+never acts twice for one event.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, cast
+
+from langchain.agents import create_agent
+from langchain.agents.middleware import AgentMiddleware, ModelRequest, ModelResponse
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage, SystemMessage, ToolMessage
+from langchain_core.tools import BaseTool
+from langgraph.prebuilt.tool_node import ToolCallRequest
+from langgraph.types import Command
+from opentelemetry.trace import SpanKind
+
+from aspri.agents.prompt import system_prompt
+from aspri.agents.tools import CALL_KEY
+from aspri.schemas.chat import ToolCallRecord
+from aspri.telemetry.tracing import tracer
+
+_tracer = tracer("aspri.agents")
+
+
+@dataclass
+class TurnContext:
+    """Per-turn input of the agent, and what the middleware measured."""
+
+    chat_id: str
+    now: datetime
+    timezone: str
+    key_base: str
+    """Idempotency keys of this turn's tool calls are ``<key_base>:tool:<position>``."""
+    model: str
+    llm_ms: float = 0.0
+    llm_calls: int = 0
+    tools_ms: float = 0.0
+    tool_calls: list[ToolCallRecord] = field(default_factory=list)
+
+
+def _position(messages: Sequence[BaseMessage], call_id: str | None) -> str | None:
+    """``<n>.<i>``: the i-th call of the n-th model step that asked for tools in this run."""
+    step = 0
+    for msg in messages:
+        if isinstance(msg, AIMessage) and msg.tool_calls:
+            step += 1
+            for index, call in enumerate(msg.tool_calls):
+                if call_id is not None and call.get("id") == call_id:
+                    return f"{step}.{index}"
+    return None
+
+
+class TurnMiddleware(AgentMiddleware[Any, TurnContext, Any]):
+    """System prompt, model timing and tool-call idempotency keys for every turn."""
+
+    async def awrap_model_call(
+        self,
+        request: ModelRequest[TurnContext],
+        handler: Callable[[ModelRequest[TurnContext]], Awaitable[ModelResponse[Any]]],
+    ) -> ModelResponse[Any]:
+        ctx = request.runtime.context
+        prompt = system_prompt(ctx.chat_id, ctx.now, ctx.timezone)
+        request = request.override(system_message=SystemMessage(content=prompt))
+        began = time.perf_counter()
+        with _tracer.start_as_current_span(
+            f"chat {ctx.model}",
+            kind=SpanKind.CLIENT,
+            attributes={"gen_ai.operation.name": "chat", "gen_ai.request.model": ctx.model},
+        ):
+            try:
+                return await handler(request)
+            finally:
+                ctx.llm_ms += (time.perf_counter() - began) * 1000
+                ctx.llm_calls += 1
+
+    async def awrap_tool_call(
+        self,
+        request: ToolCallRequest,
+        handler: Callable[[ToolCallRequest], Awaitable[ToolMessage | Command[Any]]],
+    ) -> ToolMessage | Command[Any]:
+        ctx = cast(TurnContext, request.runtime.context)
+        call = request.tool_call
+        position = _position(request.state["messages"], call.get("id"))
+        if position is None:
+            position = f"x{len(ctx.tool_calls)}"
+        key = f"{ctx.key_base}:tool:{position}"
+        token = CALL_KEY.set(key)
+        began = time.perf_counter()
+        ok = False
+        try:
+            with _tracer.start_as_current_span(
+                f"execute_tool {call['name']}",
+                attributes={
+                    "gen_ai.operation.name": "execute_tool",
+                    "gen_ai.tool.name": call["name"],
+                    "aspri.tool.position": position,
+                },
+            ) as span:
+                result = await handler(request)
+                ok = not (isinstance(result, ToolMessage) and result.status == "error")
+                span.set_attribute("aspri.tool.ok", ok)
+                return result
+        finally:
+            CALL_KEY.reset(token)
+            ms = (time.perf_counter() - began) * 1000
+            ctx.tools_ms += ms
+            ctx.tool_calls.append(
+                ToolCallRecord(
+                    name=call["name"],
+                    position=position,
+                    idempotency_key=key,
+                    ok=ok,
+                    ms=round(ms, 2),
+                    args=dict(call.get("args") or {}),
+                )
+            )
+
+
+def build_agent(model: BaseChatModel, tools: Sequence[BaseTool]) -> Any:
+    """The compiled agent graph; run it with ``run_agent``."""
+    return create_agent(
+        model, list(tools), middleware=[TurnMiddleware()], context_schema=TurnContext
+    )
+
+
+async def run_agent(
+    agent: Any, messages: list[BaseMessage], ctx: TurnContext, *, recursion_limit: int = 24
+) -> str:
+    """Run one turn and return the text of the model's final answer."""
+    state = await agent.ainvoke(
+        {"messages": messages}, context=ctx, config={"recursion_limit": recursion_limit}
+    )
+    final = state["messages"][-1]
+    return final.text.strip() if isinstance(final, AIMessage) else ""

@@ -1,0 +1,172 @@
+"""Slash commands: a working assistant without the model, and a deterministic way to drive it.
+
+``/help``, ``/reset``, ``/status``, ``/jobs``, ``/remind <when> <text>``, ``/cancel <jobId>``.
+They never reach the LLM; jobs go through the same MCP tools the model uses, with idempotency
+keys derived from the command message, so a replayed command does not create or delete twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from aspri.agents import when
+from aspri.agents.prompt import HELP
+from aspri.agents.session import Message, Session
+from aspri.agents.tools import McpTools, ToolFailed
+from aspri.config import Settings
+from aspri.schemas import REGISTRY
+from aspri.schemas.chat import ChatReset
+from aspri.streams import keys
+from aspri.streams.log import EventLog
+
+log = logging.getLogger(__name__)
+
+MAX_JOB_PAGES = 20
+
+
+def owns(job: dict[str, Any], chat_id: str) -> bool:
+    """Whether a job's payload targets this chat (by chat id or by the same number)."""
+    payload = job.get("payload") or {}
+    if payload.get("chatId") == chat_id:
+        return True
+    number = payload.get("phoneNumber")
+    if not isinstance(number, str):
+        return False
+    digits = "".join(ch for ch in number if ch.isdigit())
+    return bool(digits) and chat_id.split("@", 1)[0] == digits
+
+
+def describe_job(job: dict[str, Any]) -> str:
+    when_text = job.get("schedule") or job.get("runAt") or "?"
+    nxt = job.get("nextRunAt")
+    status = job.get("status", "")
+    line = f"• {job.get('name', '')} — {when_text} [{status}]"
+    if nxt and status == "running":
+        line += f", next {nxt}"
+    return f"{line}\n  id: {job.get('jobId')}"
+
+
+class Commands:
+    """Runs one slash command and returns the reply text (the caller sends and records it)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        log_: EventLog,
+        tools: McpTools,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.log = log_
+        self.tools = tools
+        self.clock = clock
+        self.zone = ZoneInfo(settings.timezone)
+
+    async def run(self, session: Session, message: Message, base: str) -> str:
+        name, _, args = message.body.strip().partition(" ")
+        name, args = name.lower(), args.strip()
+        log.info("slash command", extra={"command": name, "chat": session.chat_id})
+        try:
+            if name in ("/help", "/start"):
+                return HELP
+            if name == "/reset":
+                return await self._reset(session, message, base)
+            if name == "/status":
+                return await self._status(session)
+            if name == "/jobs":
+                return await self._jobs(session.chat_id)
+            if name == "/remind":
+                return await self._remind(session.chat_id, args, base)
+            if name == "/cancel":
+                return await self._cancel(session.chat_id, args, base)
+        except ToolFailed as exc:
+            return f"That did not work: {exc}"
+        return f"I do not know the command {name}.\n\n{HELP}"
+
+    async def _reset(self, session: Session, message: Message, base: str) -> str:
+        reset = ChatReset(chat_id=session.chat_id, start=message.entry_id, cause=message.event_id)
+        event = REGISTRY.event(reset, source="engine", causation_id=message.event_id)
+        await self.log.append(keys.chat(session.chat_id), event, idempotency_key=f"{base}:reset")
+        return "Done: I forgot our conversation. What shall we talk about?"
+
+    async def _status(self, session: Session) -> str:
+        jobs = [j for j in await self._all_jobs() if owns(j, session.chat_id)]
+        running = sum(1 for j in jobs if j.get("status") == "running")
+        history = [m for m in session.history(session.last_id)]
+        return (
+            f"Model: {self.settings.model_name} ({self.settings.llm_provider})\n"
+            f"Conversation: {len(history)} messages (the last "
+            f"{self.settings.session_history_limit} are remembered; a new conversation starts "
+            f"after {self.settings.session_timeout_minutes} min of silence or /reset)\n"
+            f"Jobs: {running} running, {len(jobs)} in total\n"
+            f"Time: {self._now():%a %d %b %H:%M} {self.settings.timezone}"
+        )
+
+    async def _jobs(self, chat_id: str) -> str:
+        jobs = [j for j in await self._all_jobs() if owns(j, chat_id)]
+        if not jobs:
+            return "You have no scheduled jobs. Create one with /remind, e.g. /remind in 10m tea"
+        return "Your jobs:\n" + "\n".join(describe_job(j) for j in jobs)
+
+    async def _remind(self, chat_id: str, args: str, base: str) -> str:
+        try:
+            parsed = when.parse(args, self._now())
+        except when.WhenError as exc:
+            return str(exc)
+        body: dict[str, Any] = {
+            "name": f"Reminder: {parsed.text[:60]}",
+            "timezone": self.settings.timezone,
+            "payload": {"chatId": chat_id, "message": f"⏰ Reminder: {parsed.text}"},
+        }
+        if parsed.run_at is not None:
+            body["run_at"] = parsed.run_at.isoformat(timespec="seconds")
+        else:
+            body["schedule"] = parsed.schedule
+        job = await self.tools.call_data("cronjob_create", body, idempotency_key=f"{base}:remind")
+        nxt = job.get("nextRunAt") if isinstance(job, dict) else None
+        job_id = job.get("jobId") if isinstance(job, dict) else None
+        return (
+            f"OK, I will remind you {parsed.describe()}: {parsed.text}"
+            + (f"\nNext: {nxt}" if nxt and parsed.schedule else "")
+            + f"\nid: {job_id} (/cancel {job_id} to delete it)"
+        )
+
+    async def _cancel(self, chat_id: str, args: str, base: str) -> str:
+        job_id = args.split()[0] if args else ""
+        if not job_id:
+            return "Usage: /cancel <jobId> (see /jobs for the ids)"
+        key = f"{base}:cancel"
+        try:
+            job = await self.tools.call_data("cronjob_get", {"job_id": job_id})
+        except ToolFailed:
+            # Gone: maybe deleted by this very command before a crash; the same key then
+            # returns that first delete's result, and deletes nothing else.
+            try:
+                await self.tools.call_data(
+                    "cronjob_delete", {"job_id": job_id}, idempotency_key=key
+                )
+            except ToolFailed:
+                return f"There is no job {job_id}. See /jobs for yours."
+            return f"Deleted: {job_id}"
+        if not isinstance(job, dict) or not owns(job, chat_id):
+            return f"There is no job {job_id} of yours. See /jobs for yours."
+        await self.tools.call_data("cronjob_delete", {"job_id": job_id}, idempotency_key=key)
+        return f"Deleted: {job.get('name', job_id)}"
+
+    async def _all_jobs(self) -> list[dict[str, Any]]:
+        jobs: list[dict[str, Any]] = []
+        for page in range(MAX_JOB_PAGES):
+            data = await self.tools.call_data("cronjob_list", {"offset": page * 100, "limit": 100})
+            batch = data.get("jobs", []) if isinstance(data, dict) else []
+            jobs += [j for j in batch if isinstance(j, dict)]
+            if len(batch) < 100 or len(jobs) >= int(data.get("total", 0)):
+                break
+        return jobs
+
+    def _now(self) -> datetime:
+        return datetime.fromtimestamp(self.clock(), self.zone)

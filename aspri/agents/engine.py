@@ -1,0 +1,133 @@
+"""``aspri engine``: one AI engine worker in consumer group ``ai-engine``.
+
+It consumes ``whatsapp:messages`` keyed by ``chatId`` (the runtime hands a chat to one worker
+at a time, in order, across every worker) and ``cronjob:events``; any number of workers can run
+side by side under different ``CONSUMER_NAME``s. Each worker keeps one MCP session to its own
+``aspri mcp`` child process for the tools and for sending replies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+from redis.asyncio import Redis
+
+from aspri.agents.agent import build_agent
+from aspri.agents.commands import Commands
+from aspri.agents.llm import build_model, probe
+from aspri.agents.session import SessionStore
+from aspri.agents.tools import McpTools
+from aspri.agents.triggers import Triggers
+from aspri.agents.turns import Conversation
+from aspri.config import Settings
+from aspri.schemas import CronTrigger, Event, WhatsAppMessage
+from aspri.streams import StreamApp, keys
+from aspri.streams.connect import open_redis
+from aspri.streams.log import EventLog
+
+log = logging.getLogger(__name__)
+
+
+class Engine:
+    """The worker: a StreamApp with the conversation and cron agents, over shared parts."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        redis: Redis,
+        tools: McpTools,
+        model: BaseChatModel,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.log = EventLog(redis, idempotency_ttl_s=settings.idempotency_ttl_s)
+        self.tools = tools
+        self.sessions = SessionStore(
+            self.log,
+            history_limit=settings.session_history_limit,
+            timeout_minutes=settings.session_timeout_minutes,
+        )
+        commands = Commands(settings, self.log, tools, clock)
+        self.conversation = Conversation(
+            settings,
+            self.log,
+            self.sessions,
+            tools,
+            build_agent(model, tools.tools),
+            commands,
+            clock,
+        )
+        self.triggers = Triggers(self.conversation)
+        self.app = StreamApp(
+            keys.ENGINE_GROUP,
+            redis,
+            consumer=settings.consumer_name,
+            max_deliveries=settings.max_deliveries,
+            claim_idle_ms=settings.claim_idle_ms,
+            retry_backoff_s=settings.retry_backoff_s,
+        )
+        self.app.agent(
+            keys.WHATSAPP_MESSAGES,
+            schema=WhatsAppMessage,
+            concurrency=settings.engine_concurrency,
+            key="chatId",
+        )(self._converse)
+        self.app.agent(
+            keys.CRON_EVENTS,
+            schema=CronTrigger,
+            concurrency=max(1, settings.engine_concurrency // 2),
+            key="jobId",
+        )(self._on_triggers)
+
+    async def _converse(self, events: AsyncIterator[Event[Any]]) -> None:
+        async for event in events:
+            await self.conversation.on_message(event)
+
+    async def _on_triggers(self, events: AsyncIterator[Event[Any]]) -> None:
+        async for event in events:
+            await self.triggers.on_trigger(event)
+
+    async def run(self, *, burst: bool = False) -> None:
+        await self.app.run(burst=burst)
+
+    async def stop(self) -> None:
+        await self.app.stop()
+
+
+async def serve(settings: Settings) -> None:
+    """Run one worker until SIGINT/SIGTERM: Redis, the MCP child, the model, the agents."""
+    async with open_redis(settings.redis_url, settings.data_dir) as redis:
+        tools = McpTools(settings)
+        await tools.start()
+        try:
+            engine = Engine(settings, redis, tools, build_model(settings))
+            problem = await probe(settings)
+            log.info(
+                "engine worker started",
+                extra={
+                    "consumer": settings.consumer_name,
+                    "provider": settings.llm_provider,
+                    "model": settings.model_name,
+                    "model_ready": problem is None,
+                    "tools": len(tools.tools),
+                },
+            )
+            if problem:
+                log.warning(
+                    "the model is not reachable yet; slash commands still work",
+                    extra={"problem": problem},
+                )
+            await engine.app.run_until_signal()
+        finally:
+            await tools.close()
+
+
+def main(settings: Settings) -> int:
+    asyncio.run(serve(settings))
+    return 0

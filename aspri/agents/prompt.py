@@ -1,0 +1,72 @@
+"""What the model reads: the system prompt and the session as chat messages."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
+
+from aspri.agents.session import Message
+
+HELP = """\
+ASPRI commands (they work even when the AI model is offline):
+/help — this list
+/reset — forget the conversation and start a new one
+/status — model, conversation size, your scheduled jobs
+/jobs — your scheduled jobs
+/remind <when> <text> — a reminder; <when> is e.g. "in 10m", "at 18:30",
+  "tomorrow at 9:00", "every day at 8:00", "every monday at 9:00",
+  "every 15m" or a cron expression like "*/30 9-17 * * 1-5"
+/cancel <jobId> — delete one of your jobs"""
+
+
+def system_prompt(chat_id: str, now: datetime, timezone: str) -> str:
+    """The system prompt of one turn: who the user is, what time it is, how to use cron jobs."""
+    stamp = now.strftime("%A %d %B %Y, %H:%M")
+    iso = now.isoformat(timespec="seconds")
+    return f"""\
+You are ASPRI, a personal assistant the user talks to on WhatsApp. Be helpful, warm and brief: \
+plain WhatsApp text, no markdown headings or tables, in the user's language.
+
+The user's WhatsApp chat id is {chat_id}.
+It is now {stamp} in {timezone} ({iso}).
+
+Your final answer is delivered to the user automatically. Do not call whatsapp_send_message to \
+reply to the user; use it only when they ask you to message someone else (find their chat id \
+with whatsapp_search_contacts or whatsapp_get_chats first).
+
+Reminders and recurring tasks are cron jobs:
+- cronjob_create with name, timezone "{timezone}", and either run_at (one time, ISO-8601 with \
+offset, e.g. "{iso}") or schedule (a 5-field cron expression, e.g. "0 8 * * *" for every day \
+at 08:00, "0 9 * * 1-5" for weekdays at 09:00).
+- payload {{"chatId": "{chat_id}", "message": "<text>"}} sends that text when the job fires \
+(use this for plain reminders); payload {{"chatId": "{chat_id}", "prompt": "<instruction>"}} \
+lets you write the message at that moment (use this when it needs thinking then, e.g. a \
+morning briefing).
+- cronjob_list, cronjob_get, cronjob_update, cronjob_stop, cronjob_start and cronjob_delete \
+manage jobs; only touch jobs whose payload targets this chat.
+After scheduling, tell the user what you scheduled and when, in their local time.
+If a tool returns an error, read it, fix the call and try again, or explain the problem.
+
+The user can also type /help, /reset, /status, /jobs, /remind and /cancel; those commands are \
+handled without you."""
+
+
+def as_messages(history: list[Message]) -> list[BaseMessage]:
+    """The session as chat messages: the user's as human, the assistant's as AI messages."""
+    out: list[BaseMessage] = []
+    for m in history:
+        if m.from_me:
+            out.append(AIMessage(content=m.body))
+        else:
+            out.append(HumanMessage(content=m.body))
+    return out
+
+
+def trigger_message(job_name: str, prompt: str, fired_at: datetime) -> HumanMessage:
+    """The instruction of a cron job whose payload has a ``prompt``, as the turn's input."""
+    when = fired_at.strftime("%A %d %B %Y, %H:%M")
+    return HumanMessage(
+        content=f'[Scheduled job "{job_name}" fired at {when}. This is not a message from the '
+        f"user: do what it asks and write the message to send them now.]\n{prompt}"
+    )

@@ -1,0 +1,269 @@
+"""The engine's tools: one long-lived MCP session per worker, over stdio, restarted if it dies.
+
+``aspri mcp`` is spawned once with the worker's environment; its tools are loaded once with
+``langchain_mcp_adapters.load_mcp_tools(session)`` (not ``MultiServerMCPClient.get_tools()``,
+which would spawn a server per call). Every call, the model's and the engine's own, goes through
+``McpTools.call``: it puts the caller's ``traceparent`` and the call's idempotency key in the
+request's ``_meta`` (and in the ``idempotency_key`` argument of tools that take one), with the
+``causationId`` of the message being answered, and when
+the server process is gone it starts a new one and retries once — safe, because side effects
+carry idempotency keys.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
+from datetime import timedelta
+from typing import Any
+
+import anyio
+import msgspec
+from langchain_core.tools import BaseTool
+from langchain_mcp_adapters.interceptors import MCPToolCallRequest
+from langchain_mcp_adapters.tools import load_mcp_tools
+from mcp import ClientSession, StdioServerParameters
+from mcp.client.stdio import stdio_client
+from mcp.shared.exceptions import McpError
+from mcp.types import CONNECTION_CLOSED, CallToolResult, TextContent
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from aspri.config import Settings
+from aspri.telemetry.tracing import current_traceparent, tracer
+
+log = logging.getLogger(__name__)
+_tracer = tracer("aspri.agents")
+
+CALL_KEY: ContextVar[str | None] = ContextVar("aspri_tool_call_key", default=None)
+"""The idempotency key of the model's tool call in progress (set by the agent middleware)."""
+
+_TRANSPORT_ERRORS = (anyio.ClosedResourceError, anyio.BrokenResourceError, anyio.EndOfStream)
+
+
+class ToolsUnavailable(Exception):
+    """The MCP server could not be reached, even after a restart."""
+
+
+class ToolFailed(Exception):
+    """A tool the engine called itself returned an error; the text says why."""
+
+
+def mcp_environment(settings: Settings) -> dict[str, str]:
+    """The environment of the spawned ``aspri mcp``: ours, with the settings it depends on."""
+    env = dict(os.environ)
+    env |= {
+        "WHATSAPP_URL": settings.whatsapp_url,
+        "CRONJOB_URL": settings.cronjob_url,
+        "LOG_FORMAT": settings.log_format,
+        "LOG_LEVEL": settings.log_level,
+        "ASPRI_DATA_DIR": str(settings.data_dir),
+        "ASPRI_TIMEZONE": settings.timezone,
+    }
+    for name, value in (("ASPRI_API_KEY", settings.api_key), ("REDIS_URL", settings.redis_url)):
+        if value:
+            env[name] = value
+    return env
+
+
+def result_data(result: CallToolResult) -> Any:
+    """The structured result of a tool call (its JSON text when there is none)."""
+    if result.structuredContent is not None:
+        data = result.structuredContent
+        if set(data) == {"result"}:  # FastMCP wraps results that are not objects
+            return data["result"]
+        return data
+    text = "".join(c.text for c in result.content if isinstance(c, TextContent))
+    try:
+        return msgspec.json.decode(text)
+    except msgspec.DecodeError:
+        return text
+
+
+def result_text(result: CallToolResult) -> str:
+    return "".join(c.text for c in result.content if isinstance(c, TextContent))
+
+
+class McpTools:
+    """One MCP client session to ``aspri mcp`` over stdio, kept alive for the worker's life."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        command: list[str] | None = None,
+        call_timeout_s: float = 60.0,
+        start_timeout_s: float = 60.0,
+    ) -> None:
+        argv = command or [sys.executable, "-m", "aspri.cli", "mcp"]
+        self.params = StdioServerParameters(
+            command=argv[0], args=argv[1:], env=mcp_environment(settings)
+        )
+        self.call_timeout = timedelta(seconds=call_timeout_s)
+        self.start_timeout_s = start_timeout_s
+        self.tools: list[BaseTool] = []
+        self.keyed_tools: set[str] = set()
+        """Tools whose input schema takes an ``idempotency_key`` argument."""
+        self.restarts = 0
+        self._session: ClientSession | None = None
+        self._generation = 0
+        self._ready = asyncio.Event()
+        self._changed = asyncio.Condition()
+        self._broken = asyncio.Event()
+        self._closing = False
+        self._task: asyncio.Task[None] | None = None
+        self._failure: BaseException | None = None
+
+    async def start(self) -> None:
+        """Spawn the server and load its tools; raise ToolsUnavailable if it does not start."""
+        self._task = asyncio.create_task(self._supervise(), name="mcp-session")
+        try:
+            await asyncio.wait_for(self._ready.wait(), self.start_timeout_s)
+        except TimeoutError:
+            await self.close()
+            raise ToolsUnavailable(f"the MCP server did not start: {self._failure}") from None
+
+    async def close(self) -> None:
+        self._closing = True
+        self._broken.set()
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _supervise(self) -> None:
+        """Own the stdio transport (anyio scopes must be left by the task that entered them)."""
+        backoff = 0.1
+        while not self._closing:
+            try:
+                async with (
+                    stdio_client(self.params) as (read, write),
+                    ClientSession(read, write) as session,
+                ):
+                    await session.initialize()
+                    if not self.tools:
+                        await self._load(session)
+                    async with self._changed:
+                        self._session = session
+                        self._generation += 1
+                        self._changed.notify_all()
+                    self._ready.set()
+                    backoff = 0.1
+                    log.info(
+                        "mcp session ready",
+                        extra={"generation": self._generation, "tools": len(self.tools)},
+                    )
+                    await self._broken.wait()
+            except Exception as exc:
+                self._failure = exc
+                log.warning("mcp session failed", extra={"error": repr(exc)})
+            finally:
+                self._session = None
+                self._ready.clear()
+                self._broken.clear()
+            if not self._closing:
+                self.restarts += 1
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+
+    async def _load(self, session: ClientSession) -> None:
+        listed = await session.list_tools()
+        self.keyed_tools = {
+            t.name for t in listed.tools if "idempotency_key" in t.inputSchema.get("properties", {})
+        }
+        self.tools = await load_mcp_tools(
+            session, tool_interceptors=[self._intercept], server_name="aspri"
+        )
+
+    async def _intercept(
+        self,
+        request: MCPToolCallRequest,
+        handler: Callable[[MCPToolCallRequest], Awaitable[Any]],
+    ) -> CallToolResult:
+        """Route the model's tool calls through ``call`` (live session, keys, trace context)."""
+        return await self.call(request.name, dict(request.args), idempotency_key=CALL_KEY.get())
+
+    async def _live(self, after: int) -> tuple[ClientSession, int]:
+        """The current session, once there is one newer than generation ``after``."""
+
+        def usable() -> bool:
+            return self._session is not None and self._generation > after
+
+        async with self._changed:
+            try:
+                await asyncio.wait_for(self._changed.wait_for(usable), self.start_timeout_s)
+            except TimeoutError:
+                raise ToolsUnavailable(f"the MCP server is not running: {self._failure}") from None
+            assert self._session is not None
+            return self._session, self._generation
+
+    async def call(
+        self,
+        name: str,
+        args: dict[str, Any],
+        *,
+        idempotency_key: str | None = None,
+        causation_id: str | None = None,
+    ) -> CallToolResult:
+        """Call a tool; a tool error comes back as a result with ``isError``, not raised."""
+        if idempotency_key and name in self.keyed_tools:
+            args = {**args, "idempotency_key": idempotency_key}
+        with _tracer.start_as_current_span(
+            f"tools/call {name}",
+            kind=SpanKind.CLIENT,
+            attributes={"rpc.system": "mcp", "rpc.method": "tools/call", "aspri.tool": name},
+        ) as span:
+            meta: dict[str, Any] = {}
+            parent, state = current_traceparent()
+            if parent:
+                meta["traceparent"] = parent
+            if state:
+                meta["tracestate"] = state
+            if idempotency_key:
+                meta["idempotencyKey"] = idempotency_key
+                span.set_attribute("aspri.idempotency_key", idempotency_key)
+            if causation_id:
+                meta["causationId"] = causation_id
+            generation = 0
+            for attempt in range(2):
+                session, generation = await self._live(generation)
+                try:
+                    result = await session.call_tool(
+                        name, args, read_timeout_seconds=self.call_timeout, meta=meta or None
+                    )
+                except McpError as exc:
+                    if exc.error.code != CONNECTION_CLOSED:
+                        raise
+                    failure: Exception = exc
+                except _TRANSPORT_ERRORS as exc:
+                    failure = exc
+                else:
+                    if result.isError:
+                        span.set_status(Status(StatusCode.ERROR, result_text(result)[:200]))
+                    return result
+                log.warning(
+                    "mcp server gone, restarting", extra={"tool": name, "attempt": attempt + 1}
+                )
+                if generation == self._generation:
+                    self._broken.set()
+            raise ToolsUnavailable(f"the MCP server failed twice calling {name}: {failure!r}")
+
+    async def call_data(
+        self,
+        name: str,
+        args: dict[str, Any],
+        *,
+        idempotency_key: str | None = None,
+        causation_id: str | None = None,
+    ) -> Any:
+        """Call a tool the engine itself needs; raise ToolFailed with its text on an error."""
+        result = await self.call(
+            name, args, idempotency_key=idempotency_key, causation_id=causation_id
+        )
+        if result.isError:
+            raise ToolFailed(result_text(result) or f"{name} failed")
+        return result_data(result)

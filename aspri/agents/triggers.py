@@ -1,0 +1,65 @@
+"""The cron handler: what a ``cronjob:trigger`` does in the engine.
+
+- ``{chatId | phoneNumber, message}``: send the message;
+- ``{chatId | phoneNumber, prompt}``: a turn in that chat's session, its answer sent;
+- no target (or nothing to say): logged and acked — a job may exist only to be recorded.
+
+Exactly one message per trigger: the send's idempotency key is ``cron:<jobId>:<scheduledTime>``,
+so a redelivered trigger (or a second trigger for the same run) sends nothing new.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from opentelemetry import trace
+
+from aspri.agents.turns import Conversation
+from aspri.schemas import CronTrigger, Event
+
+log = logging.getLogger(__name__)
+
+
+def chat_id_of(target: str) -> str:
+    """A chat id for a payload's ``chatId`` or ``phoneNumber`` (``+62 812-3`` → ``628123@c.us``)."""
+    if "@" in target:
+        return target.strip()
+    digits = "".join(ch for ch in target if ch.isdigit())
+    if target.strip().startswith("00"):
+        digits = digits[2:]
+    return f"{digits}@c.us"
+
+
+def _text(payload: dict[str, Any], name: str) -> str | None:
+    value = payload.get(name)
+    return value if isinstance(value, str) and value.strip() else None
+
+
+class Triggers:
+    """Handles cron triggers for one worker."""
+
+    def __init__(self, conversation: Conversation) -> None:
+        self.conversation = conversation
+
+    async def on_trigger(self, event: Event[CronTrigger]) -> None:
+        trigger = event.data
+        payload = trigger.payload or {}
+        target = _text(payload, "chatId") or _text(payload, "phoneNumber")
+        message, prompt = _text(payload, "message"), _text(payload, "prompt")
+        span = trace.get_current_span()
+        span.set_attribute("aspri.job_id", trigger.job_id)
+        info = {"job": trigger.job_id, "scheduled": trigger.scheduled_time}
+        if target is None or (message is None and prompt is None):
+            log.info("trigger without a chat or text: recorded only", extra=info)
+            span.set_attribute("aspri.trigger.action", "none")
+            return
+        key = f"cron:{trigger.job_id}:{trigger.scheduled_time}"
+        if message is not None:
+            span.set_attribute("aspri.trigger.action", "message")
+            sent = await self.conversation.send(target, message, key, event.event_id)
+            log.info("trigger message sent", extra={**info, "duplicate": sent.get("duplicate")})
+            return
+        assert prompt is not None
+        span.set_attribute("aspri.trigger.action", "prompt")
+        await self.conversation.on_prompt(event, chat_id_of(target), prompt)

@@ -1,0 +1,335 @@
+"""Turns: answer every unanswered user message of a chat, exactly once, whatever crashes.
+
+A turn folds the chat's session, takes the unanswered user messages (several quick ones become
+one turn; slash commands each get their own), runs the agent or the command, sends the reply
+through the MCP ``whatsapp_send_message`` tool and records a ``chat:turn`` in the chat's stream.
+Every side effect carries a key derived from the last answered message's eventId (the *cause*):
+
+- the reply: ``engine:<cause>:reply`` (the gateway sends a key once), with ``causationId``
+  = cause, so the logged reply itself marks the messages answered;
+- the model's tool calls: ``engine:<cause>:tool:<step>.<index>``;
+- the turn record: ``engine:<cause>:turn``.
+
+A worker killed before the send replays the turn (same keys: nothing doubles); killed after the
+send, the next fold sees the reply in the log and only records the turn; killed after the
+record, the redelivered event finds nothing unanswered and is a no-op.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from langchain_core.messages import BaseMessage
+from opentelemetry import trace
+
+from aspri.agents.agent import TurnContext, run_agent
+from aspri.agents.commands import Commands
+from aspri.agents.prompt import as_messages, trigger_message
+from aspri.agents.session import Message, Session, SessionStore
+from aspri.agents.tools import McpTools
+from aspri.config import Settings
+from aspri.schemas import REGISTRY, CronTrigger, Event, WhatsAppMessage
+from aspri.schemas.chat import ChatTurn, TurnTimings
+from aspri.streams import keys
+from aspri.streams.log import EventLog
+from aspri.telemetry.tracing import tracer
+
+log = logging.getLogger(__name__)
+_tracer = tracer("aspri.agents")
+
+APOLOGY = (
+    "Sorry, I could not answer that just now: the assistant's model or tools are not "
+    "reachable. Please try again later. Commands like /help still work."
+)
+MAX_TURNS_PER_EVENT = 50
+"""A bound on turns one event may run (each turn answers at least one message)."""
+
+
+def segments(pending: list[Message]) -> list[list[Message]]:
+    """Consecutive plain messages form one turn; each slash command is a turn of its own."""
+    out: list[list[Message]] = []
+    for m in pending:
+        if m.is_command or not out or out[-1][-1].is_command:
+            out.append([m])
+        else:
+            out[-1].append(m)
+    return out
+
+
+class Conversation:
+    """Runs the turns of chats: replies to user messages and cron prompt turns."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        log_: EventLog,
+        sessions: SessionStore,
+        tools: McpTools,
+        agent: Any,
+        commands: Commands,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.log = log_
+        self.sessions = sessions
+        self.tools = tools
+        self.agent = agent
+        self.commands = commands
+        self.clock = clock
+        self.zone = ZoneInfo(settings.timezone)
+        self.turns = 0
+
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self.clock(), self.zone)
+
+    # ------------------------------------------------------------------ user messages
+
+    async def on_message(self, event: Event[WhatsAppMessage]) -> None:
+        """Answer whatever the chat of ``event`` has left unanswered (often: nothing)."""
+        if event.data.from_me:
+            return
+        chat_id = event.data.chat_id
+        for _ in range(MAX_TURNS_PER_EVENT):
+            began = time.perf_counter()
+            session = await self.sessions.load(chat_id)
+            if session.sent_unrecorded:
+                await self._recover(session, event)
+                continue
+            pending = session.unanswered()
+            if not pending:
+                return
+            segment = segments(pending)[0]
+            fold_ms = (time.perf_counter() - began) * 1000
+            try:
+                await self._answer(session, segment, event, fold_ms)
+            except Exception as exc:
+                if event.deliveries >= self.settings.max_deliveries:
+                    await self._apologize(chat_id, segment, event, exc)
+                raise
+        log.warning("turn bound reached", extra={"chat": chat_id, "turns": MAX_TURNS_PER_EVENT})
+
+    async def _answer(
+        self, session: Session, segment: list[Message], event: Event[Any], fold_ms: float
+    ) -> None:
+        cause = segment[-1]
+        base = f"engine:{cause.event_id}"
+        command = segment[0].is_command
+        began = time.perf_counter()
+        with _tracer.start_as_current_span(
+            "turn",
+            attributes={
+                "aspri.event_id": event.event_id,
+                "aspri.cause_id": cause.event_id,
+                "aspri.chat_id": session.chat_id,
+                "aspri.turn.kind": "command" if command else "reply",
+                "aspri.turn.answered": len(segment),
+                "aspri.deliveries": event.deliveries,
+            },
+        ) as span:
+            if command:
+                text = await self.commands.run(session, cause, base)
+                ctx = None
+            else:
+                ctx = self._context(session.chat_id, base)
+                text = await run_agent(
+                    self.agent, as_messages(session.history(cause.entry_id)), ctx
+                )
+            agent_ms = (time.perf_counter() - began) * 1000
+            sent, send_ms = await self._send(session.chat_id, text, f"{base}:reply", cause.event_id)
+            turn = ChatTurn(
+                chat_id=session.chat_id,
+                cause=cause.event_id,
+                kind="command" if command else "reply",
+                answered=[m.event_id for m in segment],
+                through=cause.entry_id,
+                reply_message_id=sent.get("messageId"),
+                reply_event_id=sent.get("eventId"),
+                tool_calls=ctx.tool_calls if ctx else [],
+                model=None if command else self.settings.model_name,
+                llm_calls=ctx.llm_calls if ctx else 0,
+                timings=self._timings(ctx, fold_ms, agent_ms, send_ms, began),
+                deliveries=event.deliveries,
+            )
+            await self._record(turn, base, event)
+            _annotate(span, turn)
+
+    # ------------------------------------------------------------------ cron prompts
+
+    async def on_prompt(self, event: Event[CronTrigger], chat_id: str, prompt: str) -> None:
+        """A cron job with a ``prompt``: a turn in the chat's session, its answer sent once."""
+        trigger = event.data
+        base = f"cron:{trigger.job_id}:{trigger.scheduled_time}"
+        began = time.perf_counter()
+        session = await self.sessions.load(chat_id)
+        fold_ms = (time.perf_counter() - began) * 1000
+        if event.event_id in session.recorded:
+            return
+        if event.event_id in session.replied:  # sent by a worker that died before recording
+            reply = session.replied[event.event_id]
+            await self._record(
+                ChatTurn(
+                    chat_id=chat_id,
+                    cause=event.event_id,
+                    kind="recovered",
+                    reply_event_id=reply.event_id,
+                    deliveries=event.deliveries,
+                    job_id=trigger.job_id,
+                    scheduled_time=trigger.scheduled_time,
+                ),
+                base,
+                event,
+            )
+            return
+        with _tracer.start_as_current_span(
+            "turn",
+            attributes={
+                "aspri.event_id": event.event_id,
+                "aspri.chat_id": chat_id,
+                "aspri.turn.kind": "cron",
+                "aspri.job_id": trigger.job_id,
+                "aspri.deliveries": event.deliveries,
+            },
+        ) as span:
+            ctx = self._context(chat_id, base)
+            fired = datetime.fromtimestamp(trigger.scheduled_time / 1000, self.zone)
+            messages: list[BaseMessage] = as_messages(session.history(session.last_id))
+            messages.append(trigger_message(trigger.job_name, prompt, fired))
+            try:
+                text = await run_agent(self.agent, messages, ctx)
+            except Exception:
+                if event.deliveries >= self.settings.max_deliveries:
+                    note = f'I could not prepare your scheduled message "{trigger.job_name}".'
+                    await self._send_quietly(chat_id, f"{note} {APOLOGY}", base, event.event_id)
+                raise
+            agent_ms = (time.perf_counter() - began) * 1000 - fold_ms
+            sent, send_ms = await self._send(chat_id, text, base, event.event_id)
+            turn = ChatTurn(
+                chat_id=chat_id,
+                cause=event.event_id,
+                kind="cron",
+                reply_message_id=sent.get("messageId"),
+                reply_event_id=sent.get("eventId"),
+                tool_calls=ctx.tool_calls,
+                model=self.settings.model_name,
+                llm_calls=ctx.llm_calls,
+                timings=self._timings(ctx, fold_ms, agent_ms, send_ms, began),
+                deliveries=event.deliveries,
+                job_id=trigger.job_id,
+                scheduled_time=trigger.scheduled_time,
+            )
+            await self._record(turn, base, event)
+            _annotate(span, turn)
+
+    # ------------------------------------------------------------------ pieces
+
+    def _context(self, chat_id: str, base: str) -> TurnContext:
+        return TurnContext(
+            chat_id=chat_id,
+            now=self.now(),
+            timezone=self.settings.timezone,
+            key_base=base,
+            model=self.settings.model_name,
+        )
+
+    @staticmethod
+    def _timings(
+        ctx: TurnContext | None, fold_ms: float, agent_ms: float, send_ms: float, began: float
+    ) -> TurnTimings:
+        return TurnTimings(
+            fold_ms=round(fold_ms, 3),
+            agent_ms=round(agent_ms, 3),
+            llm_ms=round(ctx.llm_ms, 3) if ctx else 0.0,
+            tools_ms=round(ctx.tools_ms, 3) if ctx else 0.0,
+            send_ms=round(send_ms, 3),
+            total_ms=round(fold_ms + (time.perf_counter() - began) * 1000, 3),
+        )
+
+    async def send(self, target: str, text: str, key: str, cause: str) -> dict[str, Any]:
+        """Send ``text`` through the MCP tool, once per ``key``."""
+        sent, _ = await self._send(target, text, key, cause)
+        return sent
+
+    async def _send(
+        self, target: str, text: str, key: str, cause: str
+    ) -> tuple[dict[str, Any], float]:
+        began = time.perf_counter()
+        text = text.strip() or "(I have nothing to add.)"
+        data = await self.tools.call_data(
+            "whatsapp_send_message",
+            {"phone_number": target, "message": text},
+            idempotency_key=key,
+            causation_id=cause,
+        )
+        return (data if isinstance(data, dict) else {}), (time.perf_counter() - began) * 1000
+
+    async def _send_quietly(self, target: str, text: str, key: str, cause: str) -> bool:
+        try:
+            await self._send(target, text, key, cause)
+        except Exception as exc:
+            log.error("could not send the apology", extra={"error": repr(exc), "key": key})
+            return False
+        return True
+
+    async def _record(self, turn: ChatTurn, base: str, event: Event[Any]) -> None:
+        record = REGISTRY.event(turn, source="engine", causation_id=event.event_id)
+        await self.log.append(keys.chat(turn.chat_id), record, idempotency_key=f"{base}:turn")
+        self.turns += 1
+        log.info(
+            "turn recorded",
+            extra={
+                "chat": turn.chat_id,
+                "kind": turn.kind,
+                "answered": len(turn.answered),
+                "tool_calls": len(turn.tool_calls),
+                "ms": turn.timings.total_ms,
+            },
+        )
+
+    async def _recover(self, session: Session, event: Event[Any]) -> None:
+        """Record the turns whose reply went out but whose worker died before recording."""
+        for cause, answered in session.sent_unrecorded.items():
+            reply = session.replied.get(cause)
+            turn = ChatTurn(
+                chat_id=session.chat_id,
+                cause=cause,
+                kind="recovered",
+                answered=[m.event_id for m in answered],
+                through=answered[-1].entry_id if answered else None,
+                reply_event_id=reply.event_id if reply else None,
+                deliveries=event.deliveries,
+            )
+            await self._record(turn, f"engine:{cause}", event)
+
+    async def _apologize(
+        self, chat_id: str, segment: list[Message], event: Event[Any], exc: Exception
+    ) -> None:
+        """The last delivery failed: tell the person once, and record it, before the DLQ."""
+        cause = segment[-1]
+        base = f"engine:{cause.event_id}"
+        if not await self._send_quietly(chat_id, APOLOGY, f"{base}:reply", cause.event_id):
+            return
+        turn = ChatTurn(
+            chat_id=chat_id,
+            cause=cause.event_id,
+            kind="failed",
+            answered=[m.event_id for m in segment],
+            through=cause.entry_id,
+            deliveries=event.deliveries,
+            error=f"{type(exc).__name__}: {exc}"[:500],
+        )
+        try:
+            await self._record(turn, base, event)
+        except Exception as record_exc:
+            log.error("could not record the failed turn", extra={"error": repr(record_exc)})
+
+
+def _annotate(span: trace.Span, turn: ChatTurn) -> None:
+    span.set_attribute("aspri.llm.ms", turn.timings.llm_ms)
+    span.set_attribute("aspri.llm.calls", turn.llm_calls)
+    span.set_attribute("aspri.tool_calls", len(turn.tool_calls))
+    span.set_attribute("aspri.tool_names", [c.name for c in turn.tool_calls])

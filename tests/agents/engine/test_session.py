@@ -1,0 +1,197 @@
+"""Sessions are folds of ``chat:{chatId}``: bounded backwards reads, equal to a full fold.
+
+Events are appended to the real Valkey exactly as the gateway and the engine write them.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from redis.asyncio import Redis
+
+from aspri.agents.session import Session, SessionStore, read_session
+from aspri.schemas import REGISTRY, Event, WhatsAppMessage
+from aspri.schemas.chat import ChatReset, ChatTurn
+from aspri.streams import keys
+from aspri.streams.log import EventLog
+
+CHAT = "628111@c.us"
+MINUTE = 60_000
+
+
+class CountingLog(EventLog):
+    """The real EventLog, counting the entries its reads return."""
+
+    entries_read = 0
+
+    async def read(self, *args: Any, **kwargs: Any) -> list[Event[Any]]:
+        out = await super().read(*args, **kwargs)
+        self.entries_read += len(out)
+        return out
+
+
+async def add(log: EventLog, data: Any, ts: int, causation: str | None = None) -> Event[Any]:
+    event = REGISTRY.event(data, timestamp=ts, causation_id=causation)
+    appended = await log.append(keys.chat(CHAT), event)
+    return Event(
+        **{**{f: getattr(event, f) for f in event.__struct_fields__}, "entry_id": appended.id}
+    )
+
+
+def inbound(n: int, body: str | None = None) -> WhatsAppMessage:
+    return WhatsAppMessage(id=f"in{n}", chat_id=CHAT, from_=CHAT, body=body or f"m{n}")
+
+
+def outbound(n: int, body: str = "reply") -> WhatsAppMessage:
+    return WhatsAppMessage(id=f"out{n}", chat_id=CHAT, from_="me", body=body, from_me=True)
+
+
+def full_fold(events: list[Event[Any]], limit: int, timeout_ms: int) -> Session:
+    session = Session(chat_id=CHAT, history_limit=limit, timeout_ms=timeout_ms)
+    for event in events:
+        session.apply(event)
+    return session
+
+
+def view(s: Session) -> tuple[Any, ...]:
+    return (
+        [m.event_id for m in s.messages],
+        [m.event_id for m in s.unanswered()],
+        sorted(s.sent_unrecorded),
+        sorted(s.replied),
+    )
+
+
+async def test_bounded_fold_equals_the_full_fold(redis: Redis) -> None:
+    """Random chats (replies, turns, resets, long silences, crashes between send and record):
+    after every event the bounded backwards read folds to the same session as replaying all."""
+    rng = random.Random(7)
+    log = EventLog(redis)
+    limit, timeout = 6, 60 * MINUTE
+    events: list[Event[Any]] = []
+    ts = 1_700_000_000_000
+    full = Session(chat_id=CHAT, history_limit=limit, timeout_ms=timeout)
+    for n in range(250):
+        ts += rng.choice([1_000, 5_000, MINUTE, 2 * timeout]) if rng.random() < 0.9 else 1
+        roll = rng.random()
+        pending = full.unanswered()
+        if roll < 0.45 or not pending:
+            body = "/reset" if rng.random() < 0.05 else None
+            event = await add(log, inbound(n, body), ts)
+        elif roll < 0.75:
+            cause = rng.choice(pending)
+            event = await add(log, outbound(n), ts, causation=cause.event_id)
+        elif roll < 0.9:
+            cause = rng.choice(pending)
+            turn = ChatTurn(
+                chat_id=CHAT,
+                cause=cause.event_id,
+                through=cause.entry_id,
+                answered=[cause.event_id],
+            )
+            event = await add(log, turn, ts)
+        else:
+            start = rng.choice(pending)
+            event = await add(
+                log, ChatReset(chat_id=CHAT, start=start.entry_id, cause=start.event_id), ts
+            )
+        events.append(event)
+        full.apply(event)
+        bounded = await read_session(log, CHAT, limit, timeout)
+        assert view(bounded) == view(full), f"after event {n}"
+    assert view(full) == view(full_fold(events, limit, timeout))
+
+
+async def test_reading_a_long_chat_reads_only_the_window(redis: Redis) -> None:
+    log = CountingLog(redis)
+    ts = 1_700_000_000_000
+    for n in range(600):
+        await add(log, inbound(n), ts + n)
+    log.entries_read = 0
+    session = await read_session(log, CHAT, 50, 60 * MINUTE)
+    assert len(session.messages) == 50
+    assert session.messages[-1].body == "m599"
+    assert log.entries_read <= 2 * 50 + 20
+
+
+async def test_silence_starts_a_new_session_and_reset_keeps_its_command(redis: Redis) -> None:
+    """Reading stops at the session's start: a silence, or the start a reset names."""
+    log = CountingLog(redis)
+    ts = 1_700_000_000_000
+    for n in range(100):
+        await add(log, inbound(100 + n, "old"), ts + n)
+    await add(log, inbound(2, "after an hour"), ts + 61 * MINUTE)
+    log.entries_read = 0
+    session = await read_session(log, CHAT, 5, 60 * MINUTE)
+    assert [m.body for m in session.messages] == ["after an hour"]
+    assert log.entries_read <= 5 * 2 + 20  # one page, not the 100 old messages
+
+    reset = await add(log, inbound(3, "/reset"), ts + 62 * MINUTE)
+    await add(log, inbound(4, "hello again"), ts + 62 * MINUTE + 1)
+    await add(
+        log,
+        ChatReset(chat_id=CHAT, start=reset.entry_id or "", cause=reset.event_id),
+        ts + 62 * MINUTE + 2,
+    )
+    for n in range(40):
+        await add(log, inbound(200 + n, "after the reset"), ts + 62 * MINUTE + 3 + n)
+    log.entries_read = 0
+    session = await read_session(log, CHAT, 50, 60 * MINUTE)
+    assert log.entries_read <= 50 * 2 + 20
+    assert [m.body for m in session.messages][:2] == ["/reset", "hello again"]
+    assert len(session.messages) == 42
+    session = await read_session(log, CHAT, 5, 60 * MINUTE)
+    assert [m.body for m in session.messages] == ["after the reset"] * 5
+
+    session = await read_session(log, CHAT, 50, 60 * MINUTE)
+    assert [m.body for m in session.unanswered()][:2] == ["/reset", "hello again"]
+    assert [m.body for m in session.history(session.last_id)][:2] == [
+        "hello again",
+        "after the reset",
+    ]
+
+
+async def test_a_reply_in_the_log_answers_its_cause_before_the_turn_is_recorded(
+    redis: Redis,
+) -> None:
+    """A worker that died between the send and the record left only the reply: the fold
+    marks the messages answered and remembers that their turn still has to be recorded."""
+    log = EventLog(redis)
+    ts = 1_700_000_000_000
+    a = await add(log, inbound(1), ts)
+    b = await add(log, inbound(2), ts + 1)
+    await add(log, outbound(3), ts + 2, causation=b.event_id)
+    c = await add(log, inbound(4), ts + 3)
+    session = await read_session(log, CHAT, 50, 60 * MINUTE)
+    assert [m.event_id for m in session.unanswered()] == [c.event_id]
+    assert [m.event_id for m in session.sent_unrecorded[b.event_id]] == [a.event_id, b.event_id]
+    await add(log, ChatTurn(chat_id=CHAT, cause=b.event_id, through=b.entry_id), ts + 4)
+    session = await read_session(log, CHAT, 50, 60 * MINUTE)
+    assert session.sent_unrecorded == {}
+    assert b.event_id in session.recorded
+
+
+async def test_the_cache_is_checked_against_the_stream(redis: Redis) -> None:
+    """A cached session is used only while the stream's last id matches; new entries (from
+    another worker, say) are folded in, and the result equals a fresh read."""
+    log = EventLog(redis)
+    store = SessionStore(log, history_limit=5, timeout_minutes=60)
+    ts = 1_700_000_000_000
+    for n in range(4):
+        await add(log, inbound(n), ts + n)
+    first = await store.load(CHAT)
+    again = await store.load(CHAT)
+    assert view(first) == view(again)
+    assert store.hits == 1 and store.misses == 1
+    cause = first.unanswered()[-1]
+    await add(log, outbound(10), ts + 10, causation=cause.event_id)
+    for n in range(4, 7):
+        await add(log, inbound(n), ts + 10 + n)
+    cached = await store.load(CHAT)
+    fresh = await read_session(log, CHAT, 5, 60 * MINUTE)
+    assert view(cached) == view(fresh)
+    assert [m.body for m in cached.unanswered()] == ["m4", "m5", "m6"]
+    assert store.misses == 1
+    cached.messages.clear()  # callers get copies: the cache is not changed through them
+    assert len((await store.load(CHAT)).messages) == 5
