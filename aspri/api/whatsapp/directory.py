@@ -79,10 +79,9 @@ def fold(
 ) -> None:
     """Apply one message to a chat's summary and to the contacts it reveals."""
     summary.message_count += 1
-    if ts >= summary.last_activity:
-        summary.last_activity = ts
-        body = message.body
-        summary.last_message = body if len(body) <= PREVIEW_CHARS else body[:PREVIEW_CHARS] + "…"
+    summary.last_activity = max(summary.last_activity, ts)
+    body = message.body
+    summary.last_message = body if len(body) <= PREVIEW_CHARS else body[:PREVIEW_CHARS] + "…"
     if message.from_me:
         return
     if message.from_name and not chatid.is_group(summary.chat_id):
