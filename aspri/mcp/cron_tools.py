@@ -21,10 +21,21 @@ from aspri.mcp.models import Deleted, Job, JobPage, JobPayload
 from aspri.mcp.whatsapp_tools import READ_ONLY, IdempotencyKey
 
 JobId = Annotated[
-    str, Field(min_length=1, description="The job's jobId, as returned by cronjob_create/list.")
+    str,
+    Field(
+        min_length=1,
+        coerce_numbers_to_str=True,
+        description="The job's jobId, as returned by cronjob_create or cronjob_list.",
+    ),
 ]
 Name = Annotated[
-    str, Field(min_length=1, max_length=200, description="Short name, e.g. 'Drink water'.")
+    str,
+    Field(
+        min_length=1,
+        max_length=200,
+        coerce_numbers_to_str=True,
+        description="Short name, e.g. 'Drink water'.",
+    ),
 ]
 Schedule = Annotated[
     str | None,

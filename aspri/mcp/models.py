@@ -83,7 +83,9 @@ class ContactList(Out):
 class JobPayload(BaseModel):
     """What a job does when it fires: send a fixed message, or have the assistant write one."""
 
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="allow")
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="allow", coerce_numbers_to_str=True
+    )
 
     chat_id: str | None = Field(
         None, description="Chat to write to, `<digits>@c.us`, e.g. 6281234567890@c.us."

@@ -104,6 +104,12 @@ class AspriMCP(FastMCP[Any]):
                 )
                 return CallToolResult(content=[TextContent(type="text", text=text)], isError=True)
         log.info("tool call", extra={"tool": name, "duration_ms": _ms(started)})
+        if isinstance(result, tuple):
+            # (content, structured): pydantic already checked it against the tool's output model.
+            # Handing the SDK a finished result skips its second check with jsonschema, which
+            # re-validates the schema itself on every call (tens of ms for a job's schema).
+            content, structured = result
+            return CallToolResult(content=list(content), structuredContent=structured)
         return result
 
 
@@ -138,6 +144,9 @@ def build_server(settings: Settings, gateways: Gateways) -> AspriMCP:
         host=settings.host,
         port=settings.mcp_port,
         streamable_http_path=HTTP_PATH,
+        # Tools send no progress or log notifications mid-call, so each POST is answered with
+        # one JSON body instead of an SSE stream: same protocol, a third less time per call.
+        json_response=True,
         token_verifier=StaticTokenVerifier(token) if token else None,
         auth=auth_settings(f"http://{settings.host}:{settings.mcp_port}") if token else None,
     )

@@ -1,5 +1,8 @@
 """The four WhatsApp tools: send a message, read a chat, list chats, search contacts.
 
+Text arguments also accept numbers (``coerce_numbers_to_str``): models and CLI clients often
+send a phone number as a JSON number.
+
 Each is a thin call to the WhatsApp gateway's REST API; the descriptions are what the model
 reads to decide when and how to call them, so they say what the tool does, when to use it and
 the exact formats of its arguments.
@@ -30,6 +33,7 @@ PhoneNumber = Annotated[
     str,
     Field(
         min_length=1,
+        coerce_numbers_to_str=True,
         description="A phone number in international format with the country code, e.g. "
         "+6281234567890 or 6281234567890 (spaces and dashes are fine), or a chat id "
         "`<digits>@c.us` such as 6281234567890@c.us as returned by whatsapp_get_chats or "
@@ -62,6 +66,7 @@ def register(server: FastMCP, gateways: Gateways) -> None:
             str,
             Field(
                 min_length=1,
+                coerce_numbers_to_str=True,
                 description="The text to send, exactly as the recipient should read it. "
                 "WhatsApp formatting works (*bold*, _italic_); long texts are split "
                 "automatically.",
@@ -143,6 +148,7 @@ def register(server: FastMCP, gateways: Gateways) -> None:
             str,
             Field(
                 min_length=1,
+                coerce_numbers_to_str=True,
                 description="Part of a name or of a phone number, e.g. 'budi' or '0812'; "
                 "case does not matter.",
             ),

@@ -112,6 +112,15 @@ async def test_bad_argument_is_a_tool_error_naming_the_field(
         assert text_of(result) == expected
 
 
+async def test_a_number_where_text_is_expected_is_accepted(nowhere: str) -> None:
+    """Models and CLI clients send phone numbers as JSON numbers; they reach the gateway."""
+    async with memory_session(_down(nowhere)) as session:
+        result = await session.call_tool(
+            "whatsapp_send_message", {"phone_number": 6281234567890, "message": 42}
+        )
+        assert "is unreachable" in text_of(result)
+
+
 async def test_unknown_tool_is_a_tool_error(nowhere: str) -> None:
     async with memory_session(_down(nowhere)) as session:
         result = await session.call_tool("whatsapp_delete_everything", {})
