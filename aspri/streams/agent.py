@@ -11,10 +11,11 @@ each key has a queue of entry ids filled atomically at read time and a lease wit
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import logging
 import time
-import zlib
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,7 +29,7 @@ from redis.exceptions import ResponseError
 
 from aspri.schemas import Event, Payload, Registry, UndecodableEvent
 from aspri.schemas.envelope import fields_as_text, text
-from aspri.streams import keys, scripts
+from aspri.streams import ids, keys, scripts
 from aspri.telemetry.logs import event_id_var
 from aspri.telemetry.tracing import context_from
 
@@ -69,12 +70,7 @@ class Delivery:
     key: str
     deliveries: int
     lease: str = ""
-    event: Event[Any] | None = None
-    started: float = field(default_factory=time.monotonic)
-
-
-class _Stop(Exception):
-    """Raised inside a worker's iterator when the agent is stopping."""
+    done: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 class AgentRunner:
@@ -88,10 +84,10 @@ class AgentRunner:
         self.registry = registry
         self.consumer = consumer
         self.burst = burst
-        n = spec.concurrency
-        self._queues: list[asyncio.Queue[Delivery | None]] = [
-            asyncio.Queue(maxsize=spec.batch) for _ in range(n)
-        ]
+        self._ready: asyncio.Queue[Delivery | None] = asyncio.Queue()
+        self._chains: dict[str, deque[Delivery]] = {}
+        self._gates: set[asyncio.Task[None]] = set()
+        self._room = asyncio.Semaphore(max(spec.batch, spec.concurrency) * 2)
         self._held: dict[str, Delivery] = {}
         self._stopping = asyncio.Event()
         self._progress = asyncio.Event()
@@ -100,10 +96,12 @@ class AgentRunner:
         self._begin = redis.register_script(scripts.BEGIN)
         self._finish = redis.register_script(scripts.FINISH)
         self._renew = redis.register_script(scripts.RENEW)
+        self._keep = redis.register_script(scripts.HEARTBEAT)
         self._drop_stale = redis.register_script(scripts.DROP_STALE_HEAD)
         self._acks: list[str] = []
         self._ack_wakeup = asyncio.Event()
-        self._rr = 0
+        self._waiters: dict[str, asyncio.Event] = {}
+        self._calls = asyncio.Semaphore(16)  # gates share the connection pool with everyone else
         self.processed = 0
 
     # ---------------------------------------------------------------- lifecycle
@@ -112,26 +110,34 @@ class AgentRunner:
         """Run until ``stop()`` (or, in burst mode, until the stream has nothing left)."""
         await self._ensure_group()
         workers = [
-            asyncio.create_task(self._worker(i), name=f"{self.spec.name}#{i}")
+            asyncio.create_task(self._worker(), name=f"{self.spec.name}#{i}")
             for i in range(self.spec.concurrency)
         ]
         helpers = [
             asyncio.create_task(self._acker(), name=f"{self.spec.name}:acker"),
             asyncio.create_task(self._heartbeat(), name=f"{self.spec.name}:heartbeat"),
         ]
+        if self.spec.key is not None:
+            helpers.append(asyncio.create_task(self._listen_wakes(), name=f"{self.spec.name}:wake"))
         self._reader_task = asyncio.create_task(self._reader(), name=f"{self.spec.name}:reader")
         try:
-            with contextlib.suppress(asyncio.CancelledError):
+            try:
                 await self._reader_task
-            for q in self._queues:
-                await q.put(None)
+            except asyncio.CancelledError:
+                current = asyncio.current_task()
+                if current is not None and current.cancelling():
+                    raise  # we are being cancelled, not just stopped: do not swallow it
+            for _ in workers:
+                self._ready.put_nowait(None)
             await asyncio.gather(*workers)
         finally:
-            for task in workers:
+            for task in [*workers, *self._gates]:
                 task.cancel()
             self._stopping.set()
             self._ack_wakeup.set()
-            await asyncio.gather(*workers, return_exceptions=True)
+            await asyncio.gather(*workers, *self._gates, return_exceptions=True)
+            for task in helpers[2:]:
+                task.cancel()
             await asyncio.gather(*helpers, return_exceptions=True)
             await self._flush_acks()
 
@@ -173,7 +179,6 @@ class AgentRunner:
 
     async def _drained(self) -> bool:
         """Burst mode: nothing queued, nothing in flight, nothing new in the stream."""
-        await asyncio.gather(*(q.join() for q in self._queues))
         if self._held:
             return False
         info = await self.redis.xinfo_groups(self.spec.stream)
@@ -261,24 +266,57 @@ class AgentRunner:
         return "" if value is None else str(value)
 
     async def _dispatch(self, d: Delivery) -> None:
+        """Hand an entry to the workers: directly, or behind the earlier entries of its key."""
+        await self._room.acquire()  # bounds what this consumer holds without acking
         self._held[d.entry_id] = d
-        if d.key:
-            index = zlib.crc32(d.key.encode()) % len(self._queues)
-        else:
-            index = self._rr = (self._rr + 1) % len(self._queues)
-        await self._queues[index].put(d)
+        if not d.key:
+            self._ready.put_nowait(d)
+            return
+        chain = self._chains.get(d.key)
+        if chain is not None:
+            at = bisect.bisect([ids.parse(c.entry_id) for c in chain], ids.parse(d.entry_id))
+            chain.insert(at, d)
+            if at == 0:  # the gate waits on the old head: let it look again
+                self._waiters.get(chain[1].entry_id, asyncio.Event()).set()
+            return
+        self._chains[d.key] = deque([d])
+        gate = asyncio.create_task(self._gate(d.key), name=f"{self.spec.name}:gate")
+        self._gates.add(gate)
+        gate.add_done_callback(self._gates.discard)
+
+    def _release(self, d: Delivery) -> None:
+        if self._held.pop(d.entry_id, None) is not None:
+            self._room.release()
+        d.done.set()
+
+    async def _gate(self, key: str) -> None:
+        """Release the entries of one key to the workers one at a time, in stream order.
+
+        Waiting happens here, not in a worker, so a key held elsewhere never blocks other keys.
+        """
+        chain = self._chains[key]
+        try:
+            while chain:
+                d = chain[0]  # re-read: an older entry taken over from a dead consumer goes first
+                started = await self._try_begin(d)
+                if started:
+                    self._ready.put_nowait(d)
+                    await d.done.wait()
+                if started is not None:
+                    chain.remove(d)
+                elif self._stopping.is_set() and not self.burst:
+                    return
+        finally:
+            del self._chains[key]
 
     # ---------------------------------------------------------------- working
 
-    async def _worker(self, index: int) -> None:
-        queue = self._queues[index]
+    async def _worker(self) -> None:
         retry: Delivery | None = None
         while True:
-            events = _Events(self, queue, retry)
+            events = _Events(self, self._ready, retry)
             try:
                 await self.spec.fn(events)
-                return
-            except _Stop:
                 return
             except asyncio.CancelledError:
                 events.close_span(None)
@@ -308,44 +346,68 @@ class AgentRunner:
             self.spec.stream, self.spec.group, self.consumer, 0, [d.entry_id]
         )
         if not claimed or claimed[0][1] is None:  # acked elsewhere or trimmed away
-            self._held.pop(d.entry_id, None)
+            self._release(d)
             return None
         d.deliveries += 1
-        d.event = None
         return d
 
-    async def begin(self, d: Delivery) -> None:
-        """Wait until ``d`` heads its key's queue and take the key's lease."""
+    async def _try_begin(self, d: Delivery) -> bool | None:
+        """One attempt to start ``d``: True (lease taken), False (taken over: skip it) or None
+        (an earlier entry of its key, or another consumer's lease, is in the way: wait)."""
         spec = self.spec
-        if not d.key:
-            return
         kq = keys.key_queue(spec.stream, spec.group, d.key)
-        lease = keys.lease(spec.stream, spec.group, d.key)
-        counter = keys.lease_counter(spec.stream, spec.group)
-        while True:
+        async with self._calls:
             status, value, ttl = await self._begin(
-                keys=[kq, lease, counter], args=[d.entry_id, self.consumer, spec.lease_ms]
+                keys=[kq, keys.lease(spec.stream, spec.group, d.key),
+                      keys.lease_counter(spec.stream, spec.group), spec.stream],
+                args=[d.entry_id, self.consumer, spec.lease_ms, spec.group],
             )
-            status, value = text(status), text(value)
-            if status == "ok":
-                d.lease = value
-                return
-            if self._stopping.is_set() and not self.burst:
-                raise _Stop
-            if status == "wait":  # an earlier entry of this key is not finished yet
-                wake = keys.wake(spec.stream, spec.group, d.entry_id)
-                if not await self.redis.blpop([wake], timeout=1):
-                    await self._drop_stale(keys=[kq, spec.stream], args=[value, spec.group])
-            else:  # another consumer holds the key: wait for its lease to end or be released
-                wake = keys.wake(spec.stream, spec.group, d.entry_id)
-                await self.redis.blpop([wake], timeout=max(0.05, min(1.0, int(ttl) / 1000)))
+        status, value = text(status), text(value)
+        if status == "ok":
+            d.lease = value
+            return True
+        if status == "gone":
+            self._release(d)
+            log.info("entry taken over by another consumer; skipped",
+                     extra={"agent": spec.name, "entry": d.entry_id})
+            return False
+        if status == "wait":  # an earlier entry of this key is held by another consumer
+            if not await self._wait_wake(d.entry_id, 1.0):
+                await self._drop_stale(keys=[kq, spec.stream], args=[value, spec.group])
+        else:  # another consumer holds the key's lease: wait for its release or expiry
+            await self._wait_wake(d.entry_id, max(0.05, min(1.0, int(ttl) / 1000)))
+        return None
+
+    async def _wait_wake(self, entry_id: str, timeout: float) -> bool:
+        """Wait until ``entry_id`` is announced as its key's next entry, or ``timeout``."""
+        event = self._waiters.setdefault(entry_id, asyncio.Event())
+        try:
+            async with asyncio.timeout(timeout):
+                await event.wait()
+            return True
+        except TimeoutError:
+            return False
+        finally:
+            self._waiters.pop(entry_id, None)
+
+    async def _listen_wakes(self) -> None:
+        """One subscription per runner carries every cross-consumer wake-up."""
+        pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+        await pubsub.subscribe(keys.wake_channel(self.spec.stream, self.spec.group))
+        try:
+            async for message in pubsub.listen():
+                waiter = self._waiters.get(text(message["data"]))
+                if waiter is not None:
+                    waiter.set()
+        finally:
+            await pubsub.aclose()
 
     async def finish(self, d: Delivery) -> None:
         await self._finish_entry(d, dead_letter=None)
 
     async def _finish_entry(self, d: Delivery, *, dead_letter: str | None) -> None:
         spec = self.spec
-        self._held.pop(d.entry_id, None)
+        self._release(d)
         self.processed += 1
         self._progress.set()
         if not d.key and dead_letter is None:  # the fast path: batched XACK
@@ -353,7 +415,7 @@ class AgentRunner:
             self._ack_wakeup.set()
             return
         args: list[Any] = [
-            spec.group, d.entry_id, d.lease, keys.wake(spec.stream, spec.group, ""),
+            spec.group, d.entry_id, d.lease, keys.wake_channel(spec.stream, spec.group),
             "1" if dead_letter is not None else "0",
         ]
         if dead_letter is not None:
@@ -391,14 +453,19 @@ class AgentRunner:
             held = list(self._held.values())
             if not held:
                 continue
-            await self.redis.xclaim(
-                self.spec.stream, self.spec.group, self.consumer, 0,
-                [d.entry_id for d in held], justid=True,
-            )
-            for d in held:
-                if d.lease:
-                    lease = keys.lease(self.spec.stream, self.spec.group, d.key)
-                    await self._renew(keys=[lease], args=[d.lease, self.spec.lease_ms])
+            try:
+                await self._keep(
+                    keys=[self.spec.stream],
+                    args=[self.spec.group, self.consumer, *(d.entry_id for d in held)],
+                )
+                leased = [d for d in held if d.lease]
+                if leased:
+                    await self._renew(
+                        keys=[keys.lease(self.spec.stream, self.spec.group, d.key) for d in leased],
+                        args=[self.spec.lease_ms, *(d.lease for d in leased)],
+                    )
+            except Exception as exc:  # transient: the next beat tries again
+                log.warning("heartbeat failed", extra={"agent": self.spec.name, "error": str(exc)})
 
     def decode(self, d: Delivery) -> Event[Any]:
         event = self.registry.from_fields(
@@ -446,7 +513,6 @@ class _Events:
                 d, self.retry = self.retry, None
             else:
                 item = await self.queue.get()
-                self.queue.task_done()
                 if item is None:
                     raise StopAsyncIteration
                 d = item
@@ -456,7 +522,6 @@ class _Events:
                 await runner._finish_entry(d, dead_letter=f"undecodable: {exc.reason}")
                 continue
             self.current = d
-            await runner.begin(d)
             self._open_span(event)
             return event
 

@@ -88,7 +88,7 @@ class StreamApp:
         return register
 
     async def run(self, *, burst: bool = False) -> None:
-        """Run every agent until ``stop()``; with ``burst`` return once their streams are drained."""
+        """Run every agent until ``stop()``; ``burst``: return once their streams are drained."""
         self.runners = [
             AgentRunner(spec, self.redis, self.registry, self.consumer, burst=burst)
             for spec in self.specs
@@ -103,7 +103,7 @@ class StreamApp:
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
 
-    async def stop(self, timeout: float = 10.0) -> None:
+    async def stop(self, timeout: float = 10.0) -> None:  # noqa: ASYNC109
         """Stop reading, let in-flight handlers finish for up to ``timeout`` s, then cancel."""
         for runner in self.runners:
             runner.stop()

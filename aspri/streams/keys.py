@@ -49,9 +49,18 @@ def lease_counter(stream: str, group: str) -> str:
     return f"lease:{group}:{stream}:#"
 
 
-def wake(stream: str, group: str, entry_id: str) -> str:
-    """A list pushed to when ``entry_id`` becomes the head of its key queue."""
-    return f"wake:{group}:{stream}:{entry_id}"
+def wake_channel(stream: str, group: str) -> str:
+    """Pub/sub channel announcing the entry id that now heads its key's queue."""
+    return f"wake:{group}:{stream}"
+
+
+CRON_LEASE = "cronjob:scheduler:lease"
+"""Which scheduler process may fire jobs (a token with a TTL its holder keeps renewing)."""
+
+
+def cron_fire(job_id: str, scheduled_ms: int) -> str:
+    """Marks the run of a job at one scheduled time as fired (or skipped): at most once."""
+    return idempotency(f"cronjob:fire:{job_id}:{scheduled_ms}")
 
 
 WHATSAPP_CHATS = "whatsapp:chats"
@@ -72,3 +81,7 @@ def whatsapp_send(key: str) -> str:
 def whatsapp_send_lock(key: str) -> str:
     """Held while a send with this idempotency key is in progress (any gateway process)."""
     return f"whatsapp:send:{key}:lock"
+
+
+CRON_HANDOVER = "cronjob:scheduler:handover"
+"""Pushed to when a scheduler gives its lease up, so a waiting one takes over at once."""

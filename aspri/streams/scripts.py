@@ -31,8 +31,12 @@ return {1, out}
 """
 
 BEGIN = """
--- May this consumer start entry ARGV[1]? Only when it heads its key's queue and nobody else
--- holds the key's lease; then take the lease with a new fencing token.
+-- May this consumer start entry ARGV[1]? Only while the entry is still pending for it (not taken
+-- over by another consumer), heads its key's queue, and nobody else holds the key's lease; then
+-- take the lease with a new fencing token.
+-- KEYS: key queue, lease, lease counter, stream   ARGV: id, consumer, lease ms, group
+local p = redis.call('XPENDING', KEYS[4], ARGV[4], ARGV[1], ARGV[1], 1)
+if #p == 0 or p[1][2] ~= ARGV[2] then return {'gone', '', 0} end
 local head = redis.call('LINDEX', KEYS[1], 0)
 if head and head ~= ARGV[1] then return {'wait', head, 0} end
 local cur = redis.call('GET', KEYS[2])
@@ -46,8 +50,8 @@ return {'ok', ARGV[2] .. '|' .. token, 0}
 
 FINISH = """
 -- Ack an entry (optionally after copying it to the dead-letter stream), release its key's lease
--- and wake the consumer holding the key's next entry. Refused when the lease was lost.
--- KEYS: stream, key queue ('' if none), lease, dlq   ARGV: group, id, lease value, wake prefix,
+-- and announce the key's next entry on the wake channel. Refused when the lease was lost.
+-- KEYS: stream, key queue ('' if none), lease, dlq   ARGV: group, id, lease value, wake channel,
 -- dlq flag, dlq fields...
 if ARGV[3] ~= '' then
   local cur = redis.call('GET', KEYS[3])
@@ -61,20 +65,22 @@ redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
 if KEYS[2] ~= '' then
   redis.call('LREM', KEYS[2], 1, ARGV[2])
   local head = redis.call('LINDEX', KEYS[2], 0)
-  if head then
-    redis.call('RPUSH', ARGV[4] .. head, '1')
-    redis.call('PEXPIRE', ARGV[4] .. head, 60000)
-  end
+  if head then redis.call('PUBLISH', ARGV[4], head) end
 end
 return 'ok'
 """
 
 RENEW = """
--- Extend a lease only while it is still ours.
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+-- Extend the leases that are still ours, all in one round trip.
+-- KEYS: leases   ARGV: lease ms, the value we hold for each lease
+local renewed = 0
+for i = 1, #KEYS do
+  if redis.call('GET', KEYS[i]) == ARGV[i + 1] then
+    redis.call('PEXPIRE', KEYS[i], ARGV[1])
+    renewed = renewed + 1
+  end
 end
-return 0
+return renewed
 """
 
 DROP_STALE_HEAD = """
@@ -85,4 +91,19 @@ local p = redis.call('XPENDING', KEYS[2], ARGV[2], ARGV[1], ARGV[1], 1)
 if #p > 0 then return 0 end
 redis.call('LPOP', KEYS[1])
 return 1
+"""
+
+HEARTBEAT = """
+-- Reset the idle time of the entries this consumer still owns, so nobody takes them over; an
+-- entry already taken over by another consumer is left alone (a blind XCLAIM would steal it back).
+-- KEYS: stream   ARGV: group, consumer, ids...
+local kept = 0
+for i = 3, #ARGV do
+  local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1)
+  if #p > 0 and p[1][2] == ARGV[2] then
+    redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[i], 'JUSTID')
+    kept = kept + 1
+  end
+end
+return kept
 """
