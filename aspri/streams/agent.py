@@ -166,8 +166,10 @@ class AgentRunner:
             if now >= next_claim:
                 claimed = await self._autoclaim()
                 next_claim = now + self.spec.claim_idle_ms / 2000
-            block = None if self.burst else min(
-                self.spec.block_ms, max(1, int((next_claim - now) * 1000))
+            block = (
+                None
+                if self.burst
+                else min(self.spec.block_ms, max(1, int((next_claim - now) * 1000)))
             )
             got = await self._read_new(block)
             if self.burst and not got and not claimed:
@@ -335,8 +337,12 @@ class AgentRunner:
         reason = f"{type(exc).__name__}: {exc}"
         log.warning(
             "handler failed",
-            extra={"agent": self.spec.name, "entry": d.entry_id, "deliveries": d.deliveries,
-                   "error": reason},
+            extra={
+                "agent": self.spec.name,
+                "entry": d.entry_id,
+                "deliveries": d.deliveries,
+                "error": reason,
+            },
         )
         if d.deliveries >= self.spec.max_deliveries:
             await self._finish_entry(d, dead_letter=reason)
@@ -358,8 +364,12 @@ class AgentRunner:
         kq = keys.key_queue(spec.stream, spec.group, d.key)
         async with self._calls:
             status, value, ttl = await self._begin(
-                keys=[kq, keys.lease(spec.stream, spec.group, d.key),
-                      keys.lease_counter(spec.stream, spec.group), spec.stream],
+                keys=[
+                    kq,
+                    keys.lease(spec.stream, spec.group, d.key),
+                    keys.lease_counter(spec.stream, spec.group),
+                    spec.stream,
+                ],
                 args=[d.entry_id, self.consumer, spec.lease_ms, spec.group],
             )
         status, value = text(status), text(value)
@@ -368,8 +378,10 @@ class AgentRunner:
             return True
         if status == "gone":
             self._release(d)
-            log.info("entry taken over by another consumer; skipped",
-                     extra={"agent": spec.name, "entry": d.entry_id})
+            log.info(
+                "entry taken over by another consumer; skipped",
+                extra={"agent": spec.name, "entry": d.entry_id},
+            )
             return False
         if status == "wait":  # an earlier entry of this key is held by another consumer
             if not await self._wait_wake(d.entry_id, 1.0):
@@ -415,7 +427,10 @@ class AgentRunner:
             self._ack_wakeup.set()
             return
         args: list[Any] = [
-            spec.group, d.entry_id, d.lease, keys.wake_channel(spec.stream, spec.group),
+            spec.group,
+            d.entry_id,
+            d.lease,
+            keys.wake_channel(spec.stream, spec.group),
             "1" if dead_letter is not None else "0",
         ]
         if dead_letter is not None:
@@ -426,11 +441,15 @@ class AgentRunner:
             await self._finish(keys=[spec.stream, kq, lease, keys.dlq(spec.stream)], args=args)
         )
         if result == "fenced":
-            log.warning("lease lost before ack; another consumer owns the entry",
-                        extra={"agent": spec.name, "entry": d.entry_id})
+            log.warning(
+                "lease lost before ack; another consumer owns the entry",
+                extra={"agent": spec.name, "entry": d.entry_id},
+            )
         elif dead_letter is not None:
-            log.error("moved to dead-letter stream",
-                      extra={"agent": spec.name, "entry": d.entry_id, "reason": dead_letter})
+            log.error(
+                "moved to dead-letter stream",
+                extra={"agent": spec.name, "entry": d.entry_id, "reason": dead_letter},
+            )
 
     async def _acker(self) -> None:
         while not self._stopping.is_set():
@@ -477,8 +496,20 @@ class AgentRunner:
 
 
 def _dead_letter_fields(d: Delivery, reason: str, spec: AgentSpec, consumer: str) -> list[str]:
-    out = ["error", reason, "deliveries", str(d.deliveries), "originalId", d.entry_id,
-           "originalStream", spec.stream, "group", spec.group, "consumer", consumer]
+    out = [
+        "error",
+        reason,
+        "deliveries",
+        str(d.deliveries),
+        "originalId",
+        d.entry_id,
+        "originalStream",
+        spec.stream,
+        "group",
+        spec.group,
+        "consumer",
+        consumer,
+    ]
     for name, value in d.fields.items():
         out += [name, value]
     return out

@@ -94,8 +94,14 @@ class StreamApp:
             for spec in self.specs
         ]
         self._tasks = [asyncio.create_task(r.run(), name=r.spec.name) for r in self.runners]
-        log.info("stream app started", extra={"group": self.group, "consumer": self.consumer,
-                                               "agents": [s.name for s in self.specs]})
+        log.info(
+            "stream app started",
+            extra={
+                "group": self.group,
+                "consumer": self.consumer,
+                "agents": [s.name for s in self.specs],
+            },
+        )
         try:
             await asyncio.gather(*self._tasks)
         finally:

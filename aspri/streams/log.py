@@ -159,9 +159,7 @@ class EventLog:
                 if entries:
                     cursor = text(entries[-1][0])
 
-    def _decode_all(
-        self, stream: str, raw: list[Any], skip_undecodable: bool
-    ) -> list[Event[Any]]:
+    def _decode_all(self, stream: str, raw: list[Any], skip_undecodable: bool) -> list[Event[Any]]:
         out: list[Event[Any]] = []
         for entry_id, fields in raw:
             try:

@@ -69,8 +69,14 @@ class Table(Generic[S]):
             await self._load_snapshot()
             self.replayed = await self.catch_up()
             span.set_attribute("aspri.replayed", self.replayed)
-            log.info("table rebuilt", extra={"table": self.name, "replayed": self.replayed,
-                                             "seconds": round(time.perf_counter() - began, 3)})
+            log.info(
+                "table rebuilt",
+                extra={
+                    "table": self.name,
+                    "replayed": self.replayed,
+                    "seconds": round(time.perf_counter() - began, 3),
+                },
+            )
         if tail:
             self._tail = asyncio.create_task(self._follow(), name=f"table:{self.name}")
 
@@ -123,8 +129,10 @@ class Table(Generic[S]):
             self.state = msgspec.json.decode(fields["state"], type=self.state_type)
             self.last_id = text(fields["id"])
         except (KeyError, msgspec.DecodeError, msgspec.ValidationError) as exc:
-            log.warning("snapshot unusable, replaying from the start",
-                        extra={"table": self.name, "error": str(exc)})
+            log.warning(
+                "snapshot unusable, replaying from the start",
+                extra={"table": self.name, "error": str(exc)},
+            )
             self.state, self.last_id = self.initial(), "0-0"
 
     def _apply_raw(self, raw: list[Any]) -> int:
@@ -135,8 +143,10 @@ class Table(Generic[S]):
                 event = registry.from_fields(fields, entry_id=eid, stream=self.stream)
             except UndecodableEvent as exc:
                 self.skipped += 1
-                log.warning("undecodable entry skipped",
-                            extra={"table": self.name, "entry": eid, "reason": exc.reason})
+                log.warning(
+                    "undecodable entry skipped",
+                    extra={"table": self.name, "entry": eid, "reason": exc.reason},
+                )
             else:
                 self.apply(self.state, event)
             self.last_id = eid

@@ -28,11 +28,16 @@ def app_for(redis: Redis, consumer: str = "w1", **options: Any) -> StreamApp:
 
 async def test_seed_format_entry_is_consumed(redis: Redis) -> None:
     """An entry written like the original TypeScript service (no v, no traceparent)."""
-    await redis.xadd(STREAM, {
-        "eventId": "e-1", "type": "whatsapp:message", "source": "whatsapp",
-        "timestamp": "1700000000000",
-        "data": '{"id":"w1","chatId":"1555@c.us","from":"1555@c.us","body":"hi"}',
-    })
+    await redis.xadd(
+        STREAM,
+        {
+            "eventId": "e-1",
+            "type": "whatsapp:message",
+            "source": "whatsapp",
+            "timestamp": "1700000000000",
+            "data": '{"id":"w1","chatId":"1555@c.us","from":"1555@c.us","body":"hi"}',
+        },
+    )
     app = app_for(redis)
     seen: list[Event[Any]] = []
 
@@ -92,8 +97,9 @@ async def test_failing_handler_is_retried_then_dead_lettered_with_reason(redis: 
 async def test_undecodable_and_unexpected_entries_go_to_the_dlq(redis: Redis) -> None:
     await redis.xadd(STREAM, {"type": "whatsapp:message", "data": "{oops"})
     await redis.xadd(STREAM, {"type": "no:such", "data": "{}"})
-    await redis.xadd(STREAM, {"type": "cronjob:trigger",
-                              "data": '{"jobId":"j","jobName":"n","scheduledTime":1}'})
+    await redis.xadd(
+        STREAM, {"type": "cronjob:trigger", "data": '{"jobId":"j","jobName":"n","scheduledTime":1}'}
+    )
     app = app_for(redis)
     handled: list[str] = []
 
