@@ -165,7 +165,7 @@ async def run(settings: Settings, *, open_browser: bool = True) -> int:
             if not all(healthy):
                 log.error("a gateway did not become healthy; see the log above")
             ok, model = await model_status(settings)
-            print(_banner(settings, model), file=sys.stderr, flush=True)
+            print(_banner(settings, model if ok else f"NOT READY: {model}"), file=sys.stderr)
             if open_browser:
                 with contextlib.suppress(webbrowser.Error):
                     webbrowser.open(f"http://127.0.0.1:{settings.whatsapp_port}/chat")
