@@ -35,7 +35,7 @@ from aspri.agents.tools import McpTools
 from aspri.config import Settings
 from aspri.schemas import REGISTRY, CronTrigger, Event, WhatsAppMessage
 from aspri.schemas.chat import ChatTurn, TurnTimings
-from aspri.streams import keys
+from aspri.streams import ids, keys
 from aspri.streams.log import EventLog
 from aspri.telemetry.tracing import tracer
 
@@ -47,7 +47,7 @@ APOLOGY = (
     "reachable. Please try again later. Commands like /help still work."
 )
 MAX_TURNS_PER_EVENT = 50
-"""A bound on turns one event may run (each turn answers at least one message)."""
+"""A safety bound on the turns of one event (each answers at least one message)."""
 
 
 def segments(pending: list[Message]) -> list[list[Message]]:
@@ -90,10 +90,16 @@ class Conversation:
     # ------------------------------------------------------------------ user messages
 
     async def on_message(self, event: Event[WhatsAppMessage]) -> None:
-        """Answer whatever the chat of ``event`` has left unanswered (often: nothing)."""
+        """Answer what the chat of ``event`` has left unanswered (often: nothing).
+
+        Everything unanswered when the event is first folded is answered (quick messages
+        together, commands one by one); messages arriving meanwhile are left to their own
+        events, so one busy chat cannot hold a worker while other chats wait.
+        """
         if event.data.from_me:
             return
         chat_id = event.data.chat_id
+        limit: str | None = None
         for _ in range(MAX_TURNS_PER_EVENT):
             began = time.perf_counter()
             session = await self.sessions.load(chat_id)
@@ -101,6 +107,9 @@ class Conversation:
                 await self._recover(session, event)
                 continue
             pending = session.unanswered()
+            if limit is None and pending:
+                limit = pending[-1].entry_id
+            pending = [m for m in pending if limit and not ids.after(m.entry_id, limit)]
             if not pending:
                 return
             segment = segments(pending)[0]
