@@ -192,7 +192,7 @@ class AgentRunner:
     async def _read_new(self, block: int | None) -> int:
         spec = self.spec
         if spec.key is None:
-            reply = await self.redis.xreadgroup(
+            reply: Any = await self.redis.xreadgroup(
                 spec.group, self.consumer, {spec.stream: ">"}, count=spec.batch, block=block
             )
             entries = reply[0][1] if reply else []
@@ -216,7 +216,7 @@ class AgentRunner:
         """Re-deliver what this consumer had read but not acked before it stopped."""
         cursor = "0"
         while True:
-            reply = await self.redis.xreadgroup(
+            reply: Any = await self.redis.xreadgroup(
                 self.spec.group, self.consumer, {self.spec.stream: cursor}, count=self.spec.batch
             )
             entries = reply[0][1] if reply else []
@@ -412,7 +412,7 @@ class AgentRunner:
                 if waiter is not None:
                     waiter.set()
         finally:
-            await pubsub.aclose()
+            await pubsub.aclose()  # type: ignore[no-untyped-call]
 
     async def finish(self, d: Delivery) -> None:
         await self._finish_entry(d, dead_letter=None)

@@ -139,7 +139,7 @@ class EventLog:
         With ``reverse`` the newest come first and ``start``/``end`` keep their meaning.
         """
         if reverse:
-            raw = await self.redis.xrevrange(stream, end, start, count=count)
+            raw: Any = await self.redis.xrevrange(stream, end, start, count=count)
         else:
             raw = await self.redis.xrange(stream, start, end, count=count)
         return self._decode_all(stream, raw, skip_undecodable)
@@ -152,7 +152,7 @@ class EventLog:
         if cursor == "$":
             cursor = await self.last_id(stream)
         while True:
-            reply = await self.redis.xread({stream: cursor}, count=batch, block=block_ms)
+            reply: Any = await self.redis.xread({stream: cursor}, count=batch, block=block_ms)
             for _name, entries in reply or []:
                 for event in self._decode_all(stream, entries, True):
                     yield event
