@@ -235,8 +235,8 @@ def report(results: list[Result]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--calls", type=int, default=2000, help="timed calls per variant")
-    parser.add_argument("--warmup", type=int, default=200, help="untimed calls first")
+    parser.add_argument("--calls", type=int, default=1000, help="timed calls per variant")
+    parser.add_argument("--warmup", type=int, default=100, help="untimed calls first")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="aspri-bench-mcp-") as tmp:
         report(asyncio.run(run(args.calls, args.warmup, Path(tmp))))

@@ -74,7 +74,7 @@ class AspriMCP(FastMCP[Any]):
         ctx = self.get_context()
         try:
             request = ctx.request_context
-        except ValueError:  # called outside a request (tests calling the method directly)
+        except ValueError:  # called outside a request
             request = None
         meta = request_meta(request)
         attributes: dict[str, str] = {
@@ -103,11 +103,11 @@ class AspriMCP(FastMCP[Any]):
                     extra={"tool": name, "error": text, "duration_ms": _ms(started)},
                 )
                 return CallToolResult(content=[TextContent(type="text", text=text)], isError=True)
-        log.info("tool call", extra={"tool": name, "duration_ms": _ms(started)})
+            log.info("tool call", extra={"tool": name, "duration_ms": _ms(started)})
         if isinstance(result, tuple):
             # (content, structured): pydantic already checked it against the tool's output model.
             # Handing the SDK a finished result skips its second check with jsonschema, which
-            # re-validates the schema itself on every call (tens of ms for a job's schema).
+            # re-validates the schema itself against the metaschema on every call (3-14 ms).
             content, structured = result
             return CallToolResult(content=list(content), structuredContent=structured)
         return result
