@@ -11,66 +11,23 @@ each key has a queue of entry ids filled atomically at read time and a lease wit
 from __future__ import annotations
 
 import asyncio
-import bisect
 import contextlib
 import logging
 import time
-from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
-from opentelemetry import context as otel_context
-from opentelemetry import trace
-from opentelemetry.trace import SpanKind, Status, StatusCode
 from redis.asyncio import Redis
-from redis.exceptions import ResponseError
+from redis.exceptions import RedisError, ResponseError
 
-from aspri.schemas import Event, Payload, Registry, UndecodableEvent
+from aspri.schemas import Event, Registry, UndecodableEvent
 from aspri.schemas.envelope import fields_as_text, text
-from aspri.streams import ids, keys, scripts
-from aspri.telemetry.logs import event_id_var
-from aspri.telemetry.tracing import context_from
+from aspri.streams import keys, scripts
+from aspri.streams.iterator import EventStream
+from aspri.streams.ordering import KeyOrder
+from aspri.streams.spec import AgentSpec, Delivery, dead_letter_fields
 
 log = logging.getLogger(__name__)
-_tracer = trace.get_tracer("aspri.streams")
-
-AgentFn = Callable[[AsyncIterator[Event[Any]]], Awaitable[None]]
-
-
-@dataclass(frozen=True, kw_only=True)
-class AgentSpec:
-    """How one agent consumes its stream; see ``StreamApp.agent``."""
-
-    fn: AgentFn
-    stream: str
-    group: str
-    schema: tuple[type[Payload], ...] = ()
-    concurrency: int = 1
-    key: str | None = None
-    max_deliveries: int = 5
-    claim_idle_ms: int = 30_000
-    lease_ms: int = 30_000
-    batch: int = 100
-    block_ms: int = 2_000
-    retry_backoff_s: float = 0.5
-
-    @property
-    def name(self) -> str:
-        return f"{self.group}/{self.stream}/{getattr(self.fn, '__name__', 'agent')}"
-
-
-@dataclass(eq=False)
-class Delivery:
-    """An entry handed to a worker: the raw fields, its key and how often it was delivered."""
-
-    entry_id: str
-    fields: dict[str, str]
-    key: str
-    deliveries: int
-    lease: str = ""
-    done: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 class AgentRunner:
@@ -85,23 +42,25 @@ class AgentRunner:
         self.consumer = consumer
         self.burst = burst
         self._ready: asyncio.Queue[Delivery | None] = asyncio.Queue()
-        self._chains: dict[str, deque[Delivery]] = {}
-        self._gates: set[asyncio.Task[None]] = set()
         self._room = asyncio.Semaphore(max(spec.batch, spec.concurrency) * 2)
         self._held: dict[str, Delivery] = {}
         self._stopping = asyncio.Event()
         self._progress = asyncio.Event()
         self._reader_task: asyncio.Task[None] | None = None
         self._read_keyed = redis.register_script(scripts.READ_KEYED)
-        self._begin = redis.register_script(scripts.BEGIN)
         self._finish = redis.register_script(scripts.FINISH)
         self._renew = redis.register_script(scripts.RENEW)
         self._keep = redis.register_script(scripts.HEARTBEAT)
-        self._drop_stale = redis.register_script(scripts.DROP_STALE_HEAD)
         self._acks: list[str] = []
         self._ack_wakeup = asyncio.Event()
-        self._waiters: dict[str, asyncio.Event] = {}
-        self._calls = asyncio.Semaphore(16)  # gates share the connection pool with everyone else
+        self._order = KeyOrder(
+            spec,
+            redis,
+            consumer,
+            self._ready,
+            self._release,
+            lambda: self._stopping.is_set() and not self.burst,
+        )
         self.processed = 0
 
     # ---------------------------------------------------------------- lifecycle
@@ -118,7 +77,7 @@ class AgentRunner:
             asyncio.create_task(self._heartbeat(), name=f"{self.spec.name}:heartbeat"),
         ]
         if self.spec.key is not None:
-            helpers.append(asyncio.create_task(self._listen_wakes(), name=f"{self.spec.name}:wake"))
+            helpers.append(asyncio.create_task(self._order.listen(), name=f"{self.spec.name}:wake"))
         self._reader_task = asyncio.create_task(self._reader(), name=f"{self.spec.name}:reader")
         try:
             try:
@@ -131,11 +90,11 @@ class AgentRunner:
                 self._ready.put_nowait(None)
             await asyncio.gather(*workers)
         finally:
-            for task in [*workers, *self._gates]:
+            for task in [*workers, *self._order.gates]:
                 task.cancel()
             self._stopping.set()
             self._ack_wakeup.set()
-            await asyncio.gather(*workers, *self._gates, return_exceptions=True)
+            await asyncio.gather(*workers, *self._order.gates, return_exceptions=True)
             for task in helpers[2:]:
                 task.cancel()
             await asyncio.gather(*helpers, return_exceptions=True)
@@ -271,52 +230,22 @@ class AgentRunner:
         """Hand an entry to the workers: directly, or behind the earlier entries of its key."""
         await self._room.acquire()  # bounds what this consumer holds without acking
         self._held[d.entry_id] = d
-        if not d.key:
+        if d.key:
+            self._order.add(d)
+        else:
             self._ready.put_nowait(d)
-            return
-        chain = self._chains.get(d.key)
-        if chain is not None:
-            at = bisect.bisect([ids.parse(c.entry_id) for c in chain], ids.parse(d.entry_id))
-            chain.insert(at, d)
-            if at == 0:  # the gate waits on the old head: let it look again
-                self._waiters.get(chain[1].entry_id, asyncio.Event()).set()
-            return
-        self._chains[d.key] = deque([d])
-        gate = asyncio.create_task(self._gate(d.key), name=f"{self.spec.name}:gate")
-        self._gates.add(gate)
-        gate.add_done_callback(self._gates.discard)
 
     def _release(self, d: Delivery) -> None:
         if self._held.pop(d.entry_id, None) is not None:
             self._room.release()
         d.done.set()
 
-    async def _gate(self, key: str) -> None:
-        """Release the entries of one key to the workers one at a time, in stream order.
-
-        Waiting happens here, not in a worker, so a key held elsewhere never blocks other keys.
-        """
-        chain = self._chains[key]
-        try:
-            while chain:
-                d = chain[0]  # re-read: an older entry taken over from a dead consumer goes first
-                started = await self._try_begin(d)
-                if started:
-                    self._ready.put_nowait(d)
-                    await d.done.wait()
-                if started is not None:
-                    chain.remove(d)
-                elif self._stopping.is_set() and not self.burst:
-                    return
-        finally:
-            del self._chains[key]
-
     # ---------------------------------------------------------------- working
 
     async def _worker(self) -> None:
         retry: Delivery | None = None
         while True:
-            events = _Events(self, self._ready, retry)
+            events = EventStream(self, self._ready, retry)
             try:
                 await self.spec.fn(events)
                 return
@@ -357,72 +286,15 @@ class AgentRunner:
         d.deliveries += 1
         return d
 
-    async def _try_begin(self, d: Delivery) -> bool | None:
-        """One attempt to start ``d``: True (lease taken), False (taken over: skip it) or None
-        (an earlier entry of its key, or another consumer's lease, is in the way: wait)."""
-        spec = self.spec
-        kq = keys.key_queue(spec.stream, spec.group, d.key)
-        async with self._calls:
-            status, value, ttl = await self._begin(
-                keys=[
-                    kq,
-                    keys.lease(spec.stream, spec.group, d.key),
-                    keys.lease_counter(spec.stream, spec.group),
-                    spec.stream,
-                ],
-                args=[d.entry_id, self.consumer, spec.lease_ms, spec.group],
-            )
-        status, value = text(status), text(value)
-        if status == "ok":
-            d.lease = value
-            return True
-        if status == "gone":
-            self._release(d)
-            log.info(
-                "entry taken over by another consumer; skipped",
-                extra={"agent": spec.name, "entry": d.entry_id},
-            )
-            return False
-        if status == "wait":  # an earlier entry of this key is held by another consumer
-            if not await self._wait_wake(d.entry_id, 1.0):
-                await self._drop_stale(keys=[kq, spec.stream], args=[value, spec.group])
-        else:  # another consumer holds the key's lease: wait for its release or expiry
-            await self._wait_wake(d.entry_id, max(0.05, min(1.0, int(ttl) / 1000)))
-        return None
-
-    async def _wait_wake(self, entry_id: str, timeout: float) -> bool:
-        """Wait until ``entry_id`` is announced as its key's next entry, or ``timeout``."""
-        event = self._waiters.setdefault(entry_id, asyncio.Event())
-        try:
-            async with asyncio.timeout(timeout):
-                await event.wait()
-            return True
-        except TimeoutError:
-            return False
-        finally:
-            self._waiters.pop(entry_id, None)
-
-    async def _listen_wakes(self) -> None:
-        """One subscription per runner carries every cross-consumer wake-up."""
-        pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
-        await pubsub.subscribe(keys.wake_channel(self.spec.stream, self.spec.group))
-        try:
-            async for message in pubsub.listen():
-                waiter = self._waiters.get(text(message["data"]))
-                if waiter is not None:
-                    waiter.set()
-        finally:
-            await pubsub.aclose()  # type: ignore[no-untyped-call]
-
     async def finish(self, d: Delivery) -> None:
         await self._finish_entry(d, dead_letter=None)
 
     async def _finish_entry(self, d: Delivery, *, dead_letter: str | None) -> None:
         spec = self.spec
-        self._release(d)
         self.processed += 1
         self._progress.set()
         if not d.key and dead_letter is None:  # the fast path: batched XACK
+            self._release(d)
             self._acks.append(d.entry_id)
             self._ack_wakeup.set()
             return
@@ -434,12 +306,22 @@ class AgentRunner:
             "1" if dead_letter is not None else "0",
         ]
         if dead_letter is not None:
-            args += _dead_letter_fields(d, dead_letter, spec, self.consumer)
+            args += dead_letter_fields(d, dead_letter, spec, self.consumer)
         kq = keys.key_queue(spec.stream, spec.group, d.key) if d.key else ""
         lease = keys.lease(spec.stream, spec.group, d.key) if d.key else ""
-        result = text(
-            await self._finish(keys=[spec.stream, kq, lease, keys.dlq(spec.stream)], args=args)
-        )
+        finish_keys = [spec.stream, kq, lease, keys.dlq(spec.stream)]
+        for attempt in range(8):  # a lost connection must not leave the key's next entry waiting
+            try:
+                result = text(await self._finish(keys=finish_keys, args=args))
+                break
+            except RedisError as exc:
+                log.warning(
+                    "finish failed; retrying", extra={"entry": d.entry_id, "error": str(exc)}
+                )
+                await asyncio.sleep(0.1 * 2**attempt)
+        else:
+            result = "failed"  # left pending: redelivered after claim_idle_ms
+        self._release(d)  # only now may the key's next entry start
         if result == "fenced":
             log.warning(
                 "lease lost before ack; another consumer owns the entry",
@@ -493,102 +375,3 @@ class AgentRunner:
         if self.spec.schema and not isinstance(event.data, self.spec.schema):
             raise UndecodableEvent(f"unexpected event type {event.type!r} for this agent", d.fields)
         return event
-
-
-def _dead_letter_fields(d: Delivery, reason: str, spec: AgentSpec, consumer: str) -> list[str]:
-    out = [
-        "error",
-        reason,
-        "deliveries",
-        str(d.deliveries),
-        "originalId",
-        d.entry_id,
-        "originalStream",
-        spec.stream,
-        "group",
-        spec.group,
-        "consumer",
-        consumer,
-    ]
-    for name, value in d.fields.items():
-        out += [name, value]
-    return out
-
-
-class _Events:
-    """The async iterator an agent function loops over; acks the previous event on ``next``."""
-
-    def __init__(
-        self, runner: AgentRunner, queue: asyncio.Queue[Delivery | None], retry: Delivery | None
-    ) -> None:
-        self.runner = runner
-        self.queue = queue
-        self.retry = retry
-        self.current: Delivery | None = None
-        self._span: trace.Span | None = None
-        self._token: object | None = None
-
-    def __aiter__(self) -> _Events:
-        return self
-
-    async def __anext__(self) -> Event[Any]:
-        runner = self.runner
-        if self.current is not None:
-            done, self.current = self.current, None
-            self.close_span(None)
-            await runner.finish(done)
-        if runner._stopping.is_set() and not runner.burst:
-            raise StopAsyncIteration
-        while True:
-            if self.retry is not None:
-                d, self.retry = self.retry, None
-            else:
-                item = await self.queue.get()
-                if item is None:
-                    raise StopAsyncIteration
-                d = item
-            try:
-                event = runner.decode(d)
-            except UndecodableEvent as exc:
-                await runner._finish_entry(d, dead_letter=f"undecodable: {exc.reason}")
-                continue
-            self.current = d
-            self._open_span(event)
-            return event
-
-    def _open_span(self, event: Event[Any]) -> None:
-        spec = self.runner.spec
-        span = _tracer.start_span(
-            f"{spec.stream} process",
-            context=context_from(event.traceparent, event.tracestate),
-            kind=SpanKind.CONSUMER,
-            attributes={
-                "messaging.system": "redis",
-                "messaging.operation.type": "process",
-                "messaging.destination.name": spec.stream,
-                "messaging.consumer.group.name": spec.group,
-                "messaging.message.id": event.entry_id or "",
-                "aspri.event_id": event.event_id,
-                "aspri.event_type": event.type,
-                "aspri.deliveries": event.deliveries,
-            },
-        )
-        self._span = span
-        self._token = (
-            otel_context.attach(trace.set_span_in_context(span)),
-            event_id_var.set(event.event_id),
-        )
-
-    def close_span(self, exc: BaseException | None) -> None:
-        if self._span is None:
-            return
-        if exc is not None:
-            self._span.record_exception(exc)
-            self._span.set_status(Status(StatusCode.ERROR, str(exc)))
-        self._span.end()
-        ctx_token, id_token = self._token  # type: ignore[misc]
-        with contextlib.suppress(ValueError):
-            otel_context.detach(ctx_token)
-            event_id_var.reset(id_token)
-        self._span = None
-        self._token = None

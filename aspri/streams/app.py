@@ -23,7 +23,8 @@ from typing import Any
 from redis.asyncio import Redis
 
 from aspri.schemas import REGISTRY, Payload, Registry
-from aspri.streams.agent import AgentFn, AgentRunner, AgentSpec
+from aspri.streams.agent import AgentRunner
+from aspri.streams.spec import AgentFn, AgentSpec
 
 log = logging.getLogger(__name__)
 

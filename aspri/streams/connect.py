@@ -11,7 +11,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 
 from aspri.streams.server import EmbeddedServer
 
@@ -22,7 +22,8 @@ async def open_redis(redis_url: str | None, data_dir: Path) -> AsyncIterator[Red
     if redis_url is None:
         server = EmbeddedServer(data_dir / "valkey")
         redis_url = server.start()
-    client = Redis.from_url(redis_url)
+    # A blocking pool waits for a free connection instead of failing under a burst of work.
+    client = Redis(connection_pool=BlockingConnectionPool.from_url(redis_url, max_connections=256))
     try:
         yield client
     finally:

@@ -41,7 +41,7 @@ class Table(Generic[S]):
         state_type: type[S] | Any = None,
         name: str | None = None,
         snapshot_every: int | None = None,
-        batch: int = 10_000,
+        batch: int = 1_000,
     ) -> None:
         self.log = log_
         self.stream = stream

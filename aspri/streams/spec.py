@@ -1,0 +1,66 @@
+"""What an agent is (AgentSpec) and what it is handed (Delivery)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aspri.schemas import Event, Payload
+
+AgentFn = Callable[[AsyncIterator[Event[Any]]], Awaitable[None]]
+
+
+@dataclass(frozen=True, kw_only=True)
+class AgentSpec:
+    """How one agent consumes its stream; see ``StreamApp.agent``."""
+
+    fn: AgentFn
+    stream: str
+    group: str
+    schema: tuple[type[Payload], ...] = ()
+    concurrency: int = 1
+    key: str | None = None
+    max_deliveries: int = 5
+    claim_idle_ms: int = 30_000
+    lease_ms: int = 30_000
+    batch: int = 100
+    block_ms: int = 2_000
+    retry_backoff_s: float = 0.5
+
+    @property
+    def name(self) -> str:
+        return f"{self.group}/{self.stream}/{getattr(self.fn, '__name__', 'agent')}"
+
+
+@dataclass(eq=False)
+class Delivery:
+    """An entry handed to a worker: the raw fields, its key and how often it was delivered."""
+
+    entry_id: str
+    fields: dict[str, str]
+    key: str
+    deliveries: int
+    lease: str = ""
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+def dead_letter_fields(d: Delivery, reason: str, spec: AgentSpec, consumer: str) -> list[str]:
+    out = [
+        "error",
+        reason,
+        "deliveries",
+        str(d.deliveries),
+        "originalId",
+        d.entry_id,
+        "originalStream",
+        spec.stream,
+        "group",
+        spec.group,
+        "consumer",
+        consumer,
+    ]
+    for name, value in d.fields.items():
+        out += [name, value]
+    return out
