@@ -13,9 +13,10 @@ hashes rebuilds everything from the log.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
-from typing import Any, cast
+from typing import Any
 
 import msgspec
 from redis.asyncio import Redis
@@ -93,26 +94,43 @@ def fold(
         contacts[sender] = _Seen(number=chatid.number(sender), chat_id=sender, name=name, seen=ts)
 
 
+class _Fold:
+    """One chat being folded: where it started, how far it got, what it found."""
+
+    def __init__(self, chat_id: str, cursor: str, summary: bytes | None) -> None:
+        self.chat_id = chat_id
+        self.cursor = cursor
+        self.last = cursor
+        self.summary = _SUMMARY.decode(summary) if summary else ChatSummary(chat_id=chat_id)
+        self.contacts: dict[str, _Seen] = {}
+
+
 class Directory:
     """The chats and contacts projections, kept current in the background."""
 
-    def __init__(self, redis: Redis, log_: EventLog, *, batch: int = 1000) -> None:
+    def __init__(
+        self, redis: Redis, log_: EventLog, *, batch: int = 1000, interval_s: float = 1.0
+    ) -> None:
         self.redis = redis
         self.log = log_
         self.batch = batch
+        self.interval_s = interval_s
+        """The background fold waits this long after a mark, so that under load one fold
+        covers many messages and many chats (readers never wait for it: they settle)."""
         self._commit = redis.register_script(_COMMIT)
         self._dirty: set[str] = set()
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
+        self._stopped = asyncio.Event()
 
     async def start(self) -> None:
         """Fold whatever the projections missed, then keep folding marked chats."""
         with _tracer.start_as_current_span("whatsapp directory rebuild") as span:
             behind = await self._behind()
-            for chat_id in behind:
-                await self.refresh(chat_id)
+            for start in range(0, len(behind), 500):
+                await self.refresh(*behind[start : start + 500])
             span.set_attribute("aspri.chats_refreshed", len(behind))
         log.info("chat directory ready", extra={"chats_refreshed": len(behind)})
         self._task = asyncio.create_task(self._run(), name="whatsapp-directory")
@@ -121,6 +139,7 @@ class Directory:
         """Finish the folds in progress and stop. (A flag, not ``Task.cancel``: redis-py 8.1
         can swallow a cancellation that lands during a command, which would hang here.)"""
         self._stopping = True
+        self._stopped.set()
         self._wake.set()
         if self._task is not None:
             await self._task
@@ -133,17 +152,20 @@ class Directory:
 
     async def settle(self) -> None:
         """Return once every chat marked so far is folded (read-your-writes for readers)."""
-        for chat_id in list(self._dirty):
-            await self.refresh(chat_id)
-        async with self._lock:  # a refresh in flight in the background task
-            pass
+        await self.refresh(*self._dirty)  # also waits for a refresh in flight (the lock)
 
-    async def refresh(self, chat_id: str) -> None:
-        """Fold the entries of ``chat_id`` after its cursor into the projections."""
+    async def refresh(self, *chat_ids: str) -> None:
+        """Fold the entries of these chats after their cursors into the projections, with one
+        pipeline per step for all of them (under load, many chats are folded per round trip)."""
         async with self._lock:
-            self._dirty.discard(chat_id)
-            while not await self._fold_once(chat_id):
-                log.info("projection moved under us; folding again", extra={"chatId": chat_id})
+            pending = list(dict.fromkeys(chat_ids))
+            self._dirty.difference_update(pending)
+            while pending:
+                pending = await self._fold(pending)
+                if pending:
+                    log.info(
+                        "projection moved under us; folding again", extra={"chats": len(pending)}
+                    )
 
     async def chats(self, limit: int) -> list[ChatSummary]:
         await self.settle()
@@ -172,56 +194,66 @@ class Directory:
     async def _run(self) -> None:
         while not self._stopping:
             await self._wake.wait()
+            with contextlib.suppress(TimeoutError):  # a stop cuts the pause short
+                await asyncio.wait_for(self._stopped.wait(), self.interval_s)
             self._wake.clear()
-            for chat_id in list(self._dirty):
-                try:
-                    await self.refresh(chat_id)
-                except Exception:  # Redis away: the chat stays behind; start() catches it up
-                    log.exception("projection refresh failed", extra={"chatId": chat_id})
-                    if self._stopping:
-                        return
+            dirty = list(self._dirty)
+            try:
+                await self.refresh(*dirty)
+            except Exception:  # Redis away: the chats stay behind; start() catches them up
+                log.exception("projection refresh failed", extra={"chats": len(dirty)})
+                if self._stopping:
+                    return
+                for chat_id in dirty:
                     self.mark(chat_id)
-                    await asyncio.sleep(1)
+                await asyncio.sleep(1)
 
-    async def _fold_once(self, chat_id: str) -> bool:
-        summary_raw, cursor_raw = await self._state(chat_id)
-        cursor = text(cursor_raw) if cursor_raw else "0-0"
-        summary = _SUMMARY.decode(summary_raw) if summary_raw else ChatSummary(chat_id=chat_id)
-        stream = keys.chat(chat_id)
-        contacts: dict[str, _Seen] = {}
-        last = cursor
-        while True:
-            raw = cast(
-                list[Any], await self.redis.xrange(stream, f"({last}", "+", count=self.batch)
-            )
-            for entry_id, fields in raw:
-                last = text(entry_id)
-                try:
-                    event = self.log.registry.from_fields(fields, entry_id=last, stream=stream)
-                except UndecodableEvent:
-                    continue
-                if event.type == MESSAGE_TYPE:
-                    ts = millis(event.data.timestamp) or event.timestamp
-                    fold(summary, contacts, event.data, ts)
-            if len(raw) < self.batch:
-                break
-        if last == cursor:
-            return True
-        args: list[Any] = [chat_id, cursor, last, _ENC.encode(summary)]
-        for contact_id, contact in contacts.items():
-            args += [contact_id, _ENC.encode(contact)]
-        done = await self._commit(
-            keys=[keys.WHATSAPP_CHATS, keys.WHATSAPP_CHAT_CURSORS, keys.WHATSAPP_CONTACTS],
-            args=args,
-        )
-        return bool(done)
-
-    async def _state(self, chat_id: str) -> tuple[bytes | None, bytes | None]:
+    async def _fold(self, chat_ids: list[str]) -> list[str]:
+        """One fold of each chat; returns the chats whose commit lost a race (fold again)."""
         pipe = self.redis.pipeline(transaction=False)
-        pipe.hget(keys.WHATSAPP_CHATS, chat_id)
-        pipe.hget(keys.WHATSAPP_CHAT_CURSORS, chat_id)
-        summary, cursor = await pipe.execute()
-        return summary, cursor
+        pipe.hmget(keys.WHATSAPP_CHATS, chat_ids)
+        pipe.hmget(keys.WHATSAPP_CHAT_CURSORS, chat_ids)
+        summaries, cursors = await pipe.execute()
+        folds = [
+            _Fold(chat_id, text(cursor) if cursor else "0-0", summary)
+            for chat_id, summary, cursor in zip(chat_ids, summaries, cursors, strict=True)
+        ]
+        reading = folds
+        while reading:
+            pipe = self.redis.pipeline(transaction=False)
+            for fold_ in reading:
+                pipe.xrange(keys.chat(fold_.chat_id), f"({fold_.last}", "+", count=self.batch)
+            replies = await pipe.execute()
+            for fold_, raw in zip(reading, replies, strict=True):
+                self._apply(fold_, raw)
+            reading = [f for f, raw in zip(reading, replies, strict=True) if len(raw) == self.batch]
+        changed = [f for f in folds if f.last != f.cursor]
+        if not changed:
+            return []
+        pipe = self.redis.pipeline(transaction=False)
+        for fold_ in changed:
+            args: list[Any] = [fold_.chat_id, fold_.cursor, fold_.last, _ENC.encode(fold_.summary)]
+            for contact_id, contact in fold_.contacts.items():
+                args += [contact_id, _ENC.encode(contact)]
+            await self._commit(
+                keys=[keys.WHATSAPP_CHATS, keys.WHATSAPP_CHAT_CURSORS, keys.WHATSAPP_CONTACTS],
+                args=args,
+                client=pipe,
+            )
+        done = await pipe.execute()
+        return [f.chat_id for f, ok in zip(changed, done, strict=True) if not ok]
+
+    def _apply(self, fold_: _Fold, raw: list[Any]) -> None:
+        stream = keys.chat(fold_.chat_id)
+        for entry_id, fields in raw:
+            fold_.last = text(entry_id)
+            try:
+                event = self.log.registry.from_fields(fields, entry_id=fold_.last, stream=stream)
+            except UndecodableEvent:
+                continue
+            if event.type == MESSAGE_TYPE:
+                ts = millis(event.data.timestamp) or event.timestamp
+                fold(fold_.summary, fold_.contacts, event.data, ts)
 
     async def _behind(self) -> list[str]:
         """Chats whose stream has entries their projection has not folded yet."""

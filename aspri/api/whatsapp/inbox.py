@@ -70,5 +70,6 @@ class Inbox:
         log.info("inbound message recorded", extra=extra | {"fromMe": message.from_me})
         recorded = msgspec.structs.replace(event, entry_id=appended.ids[-1], stream=chat)
         self.directory.mark(message.chat_id)
-        self.hub.publish(to_chat_message(recorded))
+        if self.hub.subscribers:  # building the message costs; nobody may be watching
+            self.hub.publish(to_chat_message(recorded))
         return recorded, appended

@@ -179,7 +179,8 @@ class Outbox:
         else:
             self.directory.mark(chat_id)
             recorded = msgspec.structs.replace(event, entry_id=appended.id, stream=stream)
-            self.hub.publish(to_chat_message(recorded))
+            if self.hub.subscribers:
+                self.hub.publish(to_chat_message(recorded))
         log.info(
             "message sent",
             extra={
