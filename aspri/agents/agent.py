@@ -9,6 +9,7 @@ never acts twice for one event.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from langchain.agents.middleware import AgentMiddleware, ModelRequest, ModelResp
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, SystemMessage, ToolMessage
 from langchain_core.tools import BaseTool
+from langgraph.errors import GraphRecursionError
 from langgraph.prebuilt.tool_node import ToolCallRequest
 from langgraph.types import Command
 from opentelemetry.trace import SpanKind
@@ -29,7 +31,12 @@ from aspri.agents.tools import CALL_KEY
 from aspri.schemas.chat import ToolCallRecord
 from aspri.telemetry.tracing import tracer
 
+log = logging.getLogger(__name__)
 _tracer = tracer("aspri.agents")
+
+TOO_MANY_STEPS = (
+    "Sorry, I went round in circles on that one. Could you ask again, perhaps in smaller steps?"
+)
 
 
 @dataclass
@@ -136,9 +143,20 @@ def build_agent(model: BaseChatModel, tools: Sequence[BaseTool]) -> Any:
 async def run_agent(
     agent: Any, messages: list[BaseMessage], ctx: TurnContext, *, recursion_limit: int = 24
 ) -> str:
-    """Run one turn and return the text of the model's final answer."""
-    state = await agent.ainvoke(
-        {"messages": messages}, context=ctx, config={"recursion_limit": recursion_limit}
-    )
+    """Run one turn and return the text of the model's final answer.
+
+    A model that keeps calling tools past ``recursion_limit`` steps gets a fixed answer instead
+    of a retry: running the same turn again would loop the same way.
+    """
+    try:
+        state = await agent.ainvoke(
+            {"messages": messages}, context=ctx, config={"recursion_limit": recursion_limit}
+        )
+    except GraphRecursionError:
+        log.warning(
+            "agent step limit reached",
+            extra={"chat": ctx.chat_id, "tool_calls": len(ctx.tool_calls)},
+        )
+        return TOO_MANY_STEPS
     final = state["messages"][-1]
     return final.text.strip() if isinstance(final, AIMessage) else ""
