@@ -7,16 +7,18 @@ directory, AOF on as in production) and take the same request, ``POST /api/local
   ``chat:{chatId}``, projections and live fan-out;
 - ``bare``: one Litestar handler that decodes the same body and XADDs the same fields to the
   same two streams in one MULTI, with no checks at all.
-Rounds alternate between the two so drift on the machine hits both. Prints requests/s and
-latency percentiles of each and the ratio (goal: gateway >= 0.8 of bare).
+Rounds alternate between the servers so drift on the machine hits all. Prints requests/s,
+latency percentiles and server CPU per request of each, and the ratios (goal: gateway >= 0.8
+of bare). ``--attribute`` adds gateway variants that show where the difference goes.
 
-    .venv/bin/python bench/gateway.py [--seconds 5] [--rounds 3] [--concurrency 16]
+    .venv/bin/python bench/gateway.py [--seconds 5] [--rounds 3] [--concurrency 16] [--attribute]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import signal
 import statistics
@@ -44,21 +46,40 @@ SENDERS = 200
 # ------------------------------------------------------------------ the two servers
 
 
-def serve_gateway(redis_url: str, port: int) -> None:
+VARIANTS = {
+    "gateway": "as shipped: tracing on, info logs",
+    "gateway-no-asgi-otel": "without the OpenTelemetry ASGI middleware of api/common.py",
+    "gateway-lean": "without that middleware, no tracer provider, logs at WARNING",
+}
+
+
+def serve_gateway(redis_url: str, port: int, variant: str) -> None:
+    from litestar.plugins import InitPluginProtocol
     from redis.asyncio import Redis
 
+    import aspri.api.common as common
     from aspri.api.whatsapp.app import create_app
     from aspri.api.whatsapp.server import gateway_server
     from aspri.config import Settings
     from aspri.telemetry.logs import setup_logging
     from aspri.telemetry.tracing import setup_tracing
 
-    setup_logging("aspri-whatsapp", "json", "INFO")  # as `aspri whatsapp` does
-    setup_tracing("aspri-whatsapp")
+    lean = variant == "gateway-lean"
+    setup_logging("aspri-whatsapp", "json", "WARNING" if lean else "INFO")
+    if not lean:
+        setup_tracing("aspri-whatsapp")
+    if variant != "gateway":  # attribution only: the shipped gateway always has it
+
+        class NoTracing(InitPluginProtocol):
+            """Takes the tracing plugin's place and does nothing."""
+
+        common.OpenTelemetryPlugin = lambda _config: NoTracing()  # type: ignore[assignment,misc]
 
     async def main() -> None:
         redis = Redis.from_url(redis_url)
         app = create_app(Settings(redis_url=redis_url), redis)
+        if lean:  # Litestar's default logging config resets the root level
+            logging.getLogger().setLevel(logging.WARNING)
         await gateway_server(app, "127.0.0.1", port).serve()
         await redis.aclose()
 
@@ -171,21 +192,34 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux): a cost per request that, unlike
+    requests/s, does not swing with whatever else runs on the machine."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def bench(args: argparse.Namespace) -> None:
     from redis.asyncio import Redis
 
+    kinds = ["bare", "gateway"]
+    if args.attribute:
+        kinds += ["gateway-no-asgi-otel", "gateway-lean"]
+    results: dict[str, list[tuple[float, ...]]] = {kind: [] for kind in kinds}
     with tempfile.TemporaryDirectory() as tmp, EmbeddedServer(Path(tmp)) as redis_url:
-        results: dict[str, list[tuple[float, float, float]]] = {"gateway": [], "bare": []}
         servers: dict[str, tuple[subprocess.Popen[bytes], str]] = {}
         try:
-            for kind in results:
+            for kind in kinds:
                 servers[kind] = start(kind, redis_url)
-            for _kind, (_, url) in servers.items():  # warm-up
+            for _proc, url in servers.values():  # warm-up
                 await load(url, 1.0, args.concurrency)
             for _ in range(args.rounds):
-                for kind, (_, url) in servers.items():
+                for kind, (proc, url) in servers.items():
+                    cpu = cpu_seconds(proc.pid)
                     count, lat = await load(url, args.seconds, args.concurrency)
-                    results[kind].append((count / args.seconds, pct(lat, 0.5), pct(lat, 0.99)))
+                    cpu_ms = (cpu_seconds(proc.pid) - cpu) / count * 1000
+                    rate = count / args.seconds
+                    results[kind].append((rate, pct(lat, 0.5), pct(lat, 0.99), cpu_ms))
         finally:
             for proc, _ in servers.values():
                 stop(proc)
@@ -194,19 +228,23 @@ async def bench(args: argparse.Namespace) -> None:
         await redis.aclose()
 
     print(
-        f"inbound POST /api/local/messages → XADD, {args.concurrency} concurrent clients, "
-        f"{args.rounds} rounds x {args.seconds:g} s each (median round shown)"
+        f"inbound POST /api/local/messages -> XADD, {args.concurrency} concurrent connections, "
+        f"{args.rounds} rounds x {args.seconds:g} s each, interleaved (medians)"
     )
-    print(f"{'':8} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8}")
-    medians = {}
+    print(f"{'':22} {'req/s':>7} {'p50 ms':>8} {'p99 ms':>8} {'CPU ms/req':>11}")
+    medians: dict[str, tuple[float, float]] = {}
     for kind, rounds in results.items():
-        rate = statistics.median(r[0] for r in rounds)
-        p50 = statistics.median(r[1] for r in rounds)
-        p99 = statistics.median(r[2] for r in rounds)
-        medians[kind] = rate
-        print(f"{kind:8} {rate:9.0f} {p50:8.2f} {p99:8.2f}")
-    print(f"ratio gateway/bare: {medians['gateway'] / medians['bare']:.2f} (goal ≥ 0.80)")
-    print(f"events in whatsapp:messages (both servers, incl. warm-up): {appended}")
+        rate, p50, p99, cpu_ms = (statistics.median(r[i] for r in rounds) for i in range(4))
+        medians[kind] = (rate, cpu_ms)
+        print(f"{kind:22} {rate:7.0f} {p50:8.2f} {p99:8.2f} {cpu_ms:11.2f}")
+    bare_rate, bare_cpu = medians["bare"]
+    for kind in kinds[1:]:
+        rate, cpu_ms = medians[kind]
+        print(
+            f"ratio {kind}/bare: {rate / bare_rate:.2f} by requests/s, "
+            f"{bare_cpu / cpu_ms:.2f} by CPU per request (goal >= 0.80)  [{VARIANTS[kind]}]"
+        )
+    print(f"events appended to whatsapp:messages (all servers, with warm-up): {appended}")
 
 
 def main() -> None:
@@ -214,14 +252,19 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--serve", choices=["gateway", "bare"], help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--attribute",
+        action="store_true",
+        help="also run the gateway without the ASGI tracing middleware, and fully lean",
+    )
+    parser.add_argument("--serve", choices=["bare", *VARIANTS], help=argparse.SUPPRESS)
     parser.add_argument("--redis", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.serve == "gateway":
-        serve_gateway(args.redis, args.port)
-    elif args.serve == "bare":
+    if args.serve == "bare":
         serve_bare(args.redis, args.port)
+    elif args.serve:
+        serve_gateway(args.redis, args.port, args.serve)
     else:
         asyncio.run(bench(args))
 
