@@ -10,18 +10,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from aspri.agents.agent import build_agent
 from aspri.agents.commands import Commands
 from aspri.agents.llm import build_model, probe
 from aspri.agents.session import SessionStore
-from aspri.agents.tools import McpTools
+from aspri.agents.tools import McpTools, ToolsUnavailable
 from aspri.agents.triggers import Triggers
 from aspri.agents.turns import Conversation
 from aspri.config import Settings
@@ -123,11 +125,36 @@ async def serve(settings: Settings) -> None:
                     "the model is not reachable yet; slash commands still work",
                     extra={"problem": problem},
                 )
-            await engine.app.run_until_signal()
+            await _run_until_signal(engine)
         finally:
             await tools.close()
 
 
+async def _run_until_signal(engine: Engine) -> None:
+    """Run until SIGINT/SIGTERM, then stop gracefully; a runtime failure is raised, not
+    swallowed, so a supervisor sees the worker fail (e.g. Redis unreachable) and restarts it."""
+    loop = asyncio.get_running_loop()
+    stopping = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stopping.set)
+    runner = asyncio.create_task(engine.run())
+    waiter = asyncio.create_task(stopping.wait())
+    await asyncio.wait({runner, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    waiter.cancel()
+    if stopping.is_set():
+        log.info("signal received, stopping", extra={"consumer": engine.settings.consumer_name})
+        await engine.stop()
+    await runner
+
+
 def main(settings: Settings) -> int:
-    asyncio.run(serve(settings))
+    """Run until SIGINT/SIGTERM; 1 when the worker's tools (MCP) or event log fail."""
+    try:
+        asyncio.run(serve(settings))
+    except ToolsUnavailable as exc:
+        log.error("engine worker cannot start", extra={"error": str(exc)})
+        return 1
+    except (RedisError, OSError) as exc:
+        log.error("engine worker stopped: the event log failed", extra={"error": repr(exc)})
+        return 1
     return 0
