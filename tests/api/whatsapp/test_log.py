@@ -179,3 +179,23 @@ async def test_a_crash_between_append_and_fold_is_caught_up_on_start(
     async with open_gateway() as gw:
         chats = (await gw.client.get("/api/chats")).json()["data"]
         assert chats[0]["messageCount"] == 2 and chats[0]["lastMessage"] == "two"
+
+
+class WaitingForScan(FakeChannel):
+    """A channel that waits for its QR code to be scanned (as the browser engine does)."""
+
+    def state(self) -> str:
+        return "scan_qr"
+
+    async def qr(self) -> str | None:
+        return "2@AbCdEf,ghIjK,LmNoP="
+
+
+async def test_qr_and_health_while_waiting_for_a_scan(open_gateway: GatewayFactory) -> None:
+    async with open_gateway(channel=WaitingForScan()) as gw:
+        qr = (await gw.client.get("/api/session/qr")).json()["data"]
+        assert qr == {"state": "scan_qr", "qr": "2@AbCdEf,ghIjK,LmNoP="}
+        health = await gw.client.get("/health")
+        assert health.status_code == 200
+        assert health.json()["data"]["status"] == "degraded"
+        assert health.json()["data"]["channel"] == "scan_qr"
