@@ -121,7 +121,15 @@ def create_gateway(
         ],
         openapi_config=openapi,
         exception_handlers={HTTPException: _on_http_error, Exception: _on_unexpected},
-        plugins=[OpenTelemetryPlugin(OpenTelemetryConfig(exclude=["/health", "/schema"]))],
+        plugins=[
+            OpenTelemetryPlugin(
+                OpenTelemetryConfig(
+                    exclude=["/health", "/schema"],
+                    exclude_spans=["receive", "send"],  # one server span per request is enough
+                )
+            )
+        ],
+        logging_config=None,  # keep aspri's structured logging (telemetry/logs.py)
         on_startup=list(on_startup),
         on_shutdown=list(on_shutdown),
         lifespan=list(lifespan),

@@ -61,6 +61,8 @@ class Table(Generic[S]):
         self._lock = asyncio.Lock()
         self._since_snapshot = 0
         self._tail: asyncio.Task[None] | None = None
+        self._following = False
+        self._block_ms = 1_000
 
     async def start(self, *, tail: bool = True) -> None:
         """Load the snapshot if any, replay what came after it, then follow the stream."""
@@ -78,13 +80,17 @@ class Table(Generic[S]):
                 },
             )
         if tail:
+            self._following = True
             self._tail = asyncio.create_task(self._follow(), name=f"table:{self.name}")
 
     async def stop(self) -> None:
+        """Stop following. The tail also checks a flag: redis-py 8 can swallow a cancel that
+        lands mid-command, so cancelling alone could leave the task running."""
+        self._following = False
         if self._tail is not None:
             self._tail.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._tail
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                await asyncio.wait_for(self._tail, self._block_ms / 1000 + 1)
             self._tail = None
 
     async def catch_up(self) -> int:
@@ -156,9 +162,11 @@ class Table(Generic[S]):
         return len(raw)
 
     async def _follow(self) -> None:
-        while True:
+        while self._following:
             try:
-                await self.log.redis.xread({self.stream: self.last_id}, count=1, block=5_000)
+                await self.log.redis.xread(
+                    {self.stream: self.last_id}, count=1, block=self._block_ms
+                )
                 await self.catch_up()
             except asyncio.CancelledError:
                 raise
