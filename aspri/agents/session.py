@@ -11,7 +11,6 @@ checking it against the stream's last id, and brought forward by reading just th
 
 from __future__ import annotations
 
-import logging
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -20,8 +19,6 @@ from aspri.schemas import Event, WhatsAppMessage
 from aspri.schemas.chat import ChatReset, ChatTurn
 from aspri.streams import ids, keys
 from aspri.streams.log import EventLog
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
