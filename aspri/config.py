@@ -115,6 +115,7 @@ class Settings:
     engine_concurrency: int = 8
     idempotency_ttl_s: int = 7 * 24 * 3600
     cron_grace_s: float = 60.0
+    cron_lease_s: float = 10.0
     whatsapp_cloud_verify_token: str | None = None
     whatsapp_cloud_app_secret: str | None = None
     whatsapp_cloud_access_token: str | None = None
@@ -175,11 +176,12 @@ class Settings:
             max_deliveries=_read(e, "MAX_DELIVERIES", d.max_deliveries, _positive_int),
             claim_idle_ms=_read(e, "CLAIM_IDLE_MS", d.claim_idle_ms, _positive_int),
             retry_backoff_s=_read(e, "RETRY_BACKOFF_SECONDS", d.retry_backoff_s, _positive_float),
-            engine_concurrency=_read(
-                e, "ENGINE_CONCURRENCY", d.engine_concurrency, _positive_int
+            engine_concurrency=_read(e, "ENGINE_CONCURRENCY", d.engine_concurrency, _positive_int),
+            idempotency_ttl_s=_read(
+                e, "IDEMPOTENCY_TTL_SECONDS", d.idempotency_ttl_s, _positive_int
             ),
-            idempotency_ttl_s=_read(e, "IDEMPOTENCY_TTL_SECONDS", d.idempotency_ttl_s, _positive_int),
             cron_grace_s=_read(e, "CRON_GRACE_SECONDS", d.cron_grace_s, _positive_float),
+            cron_lease_s=_read(e, "CRON_LEASE_SECONDS", d.cron_lease_s, _positive_float),
             whatsapp_cloud_verify_token=_read(e, "WHATSAPP_CLOUD_VERIFY_TOKEN", None, _opt),
             whatsapp_cloud_app_secret=_read(e, "WHATSAPP_CLOUD_APP_SECRET", None, _opt),
             whatsapp_cloud_access_token=_read(e, "WHATSAPP_CLOUD_ACCESS_TOKEN", None, _opt),
@@ -198,7 +200,10 @@ class Settings:
             wajs_package=_read(e, "WHATSAPP_WAJS_PACKAGE", d.wajs_package, _str),
             log_format=_read(e, "LOG_FORMAT", d.log_format, _choice("text", "json")),
             log_level=_read(
-                e, "LOG_LEVEL", d.log_level, lambda r: _choice("debug", "info", "warning", "error")(r).upper()
+                e,
+                "LOG_LEVEL",
+                d.log_level,
+                lambda r: _choice("debug", "info", "warning", "error")(r).upper(),
             ),
             service_name=_read(e, "OTEL_SERVICE_NAME", d.service_name, _str),
         )

@@ -58,11 +58,6 @@ CRON_LEASE = "cronjob:scheduler:lease"
 """Which scheduler process may fire jobs (a token with a TTL its holder keeps renewing)."""
 
 
-def cron_fire(job_id: str, scheduled_ms: int) -> str:
-    """Marks the run of a job at one scheduled time as fired (or skipped): at most once."""
-    return idempotency(f"cronjob:fire:{job_id}:{scheduled_ms}")
-
-
 WHATSAPP_CHATS = "whatsapp:chats"
 """Hash chatId → chat summary JSON: a projection of the chat streams (WhatsApp gateway)."""
 

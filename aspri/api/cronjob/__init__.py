@@ -1,0 +1,1 @@
+"""The cron gateway: REST API for recurring and one-shot jobs (``aspri cron``)."""

@@ -1,0 +1,39 @@
+"""The cron gateway as an ASGI app, on a given Redis client (tests run it in-process)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from litestar import Litestar
+from redis.asyncio import Redis
+
+from aspri.api.common import create_gateway
+from aspri.api.cronjob.registry import JobRegistry
+from aspri.api.cronjob.routes import routes
+
+DESCRIPTION = """\
+Recurring and one-shot jobs for ASPRI. Every change is an event in the `cronjob:jobs` stream;
+the scheduler fires each run once as a `cronjob:trigger` event in `cronjob:events`, which the
+AI engine turns into a message (`payload.message`) or an LLM-written one (`payload.prompt`)
+for `payload.chatId` or `payload.phoneNumber`.
+"""
+
+
+def create_app(
+    redis: Redis,
+    *,
+    now: Callable[[], float] = time.time,
+    grace_s: float = 60.0,
+    snapshot_every: int | None = 10_000,
+) -> Litestar:
+    """The gateway; its registry is rebuilt from the stream when the app starts."""
+    registry = JobRegistry(redis, now=now, snapshot_every=snapshot_every)
+    return create_gateway(
+        title="ASPRI cron gateway",
+        description=DESCRIPTION,
+        route_handlers=routes(registry, grace_s),
+        on_startup=[registry.start],
+        on_shutdown=[registry.stop],
+        state={"registry": registry},
+    )

@@ -1,0 +1,241 @@
+"""Checking job requests, with messages that name the field and say how to fix it.
+
+An LLM reads these messages through MCP and must be able to correct its call from them alone,
+so every message starts with the field (``schedule: ...``) and gives an example of a valid value.
+Nothing reaches the registry before it passed these checks.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import re
+import uuid
+import zoneinfo
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import msgspec
+from croniter import CroniterError, croniter
+
+from aspri.api.common import ApiError
+from aspri.schemas.api import JobCreate, JobUpdate
+from aspri.schemas.cron import COMPLETED, RUNNING, STATUSES, STOPPED, JobRecord, cron_next, zone
+
+MAX_PAYLOAD_BYTES = 64 * 1024
+MAX_NAME_CHARS = 200
+_JOB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
+_IDEMPOTENCY_NAMESPACE = uuid.UUID("6f1e3c52-7c0e-4c43-9f3b-2a8d7f0b9e41")
+
+_CRON_FIELDS = (
+    ("minute", "0-59"),
+    ("hour", "0-23"),
+    ("day-of-month", "1-31 or L"),
+    ("month", "1-12 or jan-dec"),
+    ("day-of-week", "0-7 or sun-sat"),
+)
+_CRON_FORMS = "a number, '*', a list '1,15', a range '1-5' or a step '*/10'"
+
+
+def invalid(message: str) -> ApiError:
+    return ApiError(400, "invalid_request", message)
+
+
+@dataclass(frozen=True, slots=True)
+class Definition:
+    """A job as checked: exactly one of ``schedule`` and ``run_at`` (Unix ms) is set."""
+
+    name: str
+    schedule: str | None
+    run_at: int | None
+    timezone: str
+    payload: dict[str, Any]
+    status: str
+
+    def digest(self) -> str:
+        """Fingerprint of the definition: a retried create has the same one."""
+        body = msgspec.json.encode(
+            [self.name, self.schedule, self.run_at, self.timezone, self.payload, self.status],
+            order="deterministic",
+        )
+        return hashlib.sha256(body).hexdigest()
+
+
+@functools.cache
+def _zones() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
+
+
+def check_timezone(name: str) -> str:
+    if name not in _zones():
+        raise invalid(
+            f"timezone: unknown IANA timezone {name!r}; use a name such as 'UTC', "
+            "'Europe/Berlin' or 'Asia/Jakarta'"
+        )
+    return name
+
+
+def check_schedule(expression: str, timezone: str) -> str:
+    """The normalised cron expression, or a 400 saying which field is wrong and why."""
+    schedule = " ".join(expression.split())
+    if not schedule:
+        raise invalid("schedule: must not be empty; give a cron expression such as '0 9 * * *'")
+    prefix = f"schedule: invalid cron expression {expression!r}"
+    fields = schedule.split()
+    if schedule.startswith("@"):
+        _parse(schedule, f"{prefix}: use @yearly, @monthly, @weekly, @daily or @hourly")
+    elif len(fields) not in (5, 6):
+        raise invalid(
+            f"{prefix}: it has {len(fields)} fields; use 5 (minute hour day-of-month month "
+            "day-of-week, e.g. '0 9 * * 1-5') or 6 with seconds first (e.g. '*/30 * * * * *')"
+        )
+    else:
+        names = ((("second", "0-59"),) if len(fields) == 6 else ()) + _CRON_FIELDS
+        for i, (field, allowed) in enumerate(names):
+            probe = ["*"] * len(fields)
+            probe[i] = fields[i]
+            _parse(
+                " ".join(probe),
+                f"{prefix}: {field} must be {allowed} (got {fields[i]!r}); each field is "
+                f"{_CRON_FORMS}",
+            )
+        _parse(schedule, f"{prefix}: the fields do not combine into a valid schedule")
+    if cron_next(schedule, timezone, 0) is None:
+        raise invalid(f"{prefix}: it never matches a date (e.g. 30 February)")
+    return schedule
+
+
+def _parse(schedule: str, message: str) -> None:
+    try:
+        croniter(schedule, 0.0, second_at_beginning=len(schedule.split()) == 6)
+    except (CroniterError, ValueError, TypeError, KeyError):
+        raise invalid(message) from None
+
+
+def parse_run_at(value: str, timezone: str) -> int:
+    """Unix ms of an ISO-8601 date-time; one without an offset is read in the job's timezone."""
+    try:
+        moment = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise invalid(
+            f"runAt: {value!r} is not an ISO-8601 date-time; write e.g. "
+            "'2026-05-01T09:00:00+07:00' (without an offset it is read in the job's timezone)"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=zone(timezone))
+    return round(moment.timestamp() * 1000)
+
+
+def require_future(run_at: int | None, now_ms: int) -> None:
+    if run_at is not None and run_at <= now_ms:
+        raise invalid(
+            f"runAt: {iso(run_at, 'UTC')} is in the past (it is now {iso(now_ms, 'UTC')}); "
+            "give a future time"
+        )
+
+
+def check_name(name: str) -> str:
+    name = name.strip()
+    if not name:
+        raise invalid("name: must not be empty; give the job a short description")
+    if len(name) > MAX_NAME_CHARS:
+        raise invalid(f"name: is {len(name)} characters; the limit is {MAX_NAME_CHARS}")
+    return name
+
+
+def check_payload(payload: dict[str, Any]) -> dict[str, Any]:
+    size = len(msgspec.json.encode(payload))
+    if size > MAX_PAYLOAD_BYTES:
+        raise invalid(
+            f"payload: is {size} bytes as JSON; the limit is {MAX_PAYLOAD_BYTES} bytes (64 KiB)"
+        )
+    return payload
+
+
+def check_job_id(job_id: str) -> str:
+    if _JOB_ID.fullmatch(job_id) is None:
+        raise invalid(
+            f"jobId: {job_id[:140]!r} is not a valid id; use 1-128 letters, digits, '.', '_', "
+            "':' or '-', starting with a letter or digit"
+        )
+    return job_id
+
+
+def check_status(status: str, allowed: tuple[str, ...] = (RUNNING, STOPPED)) -> str:
+    if status not in allowed:
+        options = ", ".join(repr(s) for s in allowed)
+        raise invalid(f"status: must be one of {options} (got {status!r})")
+    return status
+
+
+def check_status_filter(status: str | None) -> str | None:
+    return None if status is None else check_status(status, STATUSES)
+
+
+def _timing(schedule: str | None, run_at: str | None) -> None:
+    if (schedule is None) == (run_at is None):
+        given = "both were given" if schedule is not None else "neither was given"
+        raise invalid(
+            f"schedule, runAt: give exactly one ({given}): schedule is a cron expression for a "
+            "recurring job (e.g. '0 9 * * *'), runAt an ISO-8601 time for a one-shot job "
+            "(e.g. '2026-05-01T09:00:00+07:00')"
+        )
+
+
+def parse_create(body: JobCreate) -> Definition:
+    """Every check of a create except "runAt is in the future" (a retry may come late)."""
+    name = check_name(body.name)
+    timezone = check_timezone(body.timezone)
+    _timing(body.schedule, body.run_at)
+    schedule = check_schedule(body.schedule, timezone) if body.schedule is not None else None
+    run_at = parse_run_at(body.run_at, timezone) if body.run_at is not None else None
+    return Definition(
+        name=name,
+        schedule=schedule,
+        run_at=run_at,
+        timezone=timezone,
+        payload=check_payload(body.payload),
+        status=check_status(body.status),
+    )
+
+
+def job_id_for(body: JobCreate, idempotency_key: str | None) -> str:
+    """The id of a new job: the body's ``jobId``, else one fixed by the Idempotency-Key."""
+    if body.job_id is not None:
+        return check_job_id(body.job_id)
+    if idempotency_key:
+        return str(uuid.uuid5(_IDEMPOTENCY_NAMESPACE, idempotency_key))
+    return str(uuid.uuid4())
+
+
+def merge_update(job: JobRecord, body: JobUpdate, now_ms: int) -> Definition:
+    """The job's definition after ``body``: giving ``schedule`` drops ``runAt`` and vice versa."""
+    if body.schedule is not None and body.run_at is not None:
+        _timing(body.schedule, body.run_at)
+    timezone = check_timezone(body.timezone) if body.timezone is not None else job.timezone
+    schedule, run_at = job.schedule, job.run_at
+    if body.schedule is not None:
+        schedule, run_at = check_schedule(body.schedule, timezone), None
+    elif body.run_at is not None:
+        schedule, run_at = None, parse_run_at(body.run_at, timezone)
+        require_future(run_at, now_ms)
+    elif schedule is not None and body.timezone is not None:
+        schedule = check_schedule(schedule, timezone)
+    status = job.status
+    if status == COMPLETED and (schedule, run_at) != (job.schedule, job.run_at):
+        status = RUNNING  # a finished one-shot given a new time runs again
+    return Definition(
+        name=check_name(body.name) if body.name is not None else job.name,
+        schedule=schedule,
+        run_at=run_at,
+        timezone=timezone,
+        payload=check_payload(body.payload) if body.payload is not None else job.payload,
+        status=status,
+    )
+
+
+def iso(ms: int, timezone: str) -> str:
+    """ISO-8601 with the offset of ``timezone``; milliseconds only when there are some."""
+    moment = datetime.fromtimestamp(ms / 1000, zone(timezone))
+    return moment.isoformat(timespec="milliseconds" if ms % 1000 else "seconds")
