@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import signal
+from collections.abc import Iterator
 
 import uvicorn
 
@@ -12,6 +15,22 @@ from aspri.config import Settings
 from aspri.streams.connect import open_redis
 
 log = logging.getLogger(__name__)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without re-raising the stop signal after shutdown (it does by default), so the
+    event log connection (and an embedded Valkey) close in order and the exit status is 0."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self.handle_exit, sig, None)
+        try:
+            yield
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
 
 
 async def _serve(settings: Settings) -> bool:
@@ -24,15 +43,16 @@ async def _serve(settings: Settings) -> bool:
             log_config=None,
             access_log=False,
             lifespan="on",
+            timeout_graceful_shutdown=5,
         )
-        server = uvicorn.Server(config)
-        log.info(
-            "cron gateway listening", extra={"host": settings.host, "port": settings.cronjob_port}
-        )
+        server = _Server(config)
+        where = {"url": f"http://{settings.host}:{settings.cronjob_port}"}
+        log.info("cron gateway listening", extra=where)
         await server.serve()
         return server.started
 
 
 def main(settings: Settings) -> int:
-    """Serve until SIGINT/SIGTERM; non-zero when the server could not start."""
+    """Serve until SIGINT/SIGTERM, then 0. A server that cannot start (the port is taken) ends
+    the process with uvicorn's startup-failure status 3; an app that fails to start, with 1."""
     return 0 if asyncio.run(_serve(settings)) else 1

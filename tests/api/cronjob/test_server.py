@@ -1,0 +1,88 @@
+"""``aspri cron`` and ``aspri scheduler`` as real processes: serve, fire, stop cleanly, restart."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from redis.asyncio import Redis
+
+from aspri.streams import keys
+from aspri.streams.server import free_port
+from tests.helpers import wait_until
+
+ASPRI = str(Path(sys.executable).parent / "aspri")
+
+
+async def spawn(command: str, env: dict[str, str], log: Path) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        ASPRI, command, env=env, stdout=asyncio.subprocess.DEVNULL, stderr=log.open("w")
+    )
+
+
+async def stop(process: asyncio.subprocess.Process) -> int:
+    process.send_signal(signal.SIGTERM)
+    return await asyncio.wait_for(process.wait(), 20)
+
+
+async def health(url: str) -> dict | None:  # type: ignore[type-arg]
+    try:
+        async with httpx.AsyncClient() as client:
+            response = await client.get(f"{url}/health")
+    except httpx.TransportError:
+        return None
+    return response.json()["data"] if response.status_code == 200 else None
+
+
+@pytest.mark.slow
+async def test_gateway_and_scheduler_processes(
+    redis_url: str, redis: Redis, tmp_path: Path
+) -> None:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = dict(os.environ, REDIS_URL=redis_url, CRONJOB_PORT=str(port), CONSUMER_NAME="sched-1")
+    gateway = await spawn("cron", env, tmp_path / "cron.log")
+    scheduler = await spawn("scheduler", env, tmp_path / "scheduler.log")
+    try:
+        await wait_until(lambda: health(url), timeout=30)
+        await wait_until(lambda: redis.get(keys.CRON_LEASE), timeout=30)
+        assert (await health(url) or {})["details"]["scheduler"] == "sched-1"
+        run_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 2))
+        body = {"name": "soon", "runAt": run_at, "payload": {"chatId": "1@c.us", "message": "hi"}}
+        async with httpx.AsyncClient(base_url=url) as client:
+            job = (await client.post("/api/jobs", json=body)).json()["data"]
+            await wait_until(lambda: redis.xlen(keys.CRON_EVENTS), timeout=15)
+            done = (await client.get(f"/api/jobs/{job['jobId']}")).json()["data"]
+            assert done["status"] == "completed" and done["lastRunAt"] is not None
+    finally:
+        codes = (await stop(scheduler), await stop(gateway))
+    assert codes == (0, 0)
+    assert await redis.get(keys.CRON_LEASE) is None  # handed over on the way out
+
+    gateway = await spawn("cron", env, tmp_path / "cron2.log")  # a restart loses nothing
+    try:
+        await wait_until(lambda: health(url), timeout=30)
+        async with httpx.AsyncClient(base_url=url) as client:
+            again = (await client.get(f"/api/jobs/{job['jobId']}")).json()["data"]
+        assert again == done
+    finally:
+        assert await stop(gateway) == 0
+
+
+@pytest.mark.slow
+async def test_gateway_fails_to_start_when_its_port_is_taken(
+    redis_url: str, tmp_path: Path
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        env = dict(os.environ, REDIS_URL=redis_url, CRONJOB_PORT=str(taken.getsockname()[1]))
+        gateway = await spawn("cron", env, tmp_path / "cron.log")
+        assert await asyncio.wait_for(gateway.wait(), 30) == 3  # uvicorn's startup failure
