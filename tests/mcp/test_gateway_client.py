@@ -154,7 +154,8 @@ async def test_no_api_key_header_when_unset(upstream: str) -> None:
         data = await Gateways(http, settings).call(
             Gateways(http, settings).whatsapp, "GET", "/api/headers"
         )
-    assert data == {"x-api-key": None, "idempotency-key": None, "traceparent": None}
+    # (traceparent depends on whether another test installed a tracer provider: not asserted)
+    assert (data["x-api-key"], data["idempotency-key"]) == (None, None)
 
 
 async def test_foreign_body_names_the_service(gateways: Gateways) -> None:
