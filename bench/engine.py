@@ -1,0 +1,415 @@
+"""End-to-end benchmark of the AI engine, with an instant scripted model in place of the LLM.
+
+    .venv/bin/python bench/engine.py                       # the full run (make bench)
+    .venv/bin/python bench/engine.py --persons 20 --messages 5 --workers 1
+
+Everything runs as in production, one process per part, on its own embedded Valkey: the
+WhatsApp and cron gateways (``aspri whatsapp``, ``aspri cron``), and 1 or 2 engine workers
+(this file's ``worker`` mode: the real ``Engine`` with its own ``aspri mcp`` child over stdio,
+the agent built by ``create_agent``, and a chat model that answers ``re: <text>`` at once).
+
+Load: P people write in the local web chat (``POST /api/local/messages``), each waiting for the
+reply (seen on the gateway's live stream ``/api/local/events``) before writing again, so
+every message is its own turn. Reported: turns/s, inbound-to-reply latency p50/p99, and where a
+turn's time goes — the agent framework (LangGraph/LangChain around the instant model) against
+the pipeline (gateway, stream delivery, session fold, MCP send, turn record), from the
+``chat:turn`` records' timings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import platform
+import resource
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+from statistics import mean, quantiles
+from typing import Any
+
+import httpx
+import msgspec
+from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
+from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
+from langchain_core.outputs import ChatGeneration, ChatResult
+from redis.asyncio import Redis
+
+from aspri.schemas.chat import ChatTurn
+from aspri.streams import EventLog, keys
+from aspri.streams.server import EmbeddedServer, free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class InstantModel(GenericFakeChatModel):
+    """Answers ``re: <the last user message>`` immediately; accepts tools and ignores them."""
+
+    messages: Any = iter(())
+
+    def bind_tools(self, tools: Sequence[Any], **kwargs: Any) -> InstantModel:  # type: ignore[override]
+        return self
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        last = next(m.text for m in reversed(messages) if isinstance(m, HumanMessage))
+        return ChatResult(generations=[ChatGeneration(message=AIMessage(content=f"re: {last}"))])
+
+    async def _agenerate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        return self._generate(messages)
+
+
+# ------------------------------------------------------------------------- worker mode
+
+
+def run_worker() -> None:
+    """One engine worker with the instant model (the environment holds its settings)."""
+    from aspri.agents.engine import Engine
+    from aspri.agents.tools import McpTools
+    from aspri.config import Settings
+    from aspri.telemetry.logs import setup_logging
+
+    settings = Settings.from_env()
+    setup_logging("bench-engine", "text", "WARNING")
+
+    async def serve() -> None:
+        redis = Redis.from_url(settings.redis_url or "")
+        tools = McpTools(settings)
+        await tools.start()
+        try:
+            engine = Engine(settings, redis, tools, InstantModel())
+            await engine.app.run_until_signal()
+        finally:
+            await tools.close()
+            await redis.aclose()
+
+    asyncio.run(serve())
+
+
+# ------------------------------------------------------------------------- the run
+
+
+def spawn(args: list[str], env: dict[str, str], logs: Path) -> subprocess.Popen[bytes]:
+    """A child process whose output goes to a file under ``logs`` (shown if the run fails)."""
+    out = (logs / f"{args[-1]}-{time.monotonic_ns()}.log").open("wb")
+    return subprocess.Popen(args, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+
+
+def show_logs(logs: Path) -> None:
+    for path in sorted(logs.glob("*.log")):
+        print(f"--- {path.name}", path.read_text()[-3000:], sep="\n", file=sys.stderr)
+
+
+def stop(procs: list[subprocess.Popen[bytes]]) -> None:
+    for p in procs:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+    for p in procs:
+        try:
+            p.wait(15)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
+async def wait_http(url: str, within: float = 60) -> None:
+    deadline = time.monotonic() + within
+    async with httpx.AsyncClient() as client:
+        while True:
+            with contextlib.suppress(httpx.HTTPError):
+                if (await client.get(url)).status_code < 500:
+                    return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{url} did not come up")
+            await asyncio.sleep(0.1)
+
+
+async def wait_consumers(redis: Redis, names: list[str], within: float = 60) -> None:
+    """Until every worker has joined the group (its MCP child is up by then)."""
+    deadline = time.monotonic() + within
+    while True:
+        with contextlib.suppress(Exception):
+            info = await redis.xinfo_consumers(keys.WHATSAPP_MESSAGES, keys.ENGINE_GROUP)
+            joined = {
+                c["name"].decode() if isinstance(c["name"], bytes) else c["name"] for c in info
+            }
+            if set(names) <= joined:
+                return
+        if time.monotonic() > deadline:
+            raise RuntimeError("the engine workers did not start")
+        await asyncio.sleep(0.1)
+
+
+ROLES = (
+    ("engine.py worker", "engine workers"),
+    ("aspri.cli mcp", "their MCP servers"),
+    ("aspri.cli whatsapp", "WhatsApp gateway"),
+    ("valkey", "Valkey"),
+)
+
+
+def cpu_seconds() -> dict[str, float]:
+    """CPU time (user + system) used so far by this run's processes, by role."""
+    tick = os.sysconf("SC_CLK_TCK")
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    out = {"bench driver": usage.ru_utime + usage.ru_stime}
+    mine = {os.getpid()}
+    procs = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        procs.append((int(entry.name), int(stat[1]), cmd, (int(stat[11]) + int(stat[12])) / tick))
+    for _ in range(3):  # children, grandchildren (the MCP servers of the workers)
+        mine |= {pid for pid, ppid, _, _ in procs if ppid in mine}
+    for pid, _, cmd, cpu in procs:
+        if pid in mine:
+            role = next((name for needle, name in ROLES if needle in cmd), None)
+            if role:
+                out[role] = out.get(role, 0.0) + cpu
+    return out
+
+
+class Replies:
+    """The gateway's live stream: every outbound message, routed to the chat waiting for it."""
+
+    def __init__(self, base_url: str) -> None:
+        self.url = f"{base_url}/api/local/events"
+        self.waiting: dict[str, asyncio.Queue[tuple[float, str]]] = {}
+
+    @contextlib.asynccontextmanager
+    async def listening(self) -> AsyncIterator[None]:
+        connected = asyncio.Event()
+        task = asyncio.create_task(self._listen(connected))
+        await asyncio.wait_for(connected.wait(), 10)
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _listen(self, connected: asyncio.Event) -> None:
+        async with (
+            httpx.AsyncClient(timeout=None) as client,
+            client.stream("GET", self.url) as response,
+        ):
+            connected.set()
+            data = ""
+            async for line in response.aiter_lines():
+                if line.startswith("data:"):
+                    data = line[5:].strip()
+                elif line == "" and data:
+                    message = msgspec.json.decode(data)
+                    data = ""
+                    queue = self.waiting.get(message.get("chatId", ""))
+                    if message.get("fromMe") and queue is not None:
+                        queue.put_nowait((time.perf_counter(), message.get("body", "")))
+
+
+async def converse(
+    http: httpx.AsyncClient, base: str, replies: Replies, number: str, messages: int
+) -> list[float]:
+    """One person writing ``messages`` messages, each after the previous reply arrived."""
+    chat = f"{number}@c.us"
+    queue: asyncio.Queue[tuple[float, str]] = asyncio.Queue()
+    replies.waiting[chat] = queue
+    latencies = []
+    for i in range(messages):
+        text = f"{number} message {i}"
+        began = time.perf_counter()
+        r = await http.post(f"{base}/api/local/messages", json={"from": number, "text": text})
+        r.raise_for_status()
+        arrived, body = await asyncio.wait_for(queue.get(), 60)
+        if body != f"re: {text}":
+            raise RuntimeError(f"unexpected reply {body!r} to {text!r}")
+        latencies.append((arrived - began) * 1000)
+    return latencies
+
+
+async def measure(
+    redis: Redis, base: str, workers: int, persons: int, messages: int, run: int
+) -> dict[str, float]:
+    numbers = [f"62{run}{w:08d}" for w in range(persons)]
+    replies = Replies(base)
+    limits = httpx.Limits(max_connections=persons + 10)
+    async with httpx.AsyncClient(timeout=60, limits=limits) as http, replies.listening():
+        await converse(http, base, replies, f"6299{run}0000001", 3)  # warm-up
+        cpu_before = cpu_seconds()
+        began = time.perf_counter()
+        per_person = await asyncio.gather(
+            *(converse(http, base, replies, n, messages) for n in numbers)
+        )
+        elapsed = time.perf_counter() - began
+        cpu_after = cpu_seconds()
+    latencies = sorted(x for xs in per_person for x in xs)
+    log = EventLog(redis)
+    deadline = time.monotonic() + 30
+    while True:  # a turn is recorded just after its reply went out
+        turns: list[ChatTurn] = []
+        for n in numbers:
+            turns += [
+                e.data
+                for e in await log.read(keys.chat(f"{n}@c.us"))
+                if isinstance(e.data, ChatTurn)
+            ]
+        if len(turns) >= persons * messages or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.05)
+    cuts = quantiles(latencies, n=100)
+    cpu = {
+        role: (cpu_after[role] - cpu_before.get(role, 0.0)) * 1000 / len(turns)
+        for role in cpu_after
+    }
+    total = mean(t.timings.total_ms for t in turns)
+    return {
+        "workers": workers,
+        "turns": len(turns),
+        "turns_per_s": len(turns) / elapsed,
+        "p50": cuts[49],
+        "p99": cuts[98],
+        "latency_mean": mean(latencies),
+        "fold": mean(t.timings.fold_ms for t in turns),
+        "agent": mean(t.timings.agent_ms for t in turns),
+        "llm": mean(t.timings.llm_ms for t in turns),
+        "send": mean(t.timings.send_ms for t in turns),
+        "turn_total": total,
+        "cpu": cpu,  # type: ignore[dict-item]
+    }
+
+
+async def bench(args: argparse.Namespace) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        server = EmbeddedServer(Path(tmp) / "valkey", persist=False)
+        url = server.start()
+        wa_port, cron_port = free_port(), free_port()
+        base = f"http://127.0.0.1:{wa_port}"
+        env = {
+            **os.environ,
+            "REDIS_URL": url,
+            "ASPRI_DATA_DIR": tmp,
+            "WHATSAPP_PORT": str(wa_port),
+            "CRONJOB_PORT": str(cron_port),
+            "WHATSAPP_URL": base,
+            "CRONJOB_URL": f"http://127.0.0.1:{cron_port}",
+            "LOG_LEVEL": "warning",
+            "ENGINE_CONCURRENCY": str(args.concurrency),
+        }
+        env.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
+        aspri = [sys.executable, "-m", "aspri.cli"]
+        logs = Path(tmp)
+        gateways = [spawn([*aspri, "whatsapp"], env, logs), spawn([*aspri, "cron"], env, logs)]
+        redis = Redis.from_url(url)
+        results: list[tuple[dict[str, float], dict[str, float]]] = []
+        try:
+            await wait_http(f"{base}/health")
+            await wait_http(f"http://127.0.0.1:{cron_port}/health")
+            for run, n in enumerate(args.workers, start=1):
+                names = [f"bench-{run}-{i}" for i in range(n)]
+                # -P: bench/ not on sys.path, where bench/mcp.py would shadow the MCP SDK
+                worker = [sys.executable, "-P", __file__, "worker"]
+                procs = [spawn(worker, {**env, "CONSUMER_NAME": c}, logs) for c in names]
+                try:
+                    await wait_consumers(redis, names)
+                    light = await measure(redis, base, n, 1, args.messages * 3, run * 10 + 1)
+                    busy = await measure(redis, base, n, args.persons, args.messages, run * 10)
+                    results.append((light, busy))
+                finally:
+                    stop(procs)
+        except BaseException:
+            show_logs(logs)
+            raise
+        finally:
+            stop(gateways)
+            await redis.aclose()
+            server.stop()
+    report(results, args)
+
+
+def report(
+    results: list[tuple[dict[str, float], dict[str, float]]], args: argparse.Namespace
+) -> None:
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(
+        f"AI engine end to end — Python {platform.python_version()}, {os.cpu_count()} cores "
+        f"(load average after the run {load}); instant scripted model; engine concurrency "
+        f"{args.concurrency} per worker; every process of the system on this machine"
+    )
+    print(
+        f"\nsaturated: {args.persons} people x {args.messages} messages, each person waiting "
+        f"for the reply before writing again"
+    )
+    print(f"{'workers':>7} {'turns':>6} {'turns/s':>8} {'p50 ms':>7} {'p99 ms':>7}")
+    for _, r in results:
+        print(
+            f"{r['workers']:>7} {r['turns']:>6} {r['turns_per_s']:>8.1f} "
+            f"{r['p50']:>7.1f} {r['p99']:>7.1f}"
+        )
+    if len(results) == 2:
+        ratio = results[1][1]["turns_per_s"] / results[0][1]["turns_per_s"]
+        print(f"2 workers / 1 worker throughput: {ratio:.2f}x")
+    print("CPU ms per turn, saturated (every process of the run):")
+    for _, r in results:
+        cpu: dict[str, float] = r["cpu"]  # type: ignore[assignment]
+        parts = ", ".join(f"{role} {ms:.1f}" for role, ms in cpu.items())
+        print(f"  {r['workers']} worker(s): total {sum(cpu.values()):.1f} = {parts}")
+    print(
+        f"\nunloaded: 1 person x {args.messages * 3} messages — where a message's time goes "
+        "(means in ms; the turn's parts from its chat:turn record)"
+    )
+    print(
+        f"{'workers':>7} {'p50':>6} {'p99':>6} {'latency':>8} {'in+queue':>9} {'fold':>6} "
+        f"{'agent':>6} {'(model)':>8} {'send':>6} {'agent framework':>16} {'pipeline':>9}"
+    )
+    for r, _ in results:
+        before = r["latency_mean"] - r["turn_total"]
+        share = r["agent"] / r["latency_mean"]
+        print(
+            f"{r['workers']:>7} {r['p50']:>6.1f} {r['p99']:>6.1f} {r['latency_mean']:>8.1f} "
+            f"{before:>9.1f} {r['fold']:>6.1f} {r['agent']:>6.1f} {r['llm']:>8.1f} "
+            f"{r['send']:>6.1f} {share:>16.0%} {1 - share:>9.0%}"
+        )
+    print(
+        "in+queue: the inbound request, stream delivery and waiting for a worker; agent: the "
+        "create_agent graph run (LangGraph/LangChain; (model) is the instant model's call "
+        "through LangChain); send: the MCP whatsapp_send_message call through the gateway. "
+        "agent framework = agent / latency; pipeline = everything else."
+    )
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "worker":
+        run_worker()
+        return
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--persons", type=int, default=40)
+    parser.add_argument("--messages", type=int, default=10)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--workers", type=lambda s: [int(x) for x in s.split(",")], default=[1, 2])
+    asyncio.run(bench(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()

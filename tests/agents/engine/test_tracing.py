@@ -1,0 +1,72 @@
+"""One trace per inbound message: consume → turn → model → tool → MCP → gateway send.
+
+The MCP server is another process; that the reply logged by the gateway carries the turn's
+trace id shows the ``traceparent`` went through the MCP request's ``_meta``. A scripted chat
+model stands in for the LLM.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from aspri.telemetry.tracing import setup_tracing
+from tests.agents.engine.stack import Stack, calls_tool_then_answers, new_number, scripted
+
+
+@pytest.fixture
+def spans() -> Iterator[InMemorySpanExporter]:
+    if not isinstance(trace.get_tracer_provider(), TracerProvider):
+        setup_tracing("aspri-tests")
+    provider = trace.get_tracer_provider()
+    assert isinstance(provider, TracerProvider), "another tracer provider was installed"
+    exporter = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    yield exporter
+    exporter.shutdown()
+
+
+def named(spans: tuple[ReadableSpan, ...], name: str) -> list[ReadableSpan]:
+    return [s for s in spans if s.name == name]
+
+
+async def test_a_turn_is_one_trace_with_its_model_and_tool_calls(
+    stack: Stack, spans: InMemorySpanExporter
+) -> None:
+    number = new_number()
+    chat = f"{number}@c.us"
+    model = scripted(calls_tool_then_answers("cronjob_list", {}, "you have no jobs"))
+    async with stack.engine(model):
+        sent = await stack.say(number, "what jobs do I have?")
+        await stack.wait_answered(chat)
+    finished = spans.get_finished_spans()
+    (turn,) = [
+        s
+        for s in named(finished, "turn")
+        if s.attributes and s.attributes.get("aspri.event_id") == sent["eventId"]
+    ]
+    assert turn.attributes is not None
+    assert turn.attributes["aspri.turn.kind"] == "reply"
+    assert turn.attributes["aspri.llm.calls"] == 2
+    assert float(turn.attributes["aspri.llm.ms"]) > 0  # type: ignore[arg-type]
+    assert turn.attributes["aspri.tool_calls"] == 1
+    trace_id = turn.context.trace_id
+    in_trace = [s for s in finished if s.context.trace_id == trace_id]
+    names = {s.name for s in in_trace}
+    assert {
+        "whatsapp:messages process",
+        "execute_tool cronjob_list",
+        "tools/call cronjob_list",
+        "tools/call whatsapp_send_message",
+    } <= names
+    assert len([s for s in in_trace if s.name.startswith("chat ")]) == 2
+    reply = [
+        e for e in await stack.chat_events(chat) if e.type == "whatsapp:message" and e.data.from_me
+    ]
+    assert reply[0].traceparent is not None
+    assert reply[0].traceparent.split("-")[1] == format(trace_id, "032x")
