@@ -12,6 +12,7 @@ import math
 import random
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -219,6 +220,40 @@ async def test_a_run_is_written_only_by_the_lease_holder_and_only_once(
         [(job.job_id, minute(3)), (job.job_id, minute(4))],
         [(job.job_id, minute(5))],
     ]
+
+
+async def test_a_registry_change_racing_a_fire_is_decided_again(
+    redis_url: str, redis: Redis
+) -> None:
+    """The gateway writes between the scheduler's decision and its write: the write is refused
+    (optimistic concurrency), the scheduler folds the change and fires what is still due."""
+    clock = ManualClock(T0)
+    async with registry(redis_url, clock) as jobs:
+        keep, _ = await jobs.create("keep", cron("keep", "* * * * *"))
+        renamed, _ = await jobs.create("renamed", cron("old name", "* * * * *"))
+        gone, _ = await jobs.create("gone", cron("gone", "* * * * *"))
+        node = Node(redis_url, clock, 60, "s")
+        writer = node.scheduler.writer
+        real_write = writer.write
+        raced = []
+
+        async def racing_write(*args: Any, **kwargs: Any) -> str:
+            if not raced:
+                raced.append(True)
+                rename = partial(Definition, "new name", "* * * * *", None, "UTC")
+                await jobs.update(renamed.job_id, lambda j: rename(j.payload, j.status))
+                await jobs.delete(gone.job_id)
+            return await real_write(*args, **kwargs)
+
+        writer.write = racing_write  # type: ignore[method-assign]
+        await wait_until(lambda: node.scheduler.lease.held and clock.idle(1))
+        clock.set(minute(1) / 1000)
+        await wait_until(lambda: count_is(redis, 2))
+        await wait_until(lambda: clock.idle(1))
+        await node.stop()
+    assert node.scheduler.conflicts == 1
+    fired = {(e.data.job_id, e.data.job_name) for e in await triggers(redis)}
+    assert fired == {(keep.job_id, "keep"), (renamed.job_id, "new name")}
 
 
 async def test_missed_runs_fire_the_latest_within_grace_and_skip_the_rest(

@@ -101,6 +101,7 @@ class Scheduler:
         self.writer = RunWriter(redis)
         self.fired = 0
         self.skipped = 0
+        self.conflicts = 0
         self._planned: dict[str, Prepared] = {}
         self._buckets: dict[int, dict[str, Prepared]] = {}
         self._times: list[int] = []
@@ -209,13 +210,19 @@ class Scheduler:
             skips.append(skip_record(job, skip))
         if due is None:
             return
-        run = prepare(job, due)
-        self._planned[job.job_id] = run
-        bucket = self._buckets.get(due)
-        if bucket is None:
-            bucket = self._buckets[due] = {}
-            heapq.heappush(self._times, due)
-        bucket[job.job_id] = run
+        self._restore([prepare(job, due)])
+
+    def _restore(self, runs: list[Prepared]) -> None:
+        """Plan prepared runs (also those of a refused write: the next step folds what was
+        written meanwhile, which replans the jobs it touched, our own written runs included)."""
+        for run in runs:
+            if run.job_id not in self._planned:
+                self._planned[run.job_id] = run
+                bucket = self._buckets.get(run.scheduled)
+                if bucket is None:
+                    bucket = self._buckets[run.scheduled] = {}
+                    heapq.heappush(self._times, run.scheduled)
+                bucket[run.job_id] = run
 
     def _replan(self, now: int) -> list[Event[JobSkipped]]:
         """Plan the jobs that changed (all of them after a lease change)."""
@@ -275,7 +282,8 @@ class Scheduler:
                 return
             except Conflict:  # the registry moved under us: fold it and decide again
                 span.add_event("registry changed; deciding again")
-                self._dirty.update(p.job_id for p in fires)
+                self.conflicts += 1
+                self._restore(fires)
                 self._dirty.update(s.data.job_id for s in skips)
                 return
             finally:
