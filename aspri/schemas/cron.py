@@ -325,6 +325,8 @@ def next_run(job: JobRecord, after_ms: int) -> int | None:
 
 
 class Skip(NamedTuple):
+    """Runs from ``first`` to ``last`` (``missed`` of them, capped) that will not fire."""
+
     first: int
     last: int
     missed: int
