@@ -8,6 +8,7 @@ services (no ``v``, no ``traceparent``) decode as version 1.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import Any, Generic, TypeVar
 
 import msgspec
@@ -59,8 +60,14 @@ def text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def fields_as_text(raw: dict[Any, Any]) -> dict[str, str]:
-    return {text(k): text(v) for k, v in raw.items()}
+def fields_as_text(raw: Mapping[Any, Any]) -> dict[str, str]:
+    """``raw`` with str keys and values. Runs for every entry read, so ``text`` is inlined."""
+    return {
+        (k.decode() if isinstance(k, bytes) else str(k)): (
+            v.decode() if isinstance(v, bytes) else str(v)
+        )
+        for k, v in raw.items()
+    }
 
 
 def envelope_fields(event: Event[Any], data_json: bytes) -> dict[str, str | bytes]:
