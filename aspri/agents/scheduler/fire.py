@@ -169,7 +169,9 @@ def _array(items: Sequence[bytes], per_item: int = 1) -> bytes:
 class RunWriter:
     """Writes fires and skips with the fenced, concurrency-checked script, chunk by chunk."""
 
-    def __init__(self, redis: Redis, *, lease_key: str = keys.CRON_LEASE, chunk: int = 500) -> None:
+    def __init__(
+        self, redis: Redis, *, lease_key: str = keys.CRON_LEASE, chunk: int = 1000
+    ) -> None:
         self.redis = redis
         self.lease_key = lease_key
         self.chunk = chunk
