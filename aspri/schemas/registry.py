@@ -44,9 +44,7 @@ class Registry:
         upcasters = old.upcasters if old else {}
         if old is not None:
             del self._by_struct[old.struct]
-        self._types[type_name] = _TypeInfo(
-            struct, version, msgspec.json.Decoder(struct), upcasters
-        )
+        self._types[type_name] = _TypeInfo(struct, version, msgspec.json.Decoder(struct), upcasters)
         self._by_struct[struct] = type_name
         return struct
 
