@@ -256,7 +256,11 @@ async def measure(
     replies = Replies(base)
     limits = httpx.Limits(max_connections=persons + 10)
     async with httpx.AsyncClient(timeout=60, limits=limits) as http, replies.listening():
-        await converse(http, base, replies, f"6299{run}0000001", 3)  # warm-up
+        # warm-up: a first turn in a fresh worker pays for lazy imports and compilation; a
+        # few people at once so that every worker gets some
+        await asyncio.gather(
+            *(converse(http, base, replies, f"6299{run}{w:07d}", 3) for w in range(8))
+        )
         cpu_before = cpu_seconds()
         began = time.perf_counter()
         per_person = await asyncio.gather(
