@@ -96,6 +96,8 @@ class KeyOrder:
         (an earlier entry of its key, or another consumer's lease, is in the way: wait)."""
         spec = self.spec
         kq = keys.key_queue(spec.stream, spec.group, d.key)
+        # Listen before asking: a wake-up published while the script runs must not be lost.
+        self._waiters[d.entry_id] = asyncio.Event()
         async with self._calls:
             status, value, ttl = await self._begin(
                 keys=[
@@ -108,9 +110,11 @@ class KeyOrder:
             )
         status, value = text(status), text(value)
         if status == "ok":
+            self._waiters.pop(d.entry_id, None)
             d.lease = value
             return True
         if status == "gone":
+            self._waiters.pop(d.entry_id, None)
             self.release(d)
             log.info(
                 "entry taken over by another consumer; skipped",
@@ -127,7 +131,7 @@ class KeyOrder:
 
     async def _wait_wake(self, entry_id: str, timeout: float) -> bool:  # noqa: ASYNC109
         """Wait until ``entry_id`` is announced as its key's next entry, or ``timeout``."""
-        event = self._waiters.setdefault(entry_id, asyncio.Event())
+        event = self._waiters.setdefault(entry_id, asyncio.Event())  # set up by _try_begin
         try:
             async with asyncio.timeout(timeout):
                 await event.wait()
