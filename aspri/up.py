@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from aspri.agents.llm import probe
 from aspri.config import Settings
 from aspri.streams.server import EmbeddedServer
 
@@ -96,33 +97,17 @@ async def _wait_healthy(url: str, timeout: float = 30.0) -> bool:  # noqa: ASYNC
 
 async def model_status(settings: Settings) -> tuple[bool, str]:
     """Whether the configured model can answer, and a sentence saying so (or what to do)."""
-    name = f"{settings.llm_provider} / {settings.model_name}"
+    problem = await probe(settings)
+    if problem is None:
+        return True, f"{settings.llm_provider} / {settings.model_name}"
+    hint = ""
     if settings.llm_provider == "ollama":
-        try:
-            async with httpx.AsyncClient(timeout=3.0) as client:
-                reply = await client.get(f"{settings.ollama_base_url.rstrip('/')}/api/tags")
-                reply.raise_for_status()
-                models = {m.get("name", "") for m in reply.json().get("models", [])}
-        except (httpx.HTTPError, ValueError):
-            return False, (
-                f"no Ollama answers at {settings.ollama_base_url}. Start it (`ollama serve`, "
-                f"then `ollama pull {settings.ollama_model}`), or choose another provider with "
-                "LLM_PROVIDER=openai (OPENAI_API_KEY, OPENAI_BASE_URL) or LLM_PROVIDER=anthropic "
-                "(ANTHROPIC_API_KEY). Slash commands (/help, /remind, /jobs) already work."
-            )
-        wanted = settings.model_name
-        if wanted not in models and f"{wanted}:latest" not in models:
-            return False, (
-                f"Ollama answers but has no model {wanted!r}: run `ollama pull {wanted}`. "
-                "Slash commands already work."
-            )
-        return True, f"model ready: {name}"
-    key = settings.openai_api_key if settings.llm_provider == "openai" else None
-    key = key or (settings.anthropic_api_key if settings.llm_provider == "anthropic" else None)
-    if key is None and settings.openai_base_url is None:
-        variable = "OPENAI_API_KEY" if settings.llm_provider == "openai" else "ANTHROPIC_API_KEY"
-        return False, f"{variable} is not set. Slash commands already work."
-    return True, f"model configured: {name}"
+        hint = (
+            f" Start it (`ollama serve`, then `ollama pull {settings.model_name}`), or choose "
+            "LLM_PROVIDER=openai (OPENAI_API_KEY, OPENAI_BASE_URL) or LLM_PROVIDER=anthropic "
+            "(ANTHROPIC_API_KEY)."
+        )
+    return False, f"{problem}.{hint} Slash commands (/help, /remind, /jobs) already work."
 
 
 def _banner(settings: Settings, model: str) -> str:

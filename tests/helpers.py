@@ -10,7 +10,9 @@ from typing import Any
 
 
 async def wait_until(
-    condition: Callable[[], Any], timeout: float = 10.0, interval: float = 0.01
+    condition: Callable[[], Any],
+    timeout: float = 10.0,
+    interval: float = 0.01,
 ) -> Any:
     """Wait for ``condition`` to become truthy, failing after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout

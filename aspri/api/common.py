@@ -23,6 +23,7 @@ from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.plugins.opentelemetry import OpenTelemetryConfig, OpenTelemetryPlugin
 from litestar.static_files import create_static_files_router
 from litestar.types import ControllerRouterHandler, LifespanHook
+from redis.exceptions import RedisError
 
 from aspri.schemas.api import ErrorBody, Failure
 
@@ -80,6 +81,11 @@ def _on_http_error(_request: Request[Any, Any, Any], exc: HTTPException) -> Resp
     return failure(status, _STATUS_CODES.get(status, "error"), exc.detail)
 
 
+def _on_log_unavailable(request: Request[Any, Any, Any], exc: RedisError) -> Response[Failure]:
+    log.error("event log unavailable", extra={"path": request.url.path, "error": str(exc)})
+    return failure(503, "unavailable", "the event log (Redis) is unavailable; retry shortly")
+
+
 def _on_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Failure]:
     log.exception("unhandled error", extra={"path": request.url.path})
     return failure(500, "internal_error", "internal error; see the server log for details")
@@ -120,7 +126,11 @@ def create_gateway(
             ),
         ],
         openapi_config=openapi,
-        exception_handlers={HTTPException: _on_http_error, Exception: _on_unexpected},
+        exception_handlers={
+            HTTPException: _on_http_error,
+            RedisError: _on_log_unavailable,
+            Exception: _on_unexpected,
+        },
         plugins=[
             OpenTelemetryPlugin(
                 OpenTelemetryConfig(
