@@ -10,9 +10,14 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from redis.asyncio import Redis
 
 from aspri.streams.server import EmbeddedServer
+from aspri.telemetry.tracing import setup_tracing
 
 DATABASES = 4096
 _db_numbers = itertools.count(1)
@@ -45,3 +50,16 @@ async def redis(redis_url: str) -> AsyncIterator[Redis]:
 @pytest.fixture
 def data_dir(tmp_path: Path) -> Path:
     return tmp_path / "aspri-data"
+
+
+@pytest.fixture
+def spans() -> Iterator[InMemorySpanExporter]:
+    """Spans finished during the test (adds a processor to the process's SDK provider)."""
+    if not isinstance(trace.get_tracer_provider(), TracerProvider):
+        setup_tracing("aspri-tests")
+    provider = trace.get_tracer_provider()
+    assert isinstance(provider, TracerProvider), "another tracer provider was installed"
+    exporter = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    yield exporter
+    exporter.shutdown()

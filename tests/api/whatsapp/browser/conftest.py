@@ -7,13 +7,8 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from opentelemetry import trace
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from aspri.api.whatsapp.engines.browser import BrowserChannel
-from aspri.telemetry.tracing import setup_tracing
 from tests.api.whatsapp.browser.fake_server import FakeWhatsApp
 from tests.api.whatsapp.browser.support import Inbox, browser_settings
 
@@ -44,16 +39,3 @@ async def channel(
     await ch.start(inbox)
     yield ch
     await ch.stop()
-
-
-@pytest.fixture
-def spans() -> Iterator[InMemorySpanExporter]:
-    """Spans finished during the test (adds a processor to the process's SDK provider)."""
-    if not isinstance(trace.get_tracer_provider(), TracerProvider):
-        setup_tracing("aspri-tests")
-    provider = trace.get_tracer_provider()
-    assert isinstance(provider, TracerProvider), "another tracer provider was installed"
-    exporter = InMemorySpanExporter()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    yield exporter
-    exporter.shutdown()
