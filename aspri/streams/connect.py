@@ -22,8 +22,13 @@ async def open_redis(redis_url: str | None, data_dir: Path) -> AsyncIterator[Red
     if redis_url is None:
         server = EmbeddedServer(data_dir / "valkey")
         redis_url = server.start()
-    # A blocking pool waits for a free connection instead of failing under a burst of work.
-    client = Redis(connection_pool=BlockingConnectionPool.from_url(redis_url, max_connections=256))
+    # A blocking pool waits for a free connection instead of failing under a burst of work. The
+    # socket timeout is set explicitly and well above every blocking read (XREAD BLOCK <= 5 s);
+    # redis-py 8's default of 5 s would end those reads with spurious timeouts.
+    pool = BlockingConnectionPool.from_url(
+        redis_url, max_connections=256, socket_timeout=30, socket_connect_timeout=5
+    )
+    client = Redis(connection_pool=pool)
     try:
         yield client
     finally:
