@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import uvicorn
 from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
@@ -70,24 +69,6 @@ class GatewayProcess:
             self.proc.send_signal(signal.SIGTERM)
             await asyncio.wait_for(self.proc.wait(), 15)
         self.proc = None
-
-
-@asynccontextmanager
-async def serve_asgi(app: Any, port: int | None = None) -> AsyncIterator[str]:
-    """Run ``app`` with uvicorn in this event loop; yield its base URL."""
-    port = port or free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False)
-    )
-    task = asyncio.create_task(server.serve())
-    try:
-        await wait_until(lambda: server.started or task.done(), timeout=10)
-        if task.done():
-            task.result()
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
 
 
 @asynccontextmanager

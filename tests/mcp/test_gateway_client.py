@@ -22,7 +22,7 @@ from aspri.api.common import ApiError, create_gateway
 from aspri.config import Settings
 from aspri.mcp.gateway import GatewayError, Gateways, new_http_client
 from aspri.streams.server import free_port
-from tests.mcp.support import serve_asgi
+from tests.helpers import serve_asgi
 
 calls: Counter[str] = Counter()
 

@@ -25,11 +25,11 @@ from aspri.mcp.gateway import Gateways, new_http_client
 from aspri.mcp.server import build_server
 from aspri.streams import keys
 from aspri.streams.server import EmbeddedServer
+from tests.helpers import serve_asgi
 from tests.mcp.support import (
     GatewayProcess,
     data_of,
     http_session,
-    serve_asgi,
     stdio_session,
     text_of,
 )

@@ -18,8 +18,8 @@ from aspri.config import Settings
 from aspri.mcp.gateway import Gateways, new_http_client
 from aspri.mcp.server import build_server
 from aspri.streams.server import free_port
-from tests.helpers import wait_until
-from tests.mcp.support import ASPRI, http_session, serve_asgi, text_of
+from tests.helpers import serve_asgi, wait_until
+from tests.mcp.support import ASPRI, http_session, text_of
 
 INITIALIZE = {
     "jsonrpc": "2.0",

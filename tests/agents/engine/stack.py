@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import uvicorn
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
@@ -34,8 +33,7 @@ from aspri.config import Settings
 from aspri.schemas import Event
 from aspri.schemas.chat import ChatTurn
 from aspri.streams import EventLog, keys
-from aspri.streams.server import free_port
-from tests.helpers import wait_until
+from tests.helpers import serve_asgi, wait_until
 
 Script = Callable[[list[BaseMessage]], AIMessage | Awaitable[AIMessage]]
 
@@ -228,26 +226,6 @@ class RunningEngine:
 
 
 @contextlib.asynccontextmanager
-async def serve(app: Any) -> AsyncIterator[str]:
-    """Run an ASGI app with uvicorn in this event loop; yield its base URL."""
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app, host="127.0.0.1", port=port, log_config=None, access_log=False, lifespan="on"
-        )
-    )
-    task = asyncio.create_task(server.serve())
-    try:
-        await wait_until(lambda: server.started or task.done(), timeout=20)
-        if task.done():
-            task.result()
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
-
-
-@contextlib.asynccontextmanager
 async def running_stack(redis_url: str, data_dir: Path) -> AsyncIterator[Stack]:
     """Both gateways on ``redis_url`` and one MCP session to them."""
     redis, whatsapp_redis, cron_redis = (Redis.from_url(redis_url) for _ in range(3))
@@ -257,8 +235,8 @@ async def running_stack(redis_url: str, data_dir: Path) -> AsyncIterator[Stack]:
     )
     try:
         async with (
-            serve(whatsapp_app(base, whatsapp_redis)) as whatsapp_url,
-            serve(cron_app(cron_redis)) as cron_url,
+            serve_asgi(whatsapp_app(base, whatsapp_redis)) as whatsapp_url,
+            serve_asgi(cron_app(cron_redis)) as cron_url,
             httpx.AsyncClient(timeout=30) as http,
         ):
             settings = replace(base, whatsapp_url=whatsapp_url, cronjob_url=cron_url)

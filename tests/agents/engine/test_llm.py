@@ -12,7 +12,7 @@ from litestar import Litestar, get
 from aspri.agents.llm import build_model, probe
 from aspri.config import Settings
 from aspri.streams.server import free_port
-from tests.agents.engine.stack import serve
+from tests.helpers import serve_asgi
 
 
 def test_each_provider_is_built_from_the_settings() -> None:
@@ -48,7 +48,7 @@ async def test_the_model_check_says_what_is_missing() -> None:
     async def tags() -> dict[str, Any]:  # the one Ollama endpoint the check reads
         return {"models": [{"name": "llama3.2:latest"}]}
 
-    async with serve(Litestar([tags])) as url:
+    async with serve_asgi(Litestar([tags])) as url:
         assert await probe(Settings(ollama_base_url=url, ollama_model="llama3.2")) is None
         missing = await probe(Settings(ollama_base_url=url))
         assert missing == "Ollama has no model 'qwen2.5:3b'; run: ollama pull qwen2.5:3b"

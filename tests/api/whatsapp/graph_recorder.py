@@ -4,18 +4,14 @@ Graph API does (documented success and error bodies)."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import uvicorn
 from litestar import Litestar, Request, Response, post
 
-from aspri.streams.server import free_port
-from tests.helpers import wait_until
+from tests.helpers import serve_asgi
 
 
 @dataclass
@@ -64,16 +60,6 @@ def _app(recorder: GraphRecorder) -> Litestar:
 @asynccontextmanager
 async def graph_recorder() -> AsyncIterator[GraphRecorder]:
     recorder = GraphRecorder()
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(_app(recorder), host="127.0.0.1", port=port, log_config=None, lifespan="off")
-    )
-    server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]  # test's signals stay
-    task = asyncio.create_task(server.serve())
-    await wait_until(lambda: server.started or task.done(), 10)
-    recorder.url = f"http://127.0.0.1:{port}/v21.0"
-    try:
+    async with serve_asgi(_app(recorder), lifespan="off") as base:
+        recorder.url = f"{base}/v21.0"
         yield recorder
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 10)
