@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import swagger_ui_bundle
-from litestar import Litestar, MediaType, Request, Response
+from litestar import Litestar, MediaType, Request, Response, get
 from litestar.datastructures import State
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi import OpenAPIConfig
@@ -23,9 +23,11 @@ from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.plugins.opentelemetry import OpenTelemetryConfig, OpenTelemetryPlugin
 from litestar.static_files import create_static_files_router
 from litestar.types import ControllerRouterHandler, LifespanHook
+from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from aspri.schemas.api import ErrorBody, Failure
+from aspri.telemetry import metrics
 
 log = logging.getLogger(__name__)
 
@@ -101,8 +103,10 @@ def create_gateway(
     lifespan: Sequence[Any] = (),
     request_max_body_size: int = 1024 * 1024,
     state: dict[str, Any] | None = None,
+    redis: Redis | None = None,
 ) -> Litestar:
-    """A Litestar app with the envelope, OpenAPI at ``/schema`` (UI at ``/schema/swagger``)."""
+    """A Litestar app with the envelope, OpenAPI at ``/schema`` (UI at ``/schema/swagger``) and,
+    given the event log's ``redis``, Prometheus metrics of its streams at ``/metrics``."""
     assets = Path(swagger_ui_bundle.swagger_ui_path)
     openapi = OpenAPIConfig(
         title=title,
@@ -118,9 +122,19 @@ def create_gateway(
             )
         ],
     )
+    extra: list[ControllerRouterHandler] = []
+    if redis is not None:
+        log_redis = redis
+
+        @get("/metrics", include_in_schema=False, media_type=metrics.CONTENT_TYPE)
+        async def prometheus() -> bytes:
+            return await metrics.render(log_redis)
+
+        extra.append(prometheus)
     return Litestar(
         route_handlers=[
             *route_handlers,
+            *extra,
             create_static_files_router(
                 path="/schema-assets", directories=[assets], include_in_schema=False
             ),
@@ -134,7 +148,7 @@ def create_gateway(
         plugins=[
             OpenTelemetryPlugin(
                 OpenTelemetryConfig(
-                    exclude=["/health", "/schema"],
+                    exclude=["/health", "/schema", "/metrics"],
                     exclude_spans=["receive", "send"],  # one server span per request is enough
                 )
             )

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import httpx
 from litestar import get
 from litestar.testing import AsyncTestClient
+from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from aspri.api.common import create_gateway
@@ -38,3 +40,25 @@ async def test_redis_failure_is_503_and_a_bug_is_a_500_envelope_without_details(
         assert ui.status_code == 200 and "/schema-assets/swagger-ui-bundle.js" in ui.text
         asset = await client.get("/schema-assets/swagger-ui-bundle.js")
         assert asset.status_code == 200  # the UI renders offline: its JS is served locally
+
+
+async def test_metrics_report_backlog_pending_and_dead_letters(redis: Redis) -> None:
+    """Scraped from the real event log: one group lagging, one entry in flight, one dead."""
+    for i in range(3):
+        await redis.xadd("whatsapp:messages", {"type": "x", "data": str(i)})
+    await redis.xgroup_create("whatsapp:messages", "ai-engine", id="0")
+    await redis.xreadgroup("ai-engine", "w1", {"whatsapp:messages": ">"}, count=1)
+    await redis.xadd("whatsapp:messages:dlq", {"error": "boom"})
+    app = create_gateway(title="t", description="d", route_handlers=[], redis=redis)
+    # In this event loop (the redis client is bound to it): httpx straight to the ASGI app.
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
+        reply = await client.get("/metrics")
+    assert reply.status_code == 200
+    assert reply.headers["content-type"].startswith("text/plain; version=0.0.4")
+    lines = set(reply.text.splitlines())
+    assert 'aspri_stream_length{stream="whatsapp:messages"} 3.0' in lines
+    assert 'aspri_stream_group_lag{group="ai-engine",stream="whatsapp:messages"} 2.0' in lines
+    assert 'aspri_stream_group_pending{group="ai-engine",stream="whatsapp:messages"} 1.0' in lines
+    assert 'aspri_stream_dead_letters{stream="whatsapp:messages"} 1.0' in lines
+    assert 'aspri_stream_length{stream="cronjob:events"} 0.0' in lines  # absent stream: zero

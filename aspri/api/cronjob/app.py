@@ -36,4 +36,5 @@ def create_app(
         on_startup=[registry.start],
         on_shutdown=[registry.stop],
         state={"registry": registry},
+        redis=redis,
     )

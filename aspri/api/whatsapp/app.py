@@ -82,4 +82,5 @@ def create_app(
         lifespan=[running],
         request_max_body_size=4 * MAX_MESSAGE_BYTES + 64 * 1024,
         state={"gateway": gateway},
+        redis=redis,
     )

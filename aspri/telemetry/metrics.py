@@ -1,0 +1,59 @@
+"""Prometheus metrics of the event log, computed when scraped (nothing is paid per request).
+
+What an operator watches in an event-sourced pipeline: how long each stream is, how far each
+consumer group lags behind it, how many entries are delivered but not acked, and how many ended
+in the dead-letter stream.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Gauge, generate_latest
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
+
+from aspri.schemas.envelope import text
+from aspri.streams import keys
+
+WATCHED = (keys.WHATSAPP_MESSAGES, keys.CRON_EVENTS, keys.CRON_JOBS)
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+async def render(redis: Redis, streams: Sequence[str] = WATCHED) -> bytes:
+    """The Prometheus text exposition of every watched stream and its groups."""
+    registry = CollectorRegistry()
+    length = Gauge("aspri_stream_length", "Entries in the stream", ["stream"], registry=registry)
+    dead = Gauge(
+        "aspri_stream_dead_letters", "Entries in <stream>:dlq", ["stream"], registry=registry
+    )
+    lag = Gauge(
+        "aspri_stream_group_lag",
+        "Entries not yet delivered to the consumer group (backlog)",
+        ["stream", "group"],
+        registry=registry,
+    )
+    pending = Gauge(
+        "aspri_stream_group_pending",
+        "Entries delivered to the group but not acked yet",
+        ["stream", "group"],
+        registry=registry,
+    )
+    pipe = redis.pipeline(transaction=False)
+    for stream in streams:
+        pipe.xlen(stream)
+        pipe.xlen(keys.dlq(stream))
+    sizes: list[Any] = await pipe.execute()
+    for i, stream in enumerate(streams):
+        length.labels(stream).set(sizes[2 * i])
+        dead.labels(stream).set(sizes[2 * i + 1])
+        try:
+            groups: list[Any] = await redis.xinfo_groups(stream)
+        except ResponseError:  # the stream does not exist yet
+            continue
+        for group in groups:
+            name = text(group["name"])
+            lag.labels(stream, name).set(int(group.get("lag") or 0))
+            pending.labels(stream, name).set(int(group.get("pending") or 0))
+    return generate_latest(registry)
