@@ -122,18 +122,7 @@ class JobRegistry:
                 created = False
                 return None
             require_future(spec.run_at, self.now_ms())
-            return self._event(
-                JobCreated(
-                    job_id=job_id,
-                    name=spec.name,
-                    schedule=spec.schedule,
-                    run_at=spec.run_at,
-                    timezone=spec.timezone,
-                    payload=spec.payload,
-                    status=spec.status,
-                    digest=digest,
-                )
-            )
+            return self._event(JobCreated(job_id=job_id, digest=digest, **spec.fields()))
 
         await self._command("create", job_id, decide)
         return self._current(job_id), created
@@ -144,22 +133,10 @@ class JobRegistry:
             if job is None:
                 raise not_found(job_id)
             spec = merge(job)
-            current = (job.name, job.schedule, job.run_at, job.timezone, job.payload, job.status)
-            if current == (
-                spec.name, spec.schedule, spec.run_at, spec.timezone, spec.payload, spec.status
-            ):  # fmt: skip
+            wanted = spec.fields()
+            if all(getattr(job, name) == value for name, value in wanted.items()):
                 return None
-            return self._event(
-                JobUpdated(
-                    job_id=job_id,
-                    name=spec.name,
-                    schedule=spec.schedule,
-                    run_at=spec.run_at,
-                    timezone=spec.timezone,
-                    payload=spec.payload,
-                    status=spec.status,
-                )
-            )
+            return self._event(JobUpdated(job_id=job_id, **wanted))
 
         await self._command("update", job_id, decide)
         return self._current(job_id)

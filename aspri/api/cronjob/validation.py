@@ -7,6 +7,7 @@ Nothing reaches the registry before it passed these checks.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import re
@@ -53,12 +54,13 @@ class Definition:
     payload: dict[str, Any]
     status: str
 
+    def fields(self) -> dict[str, Any]:
+        """The definition's fields in declaration order (what the job events carry)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
     def digest(self) -> str:
         """Fingerprint of the definition: a retried create has the same one."""
-        body = msgspec.json.encode(
-            [self.name, self.schedule, self.run_at, self.timezone, self.payload, self.status],
-            order="deterministic",
-        )
+        body = msgspec.json.encode(list(self.fields().values()), order="deterministic")
         return hashlib.sha256(body).hexdigest()
 
 
