@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
+from aspri.api.whatsapp.chatid import InvalidChatId, is_group, normalize
+
 T = TypeVar("T")
 
 
@@ -68,6 +70,29 @@ def _str(raw: str) -> str:
     return raw
 
 
+def _numbers(raw: str) -> tuple[str, ...]:
+    """Phone numbers in any common form (``+62 812...``, ``0062...``, ``62...@c.us``) as chat
+    ids, so every comparison with a sender's chat id is exact."""
+    out = []
+    for part in _csv(raw):
+        try:
+            chat_id = normalize(part)
+        except InvalidChatId as exc:
+            raise ValueError(str(exc)) from None
+        if not chat_id.endswith("@c.us"):
+            raise ValueError(f"{part!r} is not a phone number")
+        out.append(chat_id)
+    return tuple(out)
+
+
+def _groups(raw: str) -> tuple[str, ...]:
+    out = _csv(raw)
+    for part in out:
+        if not is_group(part):
+            raise ValueError(f"{part!r} is not a group chat id like 120363012345678901@g.us")
+    return out
+
+
 def _bool(raw: str) -> bool:
     value = raw.lower()
     if value in ("1", "true", "yes", "on"):
@@ -109,6 +134,10 @@ class Settings:
     api_key: str | None = None
     mcp_token: str | None = None
     owner_numbers: tuple[str, ...] = ()
+    """Owners' chat ids (``<digits>@c.us``), from ``OWNER_NUMBERS`` in any common notation."""
+    dm_policy: str = "pairing"
+    allowed_groups: tuple[str, ...] = ()
+    assistant_name: str = "ASPRI"
     max_deliveries: int = 5
     claim_idle_ms: int = 30_000
     retry_backoff_s: float = 1.0
@@ -172,7 +201,12 @@ class Settings:
             timezone=_read(e, "ASPRI_TIMEZONE", d.timezone, _str),
             api_key=_read(e, "ASPRI_API_KEY", None, _opt),
             mcp_token=_read(e, "MCP_TOKEN", None, _opt),
-            owner_numbers=_read(e, "OWNER_NUMBERS", d.owner_numbers, _csv),
+            owner_numbers=_read(e, "OWNER_NUMBERS", d.owner_numbers, _numbers),
+            dm_policy=_read(
+                e, "DM_POLICY", d.dm_policy, _choice("pairing", "allowlist", "open", "disabled")
+            ),
+            allowed_groups=_read(e, "ALLOWED_GROUPS", d.allowed_groups, _groups),
+            assistant_name=_read(e, "ASSISTANT_NAME", d.assistant_name, _str),
             max_deliveries=_read(e, "MAX_DELIVERIES", d.max_deliveries, _positive_int),
             claim_idle_ms=_read(e, "CLAIM_IDLE_MS", d.claim_idle_ms, _positive_int),
             retry_backoff_s=_read(e, "RETRY_BACKOFF_SECONDS", d.retry_backoff_s, _positive_float),

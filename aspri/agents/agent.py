@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
+import msgspec
 from langchain.agents import create_agent
 from langchain.agents.middleware import AgentMiddleware, ModelRequest, ModelResponse
 from langchain_core.language_models import BaseChatModel
@@ -26,8 +27,9 @@ from langgraph.prebuilt.tool_node import ToolCallRequest
 from langgraph.types import Command
 from opentelemetry.trace import SpanKind
 
-from aspri.agents.prompt import system_prompt
-from aspri.agents.tools import CALL_KEY
+from aspri.agents.prompt import TOOL_RESULT, system_prompt
+from aspri.agents.scope import Refused, Scope
+from aspri.agents.tools import CALL_KEY, ToolFailed
 from aspri.schemas.chat import ToolCallRecord
 from aspri.telemetry.tracing import tracer
 
@@ -49,6 +51,8 @@ class TurnContext:
     key_base: str
     """Idempotency keys of this turn's tool calls are ``<key_base>:tool:<position>``."""
     model: str
+    scope: Scope
+    """Who the turn runs for and what its tool calls may touch (checked before each call)."""
     llm_ms: float = 0.0
     llm_calls: int = 0
     tools_ms: float = 0.0
@@ -76,7 +80,7 @@ class TurnMiddleware(AgentMiddleware[Any, TurnContext, Any]):
         handler: Callable[[ModelRequest[TurnContext]], Awaitable[ModelResponse[Any]]],
     ) -> ModelResponse[Any]:
         ctx = request.runtime.context
-        prompt = system_prompt(ctx.chat_id, ctx.now, ctx.timezone)
+        prompt = system_prompt(ctx.chat_id, ctx.now, ctx.timezone, ctx.scope.principal)
         request = request.override(system_message=SystemMessage(content=prompt))
         began = time.perf_counter()
         with _tracer.start_as_current_span(
@@ -113,7 +117,7 @@ class TurnMiddleware(AgentMiddleware[Any, TurnContext, Any]):
                     "aspri.tool.position": position,
                 },
             ) as span:
-                result = await handler(request)
+                result = await _scoped(ctx.scope, request, handler)
                 ok = not (isinstance(result, ToolMessage) and result.status == "error")
                 span.set_attribute("aspri.tool.ok", ok)
                 return result
@@ -131,6 +135,44 @@ class TurnMiddleware(AgentMiddleware[Any, TurnContext, Any]):
                     args=dict(call.get("args") or {}),
                 )
             )
+
+
+async def _scoped(
+    scope: Scope,
+    request: ToolCallRequest,
+    handler: Callable[[ToolCallRequest], Awaitable[ToolMessage | Command[Any]]],
+) -> ToolMessage | Command[Any]:
+    """Run the call if the turn's scope allows it; a refusal is the tool error the model sees."""
+    call = request.tool_call
+    name, args = call["name"], dict(call.get("args") or {})
+    try:
+        await scope.check(name, args)
+        if name == "cronjob_list" and not scope.principal.is_owner:
+            data = await scope.tools.call_data(name, args, idempotency_key=CALL_KEY.get())
+            content = msgspec.json.encode(scope.filter_jobs(data)).decode()
+            return _as_data(ToolMessage(content=content, tool_call_id=call["id"], name=name))
+    except (Refused, ToolFailed) as exc:
+        refused = isinstance(exc, Refused)
+        log.warning(
+            "tool call refused" if refused else "tool call failed",
+            extra={"tool": name, "principal": scope.principal.kind},
+        )
+        text = f"Refused: {exc}" if refused else f"Error: {exc}"
+        return ToolMessage(content=text, tool_call_id=call["id"], name=name, status="error")
+    return _as_data(await handler(request))
+
+
+def _as_data(result: ToolMessage | Command[Any]) -> ToolMessage | Command[Any]:
+    """Mark a tool's result as data: what it contains (messages other people wrote, fetched
+    text) is never an instruction to follow."""
+    if not isinstance(result, ToolMessage):
+        return result
+    content: Any = result.content
+    if isinstance(content, str):
+        content = f"{TOOL_RESULT}\n{content}"
+    else:
+        content = [{"type": "text", "text": TOOL_RESULT}, *content]
+    return result.model_copy(update={"content": content})
 
 
 def build_agent(model: BaseChatModel, tools: Sequence[BaseTool]) -> Any:

@@ -1,8 +1,11 @@
 """Slash commands: a working assistant without the model, and a deterministic way to drive it.
 
-``/help``, ``/reset``, ``/status``, ``/jobs``, ``/remind <when> <text>``, ``/cancel <jobId>``.
-They never reach the LLM; jobs go through the same MCP tools the model uses, with idempotency
-keys derived from the command message, so a replayed command does not create or delete twice.
+``/help``, ``/reset``, ``/status``, ``/jobs``, ``/remind <when> <text>``, ``/cancel <jobId>``,
+and for owners ``/pair``, ``/allow``, ``/revoke``, ``/contacts``, ``/allow-group``,
+``/revoke-group``. They never reach the LLM; jobs go through the same MCP tools the model uses,
+with idempotency keys derived from the command message, so a replayed command does not create
+or delete twice. They obey the turn's principal like the model's tools do: a contact's
+commands see and touch only their own chat's jobs.
 """
 
 from __future__ import annotations
@@ -15,9 +18,12 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from aspri.agents import when
+from aspri.agents.access import Access, Principal, as_chat_id
 from aspri.agents.prompt import HELP
+from aspri.agents.scope import targets
 from aspri.agents.session import Message, Session
 from aspri.agents.tools import McpTools, ToolFailed
+from aspri.api.whatsapp import chatid
 from aspri.config import Settings
 from aspri.schemas import REGISTRY
 from aspri.schemas.chat import ChatReset
@@ -29,16 +35,9 @@ log = logging.getLogger(__name__)
 MAX_JOB_PAGES = 20
 
 
-def owns(job: dict[str, Any], chat_id: str) -> bool:
-    """Whether a job's payload targets this chat (by chat id or by the same number)."""
-    payload = job.get("payload") or {}
-    if payload.get("chatId") == chat_id:
-        return True
-    number = payload.get("phoneNumber")
-    if not isinstance(number, str):
-        return False
-    digits = "".join(ch for ch in number if ch.isdigit())
-    return bool(digits) and chat_id.split("@", 1)[0] == digits
+OWNER_COMMANDS = frozenset(
+    {"/pair", "/allow", "/revoke", "/contacts", "/allow-group", "/revoke-group"}
+)
 
 
 def describe_job(job: dict[str, Any]) -> str:
@@ -59,19 +58,28 @@ class Commands:
         settings: Settings,
         log_: EventLog,
         tools: McpTools,
+        access: Access,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
         self.log = log_
         self.tools = tools
+        self.access = access
         self.clock = clock
         self.zone = ZoneInfo(settings.timezone)
 
-    async def run(self, session: Session, message: Message, base: str) -> str:
+    async def run(self, session: Session, message: Message, base: str, principal: Principal) -> str:
         name, _, args = message.body.strip().partition(" ")
         name, args = name.lower(), args.strip()
-        log.info("slash command", extra={"command": name, "chat": session.chat_id})
+        log.info(
+            "slash command",
+            extra={"command": name, "chat": session.chat_id, "principal": principal.kind},
+        )
         try:
+            if name in OWNER_COMMANDS:
+                if not principal.is_owner:
+                    return f"Only the owner of this assistant can use {name}."
+                return await self._owner(name, args, session.chat_id, principal.sender, base)
             if name in ("/help", "/start"):
                 return HELP
             if name == "/reset":
@@ -83,7 +91,7 @@ class Commands:
             if name == "/remind":
                 return await self._remind(session.chat_id, args, base)
             if name == "/cancel":
-                return await self._cancel(session.chat_id, args, base)
+                return await self._cancel(session.chat_id, args, base, principal)
         except ToolFailed as exc:
             return f"That did not work: {exc}"
         return f"I do not know the command {name}.\n\n{HELP}"
@@ -95,7 +103,7 @@ class Commands:
         return "Done: I forgot our conversation. What shall we talk about?"
 
     async def _status(self, session: Session) -> str:
-        jobs = [j for j in await self._all_jobs() if owns(j, session.chat_id)]
+        jobs = [j for j in await self._all_jobs() if targets(j, session.chat_id)]
         running = sum(1 for j in jobs if j.get("status") == "running")
         history = [m for m in session.history(session.last_id)]
         return (
@@ -108,7 +116,7 @@ class Commands:
         )
 
     async def _jobs(self, chat_id: str) -> str:
-        jobs = [j for j in await self._all_jobs() if owns(j, chat_id)]
+        jobs = [j for j in await self._all_jobs() if targets(j, chat_id)]
         if not jobs:
             return "You have no scheduled jobs. Create one with /remind, e.g. /remind in 10m tea"
         return "Your jobs:\n" + "\n".join(describe_job(j) for j in jobs)
@@ -136,7 +144,7 @@ class Commands:
             + f"\nid: {job_id} (/cancel {job_id} to delete it)"
         )
 
-    async def _cancel(self, chat_id: str, args: str, base: str) -> str:
+    async def _cancel(self, chat_id: str, args: str, base: str, principal: Principal) -> str:
         job_id = args.split()[0] if args else ""
         if not job_id:
             return "Usage: /cancel <jobId> (see /jobs for the ids)"
@@ -144,8 +152,11 @@ class Commands:
         try:
             job = await self.tools.call_data("cronjob_get", {"job_id": job_id})
         except ToolFailed:
+            if not principal.is_owner:  # a job nobody can show is theirs is not deleted
+                return f"There is no job {job_id} of yours. See /jobs for yours."
             # Gone: maybe deleted by this very command before a crash; the same key then
-            # returns that first delete's result, and deletes nothing else.
+            # returns that first delete's result, and deletes nothing else (an owner may
+            # delete any job, so this cannot reach further than the owner's own rights).
             try:
                 await self.tools.call_data(
                     "cronjob_delete", {"job_id": job_id}, idempotency_key=key
@@ -153,10 +164,62 @@ class Commands:
             except ToolFailed:
                 return f"There is no job {job_id}. See /jobs for yours."
             return f"Deleted: {job_id}"
-        if not isinstance(job, dict) or not owns(job, chat_id):
+        if not isinstance(job, dict) or not targets(job, chat_id):
             return f"There is no job {job_id} of yours. See /jobs for yours."
         await self.tools.call_data("cronjob_delete", {"job_id": job_id}, idempotency_key=key)
         return f"Deleted: {job.get('name', job_id)}"
+
+    async def _owner(self, name: str, args: str, chat_id: str, by: str, base: str) -> str:
+        """The owner's access commands; each writes one ``access:events`` event, once."""
+        key = f"{base}:access"
+        await self.access.refresh()
+        if name == "/contacts":
+            return self._contacts()
+        if name in ("/allow-group", "/revoke-group"):
+            group = args.split()[0] if args else chat_id
+            if not chatid.is_group(group):
+                return f"Type {name} in the group itself, or give the group's id (…@g.us)."
+            if name == "/allow-group":
+                await self.access.allow_group(group, by, key)
+                name_ = self.settings.assistant_name
+                return f"OK: I will answer in this group when someone addresses me as {name_}."
+            await self.access.revoke_group(group, by, key)
+            return "OK: I will ignore this group from now on."
+        if not args:
+            return f"Usage: {name} <{'code' if name == '/pair' else 'phone number'}>"
+        if name == "/pair":
+            code = args.split()[0]
+            paired = await self.access.pair(code, by, key)
+            if paired is None:
+                return f"There is no pending pairing code {code} (codes expire after an hour)."
+            return f"Approved: {chatid.number(paired)} can talk to me now."
+        target = as_chat_id(args)
+        if target is None or chatid.is_group(target):
+            return f"{args} is not a phone number with its country code (e.g. +62 812 3456 7890)."
+        if name == "/allow":
+            await self.access.allow(target, by, key)
+            return f"Approved: {chatid.number(target)} can talk to me now."
+        await self.access.revoke(target, by, key)
+        return f"Revoked: I will no longer answer {chatid.number(target)}."
+
+    def _contacts(self) -> str:
+        state = self.access.state
+        lines = [f"DM policy: {self.settings.dm_policy}"]
+        owners = [chatid.number(o) for o in self.settings.owner_numbers]
+        lines.append("Owners: " + (", ".join(owners) or "(none set)"))
+        lines.append(
+            "Approved: " + (", ".join(chatid.number(c) for c in sorted(state.contacts)) or "none")
+        )
+        groups = sorted({*self.settings.allowed_groups, *state.groups})
+        lines.append("Groups: " + (", ".join(groups) or "none"))
+        pending = self.access.pending()
+        if pending:
+            lines.append("Waiting for /pair:")
+            lines += [
+                f"• {p.code} — {p.name or ''} {chatid.number(p.chat_id)}".replace("  ", " ")
+                for p in pending
+            ]
+        return "\n".join(lines)
 
     async def _all_jobs(self) -> list[dict[str, Any]]:
         jobs: list[dict[str, Any]] = []

@@ -19,6 +19,7 @@ from langchain_core.language_models import BaseChatModel
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from aspri.agents.access import Access
 from aspri.agents.agent import build_agent
 from aspri.agents.commands import Commands
 from aspri.agents.llm import build_model, probe
@@ -55,7 +56,8 @@ class Engine:
             history_limit=settings.session_history_limit,
             timeout_minutes=settings.session_timeout_minutes,
         )
-        commands = Commands(settings, self.log, tools, clock)
+        self.access = Access(settings, self.log, clock)
+        commands = Commands(settings, self.log, tools, self.access, clock)
         self.conversation = Conversation(
             settings,
             self.log,
@@ -63,9 +65,10 @@ class Engine:
             tools,
             build_agent(model, tools.tools),
             commands,
+            self.access,
             clock,
         )
-        self.triggers = Triggers(self.conversation)
+        self.triggers = Triggers(self.conversation, self.access)
         self.app = StreamApp(
             keys.ENGINE_GROUP,
             redis,
@@ -96,7 +99,12 @@ class Engine:
             await self.triggers.on_trigger(event)
 
     async def run(self, *, burst: bool = False) -> None:
-        await self.app.run(burst=burst)
+        """Rebuild the access rules from their stream, then consume until stopped."""
+        await self.access.start()
+        try:
+            await self.app.run(burst=burst)
+        finally:
+            await self.access.stop()
 
     async def stop(self) -> None:
         await self.app.stop()

@@ -33,6 +33,8 @@ class Message:
     """Unix ms at which the gateway logged it."""
     causation_id: str | None = None
     name: str | None = None
+    sender: str = ""
+    """The sender's chat id (in a group, the member who wrote it)."""
 
     @property
     def is_command(self) -> bool:
@@ -85,6 +87,7 @@ class Session:
             timestamp=event.timestamp,
             causation_id=event.causation_id,
             name=data.from_name,
+            sender=data.from_,
         )
         if self.messages and msg.timestamp - self.messages[-1].timestamp > self.timeout_ms:
             self.messages = []  # silence: a new session starts with this message

@@ -4,6 +4,11 @@
 - ``{chatId | phoneNumber, prompt}``: a turn in that chat's session, its answer sent;
 - no target (or nothing to say): logged and acked — a job may exist only to be recorded.
 
+The target is checked again when the job fires, whoever created it (any REST caller with the
+key acts for the owner): a job that targets a stranger sends nothing. A prompt turn runs with
+the rights of its target: an owner's chat gets an owner's turn, any other chat a turn scoped to
+that chat.
+
 Exactly one message per trigger: the send's idempotency key is ``cron:<jobId>:<scheduledTime>``,
 so a redelivered trigger (or a second trigger for the same run) sends nothing new.
 """
@@ -15,6 +20,7 @@ from typing import Any
 
 from opentelemetry import trace
 
+from aspri.agents.access import Access
 from aspri.agents.turns import Conversation
 from aspri.schemas import CronTrigger, Event
 
@@ -39,8 +45,9 @@ def _text(payload: dict[str, Any], name: str) -> str | None:
 class Triggers:
     """Handles cron triggers for one worker."""
 
-    def __init__(self, conversation: Conversation) -> None:
+    def __init__(self, conversation: Conversation, access: Access) -> None:
         self.conversation = conversation
+        self.access = access
 
     async def on_trigger(self, event: Event[CronTrigger]) -> None:
         trigger = event.data
@@ -54,6 +61,12 @@ class Triggers:
             log.info("trigger without a chat or text: recorded only", extra=info)
             span.set_attribute("aspri.trigger.action", "none")
             return
+        await self.access.refresh()
+        principal = self.access.principal_for(chat_id_of(target))
+        if principal is None:
+            log.warning("trigger to a chat that is not allowed: nothing sent", extra=info)
+            span.set_attribute("aspri.trigger.action", "refused")
+            return
         key = f"cron:{trigger.job_id}:{trigger.scheduled_time}"
         if message is not None:
             span.set_attribute("aspri.trigger.action", "message")
@@ -62,4 +75,4 @@ class Triggers:
             return
         assert prompt is not None
         span.set_attribute("aspri.trigger.action", "prompt")
-        await self.conversation.on_prompt(event, chat_id_of(target), prompt)
+        await self.conversation.on_prompt(event, principal, prompt)

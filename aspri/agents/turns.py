@@ -27,11 +27,14 @@ from zoneinfo import ZoneInfo
 from langchain_core.messages import BaseMessage
 from opentelemetry import trace
 
+from aspri.agents.access import Access, Principal
 from aspri.agents.agent import TurnContext, run_agent
 from aspri.agents.commands import Commands
 from aspri.agents.prompt import as_messages, trigger_message
+from aspri.agents.scope import Scope
 from aspri.agents.session import Message, Session, SessionStore
 from aspri.agents.tools import McpTools
+from aspri.api.whatsapp import chatid
 from aspri.config import Settings
 from aspri.schemas import REGISTRY, CronTrigger, Event, WhatsAppMessage
 from aspri.schemas.chat import ChatTurn, TurnTimings
@@ -48,6 +51,13 @@ APOLOGY = (
 )
 MAX_TURNS_PER_EVENT = 50
 """A safety bound on the turns of one event (each answers at least one message)."""
+
+
+def pairing_notice(name: str, code: str) -> str:
+    return (
+        f"Hi! I am {name}, a personal assistant, and I only talk with people my owner has "
+        f"approved. If you know my owner, give them this code: {code} (valid for one hour)."
+    )
 
 
 def segments(pending: list[Message]) -> list[list[Message]]:
@@ -72,9 +82,11 @@ class Conversation:
         tools: McpTools,
         agent: Any,
         commands: Commands,
+        access: Access,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
+        self.access = access
         self.log = log_
         self.sessions = sessions
         self.tools = tools
@@ -112,18 +124,79 @@ class Conversation:
             pending = [m for m in pending if limit and not ids.after(m.entry_id, limit)]
             if not pending:
                 return
+            await self.access.refresh()
             segment = segments(pending)[0]
+            principal = self._principal(chat_id, segment)
+            if principal is None:
+                if chatid.is_group(chat_id):
+                    await self._ignore(session, segment, event, pairing=False)
+                else:  # a stranger: nothing of theirs is answered, at most a pairing notice
+                    await self._ignore(session, pending, event, pairing=True)
+                continue
             fold_ms = (time.perf_counter() - began) * 1000
             try:
-                await self._answer(session, segment, event, fold_ms)
+                await self._answer(session, segment, event, fold_ms, principal)
             except Exception as exc:
                 if event.deliveries >= self.settings.max_deliveries:
                     await self._apologize(chat_id, segment, event, exc)
                 raise
         log.warning("turn bound reached", extra={"chat": chat_id, "turns": MAX_TURNS_PER_EVENT})
 
+    def _principal(self, chat_id: str, segment: list[Message]) -> Principal | None:
+        """Who this turn runs for; None when the segment is left unanswered: a stranger's
+        direct chat; in a group, a command from someone who is not an owner, or talk in a
+        group that is not allowlisted or does not address the assistant. An owner's command
+        works in any group (``/allow-group`` is typed in the group it allows)."""
+        if not chatid.is_group(chat_id):
+            kind = self.access.kind(chat_id)
+            return None if kind == "stranger" else Principal(kind, chat_id, chat_id)
+        first = segment[0]
+        if first.is_command:
+            owner = self.access.is_owner(first.sender)
+            return Principal("owner", chat_id, first.sender) if owner else None
+        if self.access.group_allowed(chat_id) and any(
+            self.access.addressed(m.body) for m in segment
+        ):
+            return Principal("contact", chat_id, segment[-1].sender)
+        return None
+
+    async def _ignore(
+        self, session: Session, messages: list[Message], event: Event[Any], *, pairing: bool
+    ) -> None:
+        """Mark ``messages`` answered without a reply (a stranger's get at most the pairing
+        notice), so they never reach the model or a command, now or after an approval."""
+        cause = messages[-1]
+        base = f"engine:{cause.event_id}"
+        code = None
+        if (
+            pairing
+            and self.settings.dm_policy == "pairing"
+            and not chatid.is_group(session.chat_id)
+        ):
+            code = await self.access.request_pairing(session.chat_id, cause.event_id, cause.name)
+        sent: dict[str, Any] = {}
+        if code is not None:
+            notice = pairing_notice(self.settings.assistant_name, code)
+            sent = await self.send(session.chat_id, notice, f"{base}:reply", cause.event_id)
+        turn = ChatTurn(
+            chat_id=session.chat_id,
+            cause=cause.event_id,
+            kind="pairing" if code else "ignored",
+            answered=[m.event_id for m in messages],
+            through=cause.entry_id,
+            reply_message_id=sent.get("messageId"),
+            reply_event_id=sent.get("eventId"),
+            deliveries=event.deliveries,
+        )
+        await self._record(turn, base, event)
+
     async def _answer(
-        self, session: Session, segment: list[Message], event: Event[Any], fold_ms: float
+        self,
+        session: Session,
+        segment: list[Message],
+        event: Event[Any],
+        fold_ms: float,
+        principal: Principal,
     ) -> None:
         cause = segment[-1]
         base = f"engine:{cause.event_id}"
@@ -140,14 +213,14 @@ class Conversation:
                 "aspri.deliveries": event.deliveries,
             },
         ) as span:
+            span.set_attribute("aspri.principal", principal.kind)
             if command:
-                text = await self.commands.run(session, cause, base)
+                text = await self.commands.run(session, cause, base, principal)
                 ctx = None
             else:
-                ctx = self._context(session.chat_id, base)
-                text = await run_agent(
-                    self.agent, as_messages(session.history(cause.entry_id)), ctx
-                )
+                ctx = self._context(principal, base)
+                history = as_messages(session.history(cause.entry_id), self.access.is_owner)
+                text = await run_agent(self.agent, history, ctx)
             agent_ms = (time.perf_counter() - began) * 1000
             sent, send_ms = await self._send(session.chat_id, text, f"{base}:reply", cause.event_id)
             turn = ChatTurn(
@@ -169,8 +242,10 @@ class Conversation:
 
     # ------------------------------------------------------------------ cron prompts
 
-    async def on_prompt(self, event: Event[CronTrigger], chat_id: str, prompt: str) -> None:
-        """A cron job with a ``prompt``: a turn in the chat's session, its answer sent once."""
+    async def on_prompt(self, event: Event[CronTrigger], principal: Principal, prompt: str) -> None:
+        """A cron job with a ``prompt``: a turn in the chat's session, its answer sent once,
+        with the rights of the chat it targets (an owner's, or only that chat's)."""
+        chat_id = principal.chat_id
         trigger = event.data
         base = f"cron:{trigger.job_id}:{trigger.scheduled_time}"
         began = time.perf_counter()
@@ -204,9 +279,10 @@ class Conversation:
                 "aspri.deliveries": event.deliveries,
             },
         ) as span:
-            ctx = self._context(chat_id, base)
+            ctx = self._context(principal, base)
             fired = datetime.fromtimestamp(trigger.scheduled_time / 1000, self.zone)
-            messages: list[BaseMessage] = as_messages(session.history(session.last_id))
+            history = session.history(session.last_id)
+            messages: list[BaseMessage] = as_messages(history, self.access.is_owner)
             messages.append(trigger_message(trigger.job_name, prompt, fired))
             try:
                 text = await run_agent(self.agent, messages, ctx)
@@ -236,13 +312,14 @@ class Conversation:
 
     # ------------------------------------------------------------------ pieces
 
-    def _context(self, chat_id: str, base: str) -> TurnContext:
+    def _context(self, principal: Principal, base: str) -> TurnContext:
         return TurnContext(
-            chat_id=chat_id,
+            chat_id=principal.chat_id,
             now=self.now(),
             timezone=self.settings.timezone,
             key_base=base,
             model=self.settings.model_name,
+            scope=Scope(principal, self.access, self.tools),
         )
 
     @staticmethod

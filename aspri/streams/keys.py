@@ -11,6 +11,9 @@ CRON_EVENTS = "cronjob:events"
 CRON_JOBS = "cronjob:jobs"
 """The job registry's log: created/updated/deleted/started/stopped/fired."""
 
+ACCESS = "access:events"
+"""Who the assistant obeys besides the owners: approvals, revocations, groups, pairing codes."""
+
 ENGINE_GROUP = "ai-engine"
 
 
