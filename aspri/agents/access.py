@@ -21,6 +21,7 @@ from aspri.api.whatsapp import chatid
 from aspri.config import Settings
 from aspri.schemas import REGISTRY, Event, Payload
 from aspri.schemas.access import (
+    AccountLinked,
     ContactAllowed,
     ContactRevoked,
     GroupAllowed,
@@ -55,6 +56,8 @@ class AccessState:
     """Pairing codes not used yet (expired ones are dropped as time moves on)."""
     used: dict[str, str] = field(default_factory=dict)
     """Pairing codes already approved → the chat they admitted (a replayed ``/pair``)."""
+    linked: str | None = None
+    """The browser engine's own account (an owner)."""
 
 
 def apply(state: AccessState, event: Event[Any]) -> None:
@@ -70,6 +73,8 @@ def apply(state: AccessState, event: Event[Any]) -> None:
         state.groups[data.chat_id] = data.by
     elif isinstance(data, GroupRevoked):
         state.groups.pop(data.chat_id, None)
+    elif isinstance(data, AccountLinked):
+        state.linked = data.chat_id
     elif isinstance(data, PairingRequested):
         state.codes = {c: p for c, p in state.codes.items() if p.expires_at > event.timestamp}
         state.codes[data.code] = data
@@ -144,7 +149,15 @@ class Access:
     # ------------------------------------------------------------------ the rules
 
     def is_owner(self, sender: str) -> bool:
-        return self.trusted or any(same_person(sender, o) for o in self.settings.owner_numbers)
+        if self.trusted or any(same_person(sender, o) for o in self.settings.owner_numbers):
+            return True
+        linked = self.state.linked if self.settings.whatsapp_engine == "browser" else None
+        return linked is not None and same_person(sender, linked)
+
+    async def link(self, chat_id: str, cause: str) -> None:
+        """Remember the browser engine's own account (seen writing in its own chat)."""
+        if self.settings.whatsapp_engine == "browser" and self.state.linked != chat_id:
+            await self._append(AccountLinked(chat_id=chat_id), f"access:linked:{cause}")
 
     def kind(self, sender: str) -> Kind:
         """What a person is, by the settings (owners, ``DM_POLICY``) and the approvals."""

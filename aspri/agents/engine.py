@@ -128,6 +128,11 @@ async def serve(settings: Settings) -> None:
                     "tools": len(tools.tools),
                 },
             )
+            if settings.whatsapp_engine == "cloud" and not settings.owner_numbers:
+                log.warning(
+                    "OWNER_NUMBERS is not set: nobody is an owner, so nobody can use the "
+                    "assistant or approve anyone (DM_POLICY=open lets everyone in, scoped)"
+                )
             if problem:
                 log.warning(
                     "the model is not reachable yet; slash commands still work",

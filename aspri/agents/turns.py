@@ -111,6 +111,9 @@ class Conversation:
         if event.data.from_me:
             return
         chat_id = event.data.chat_id
+        if event.data.self_chat:
+            await self.access.refresh()
+            await self.access.link(chat_id, event.event_id)
         limit: str | None = None
         for _ in range(MAX_TURNS_PER_EVENT):
             began = time.perf_counter()

@@ -53,8 +53,16 @@ class PairingRequested(Payload, frozen=True, kw_only=True):
     name: str | None = None
 
 
+class AccountLinked(Payload, frozen=True, kw_only=True):
+    """``access:account-linked`` v1: the WhatsApp account the browser engine is logged in as
+    (seen when it wrote in its own chat); it is an owner."""
+
+    chat_id: str
+
+
 REGISTRY.register("access:contact-allowed", ContactAllowed)
 REGISTRY.register("access:contact-revoked", ContactRevoked)
 REGISTRY.register("access:group-allowed", GroupAllowed)
 REGISTRY.register("access:group-revoked", GroupRevoked)
 REGISTRY.register("access:pairing-requested", PairingRequested)
+REGISTRY.register("access:account-linked", AccountLinked)

@@ -30,6 +30,9 @@ class WhatsAppMessage(Payload, frozen=True, kw_only=True):
     from_me: bool = False
     has_media: bool = False
     quoted_message_id: str | None = None
+    self_chat: bool = False
+    """Written by the linked account in its own chat ("Message yourself"): the owner talking
+    to the assistant (browser engine only; set by the channel, never by a request)."""
 
 
 class CronTrigger(Payload, frozen=True, kw_only=True):

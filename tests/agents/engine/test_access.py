@@ -229,18 +229,24 @@ async def test_pending_codes_are_capped_and_one_per_stranger(
     assert got == [1] * MAX_PENDING + [0]
 
 
-async def say_in_group(stack: Stack, group: str, member: str, text: str) -> None:
-    """A group member's message, recorded the way the gateway records an inbound message."""
+async def record(stack: Stack, chat: str, sender: str, text: str, **fields: Any) -> None:
+    """An inbound message, recorded the way the gateway records one (the local web chat
+    cannot write as a group member or as the browser engine's own account)."""
     message = WhatsAppMessage(
         id=f"G{random.getrandbits(64):X}",
-        chat_id=group,
-        from_=f"{member}@c.us",
+        chat_id=chat,
+        from_=sender,
         body=text,
         timestamp=now_ms(),
-        is_group=True,
+        is_group=chat.endswith("@g.us"),
+        **fields,
     )
     event = REGISTRY.event(message, source="whatsapp")
-    await stack.log.append([keys.WHATSAPP_MESSAGES, keys.chat(group)], event)
+    await stack.log.append([keys.WHATSAPP_MESSAGES, keys.chat(chat)], event)
+
+
+async def say_in_group(stack: Stack, group: str, member: str, text: str) -> None:
+    await record(stack, group, f"{member}@c.us", text)
 
 
 async def test_a_group_is_ignored_until_allowed_then_answered_only_when_addressed(
@@ -290,3 +296,28 @@ async def test_approvals_agree_across_workers_and_survive_a_restart(
         await stack.say(contact, "two")
         replies = await stack.wait_replies(chat, 2)
     assert replies[0].endswith('"""\none\n"""') and replies[1].endswith('"""\ntwo\n"""')
+
+
+async def test_on_the_browser_engine_the_linked_account_is_an_owner(
+    stack: Stack, rules: dict[str, Any]
+) -> None:
+    """No OWNER_NUMBERS: "Message yourself" works out of the box, and nobody else is trusted."""
+    me, stranger = f"{new_number()}@c.us", new_number()
+    model = scripted(lambda m: _tool_then_status(m, "whatsapp_get_chats", {"limit": 1}))
+    trigger = CronTrigger(
+        job_id=f"job-{me}",
+        job_name="Stretch",
+        scheduled_time=1_800_000_000_000,
+        payload={"chatId": me, "message": "Time to stretch"},
+    )
+    async with stack.engine(model, whatsapp_engine="browser") as worker:
+        await record(stack, me, me, "which chats are active?", self_chat=True)
+        (answer,) = await stack.wait_replies(me, 1)
+        await stack.log.append(keys.CRON_EVENTS, REGISTRY.event(trigger, source="cronjob"))
+        await stack.wait_replies(me, 2)
+        await record(stack, f"{stranger}@c.us", f"{stranger}@c.us", "which chats are active?")
+        (notice,) = await stack.wait_replies(f"{stranger}@c.us", 1)
+        assert worker.engine.access.state.linked == me
+    assert answer.startswith("success: ")
+    assert "talking with your owner" in model.calls[0][0].text
+    assert len(model.calls) == 2 and "give them this code" in notice

@@ -1,10 +1,10 @@
 // ASPRI's bridge between WhatsApp Web and the Python driver (aspri/api/whatsapp/engines/browser.py).
 //
 // It uses only wa-js's public surface (window.WPP, @wppconnect/wa-js 4.x): WPP.isReady,
-// WPP.loader.onReady, WPP.on, WPP.conn.isAuthenticated / isMainReady / getAuthCode / refreshQR,
-// WPP.chat.sendTextMessage / getQuotedMsgKey. It reports to Python through two bindings the
-// driver exposes: __aspriState({state, qr}) and __aspriInbound(message). Evaluated after every
-// page load; a second evaluation in the same document does nothing.
+// WPP.loader.onReady, WPP.on, WPP.conn.isAuthenticated / isMainReady / getAuthCode / refreshQR /
+// getMyUserId, WPP.chat.sendTextMessage / getQuotedMsgKey. It reports to Python through two
+// bindings the driver exposes: __aspriState({state, qr}) and __aspriInbound(message). Evaluated
+// after every page load; a second evaluation in the same document does nothing.
 (() => {
   if (window.__aspri) return false;
 
@@ -27,21 +27,49 @@
     }
   };
 
-  // The fields of aspri.schemas.WhatsAppMessage, plus two flags the driver filters on.
+  // The linked account's own chat id ("Message yourself"), once logged in.
+  const me = () => {
+    try {
+      return wid(WPP.conn.getMyUserId());
+    } catch (err) {
+      return null;
+    }
+  };
+
+  // Texts __aspri.send is sending, by chat: WhatsApp Web shows one's own sends as new messages
+  // (before the send resolves), and in the self chat they must not look like the owner typing.
+  const sending = new Set();
+  const isOwnSend = (chatId, body) => {
+    for (const entry of sending) {
+      if (entry.chatId === chatId && entry.text === body) {
+        sending.delete(entry);
+        return true;
+      }
+    }
+    return false;
+  };
+
+  // The fields of aspri.schemas.WhatsAppMessage, plus two flags the driver filters on. What the
+  // linked account writes in its own chat ("Message yourself") is the owner talking to the
+  // assistant: an inbound message with selfChat set, not one of the account's own messages.
   const toMessage = (msg) => {
     const chatId = wid(msg.id.remote) || wid(msg.from);
     const isGroup = Boolean(msg.isGroupMsg);
+    const body = (msg.type === "chat" ? msg.body : msg.caption) || "";
+    const fromMe = Boolean(msg.id.fromMe);
+    const selfChat = !isGroup && fromMe && chatId === me() && !isOwnSend(chatId, body);
     return {
       id: wid(msg.id),
       chatId,
       from: wid(isGroup ? msg.author || msg.from : msg.from),
       fromName: msg.notifyName || (msg.senderObj && msg.senderObj.pushname) || null,
       // A media message's body holds its thumbnail; its text is the caption.
-      body: (msg.type === "chat" ? msg.body : msg.caption) || "",
+      body,
       type: msg.type || "chat",
       timestamp: msg.t || 0,
       isGroup,
-      fromMe: Boolean(msg.id.fromMe),
+      fromMe: fromMe && !selfChat,
+      selfChat,
       hasMedia: Boolean(msg.isMedia),
       quotedMessageId: quotedId(msg),
       isStatus: Boolean(msg.isStatusV3) || chatId === "status@broadcast",
@@ -88,11 +116,17 @@
   window.__aspri = {
     // Resolves to the new message's id; rejects when WhatsApp refuses it.
     send: async (chatId, text) => {
-      const sent = await WPP.chat.sendTextMessage(chatId, text, { waitForAck: true });
-      const result = await sent.sendMsgResult;
-      const outcome = result && result.messageSendResult;
-      if (outcome && outcome !== "OK") throw new Error(`WhatsApp refused the message: ${outcome}`);
-      return wid(sent.id);
+      const entry = { chatId, text };
+      sending.add(entry);
+      try {
+        const sent = await WPP.chat.sendTextMessage(chatId, text, { waitForAck: true });
+        const result = await sent.sendMsgResult;
+        const outcome = result && result.messageSendResult;
+        if (outcome && outcome !== "OK") throw new Error(`WhatsApp refused the message: ${outcome}`);
+        return wid(sent.id);
+      } finally {
+        sending.delete(entry); // its echo may never come: forget it either way
+      }
     },
   };
 

@@ -187,6 +187,25 @@ async def test_qr_login_inbound_and_send(
     assert all("Chrome/" in ua and "Headless" not in ua for ua in fake_wa.user_agents)
 
 
+async def test_message_yourself_is_the_owner_talking_and_replies_are_not(
+    channel: BrowserChannel, fake_wa: FakeWhatsApp, inbox: Inbox
+) -> None:
+    """In the linked account's own chat, what the person types is an inbound message
+    (``selfChat``); the assistant's replies there are echoed by the page and stay its own."""
+    me = "15550000000@c.us"
+    await logged_in(channel, fake_wa)
+    deliver(fake_wa, id="3EB0SELF1", chatId=me, fromMe=True, body="remind me at 5")
+    await wait_until(lambda: len(inbox.messages) == 1)
+    await channel.send_text(me, "remind me at 5")  # the same text, sent by the assistant
+    deliver(fake_wa, id="3EB0ANN", chatId=ANN, body="hi")
+    deliver(fake_wa, id="3EB0MINE", chatId=ANN, fromMe=True, body="from the phone")
+    await wait_until(lambda: len(inbox.messages) == 2)
+    first, second = inbox.messages
+    assert (first.chat_id, first.from_, first.from_me, first.self_chat) == (me, me, False, True)
+    assert first.body == "remind me at 5"
+    assert (second.id, second.self_chat) == (f"false_{ANN}_3EB0ANN", False)
+
+
 @pytest.mark.slow
 async def test_injects_wajs_and_reconnects_after_a_crash_and_a_dead_browser(
     fake_wa: FakeWhatsApp, inbox: Inbox, data_dir: Path

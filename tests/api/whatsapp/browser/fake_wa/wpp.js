@@ -3,8 +3,8 @@
 // Real WhatsApp cannot be reached from a test machine, so the tests serve this page instead.
 // It imitates only the surface ASPRI's bridge (aspri/api/whatsapp/engines/browser_bridge.js)
 // uses, with the same names and shapes as wa-js: WPP.isReady, WPP.loader.onReady, WPP.on,
-// WPP.conn.isAuthenticated / isMainReady / getAuthCode / refreshQR, WPP.chat.sendTextMessage /
-// getQuotedMsgKey, and message models with MsgKey / Wid ids. The "WhatsApp server" is the test:
+// WPP.conn.isAuthenticated / isMainReady / getAuthCode / refreshQR / getMyUserId,
+// WPP.chat.sendTextMessage / getQuotedMsgKey, and message models with MsgKey / Wid ids. The "WhatsApp server" is the test:
 // it pushes commands over server-sent events (/events) and records sends (POST /sent). The
 // login is kept in IndexedDB, as WhatsApp Web keeps its session, so it survives a relaunch on
 // the same browser profile.
@@ -96,6 +96,7 @@
       isAuthenticated: () => authenticated,
       isMainReady: () => mainReady,
       getAuthCode: async () => authCode,
+      getMyUserId: () => (authenticated ? wid("15550000000@c.us") : undefined),
       refreshQR: async () => {
         authCode = newAuthCode();
         emit("conn.auth_code_change", authCode);
