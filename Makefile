@@ -1,18 +1,30 @@
 # The two commands of the README: `make up` and `make test`. Each creates or updates the
-# virtualenv by itself, so a fresh clone needs nothing else than Python 3.11.
+# virtualenv by itself from uv.lock (exact versions and hashes), so a fresh clone needs nothing
+# else than Python 3.11. uv itself comes from PyPI into .uv/, pinned here.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 BIN = $(VENV)/bin
 STAMP = $(VENV)/.installed-stamp
 CHROMIUM ?= /usr/bin/chromium
+UV_VERSION = 0.13.9
+UV_HOME ?= .uv
+UV = $(UV_HOME)/bin/uv
+export UV_PROJECT_ENVIRONMENT = $(VENV)
+export UV_LINK_MODE = copy
 
-.PHONY: up test lint typecheck bench check chromium compose-check clean
+.PHONY: up test lint typecheck bench check chromium compose-check lock clean
 
-$(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e ".[dev]"
+$(UV):
+	$(PYTHON) -m venv $(UV_HOME)
+	$(UV_HOME)/bin/python -m pip install -q uv==$(UV_VERSION)
+
+# --locked: a pyproject.toml changed without `uv lock` stops here instead of drifting.
+$(STAMP): pyproject.toml uv.lock | $(UV)
+	$(UV) sync --quiet --locked --extra dev --python $(PYTHON)
 	touch $(STAMP)
+
+lock: $(UV)
+	$(UV) lock
 
 up: $(STAMP)
 	$(BIN)/aspri up
@@ -47,4 +59,4 @@ compose-check: $(STAMP)
 	$(BIN)/docker-compose config -q 2>/dev/null || $(BIN)/compose config -q
 
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(UV_HOME) .mypy_cache .pytest_cache .ruff_cache

@@ -3,29 +3,26 @@
 Every response is ``{"success": true, "data": ...}`` or
 ``{"success": false, "error": {"code": ..., "message": ...}}`` with the right HTTP status, and
 no request can produce a bare 500: unexpected errors are logged with their trace id and answered
-with the envelope. The OpenAPI UI is served from the locally installed swagger-ui bundle, so it
-renders without internet access.
+with the envelope. The OpenAPI UI and its assets are served by the gateway itself
+(``openapi_ui.py``), so it renders without internet access.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
-import swagger_ui_bundle
 from litestar import Litestar, MediaType, Request, Response, get
 from litestar.datastructures import State
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.plugins.opentelemetry import OpenTelemetryConfig, OpenTelemetryPlugin
-from litestar.static_files import create_static_files_router
 from litestar.types import ControllerRouterHandler, LifespanHook
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from aspri.api.openapi_ui import swagger_assets, swagger_ui
 from aspri.schemas.api import ErrorBody, Failure
 from aspri.telemetry import metrics
 
@@ -107,20 +104,12 @@ def create_gateway(
 ) -> Litestar:
     """A Litestar app with the envelope, OpenAPI at ``/schema`` (UI at ``/schema/swagger``) and,
     given the event log's ``redis``, Prometheus metrics of its streams at ``/metrics``."""
-    assets = Path(swagger_ui_bundle.swagger_ui_path)
     openapi = OpenAPIConfig(
         title=title,
         version="1",
         description=description,
         path="/schema",
-        render_plugins=[
-            SwaggerRenderPlugin(
-                js_url="/schema-assets/swagger-ui-bundle.js",
-                css_url="/schema-assets/swagger-ui.css",
-                standalone_preset_js_url="/schema-assets/swagger-ui-standalone-preset.js",
-                path=["/swagger", "/"],
-            )
-        ],
+        render_plugins=[swagger_ui()],
     )
     extra: list[ControllerRouterHandler] = []
     if redis is not None:
@@ -135,9 +124,7 @@ def create_gateway(
         route_handlers=[
             *route_handlers,
             *extra,
-            create_static_files_router(
-                path="/schema-assets", directories=[assets], include_in_schema=False
-            ),
+            swagger_assets(),
         ],
         openapi_config=openapi,
         exception_handlers={

@@ -181,6 +181,7 @@ async def serve(settings: Settings, transport: Transport = "stdio") -> None:
             port=settings.mcp_port,
             log_config=None,
             access_log=False,
+            use_colors=False,
         )
         log.info(
             "mcp server on streamable http",

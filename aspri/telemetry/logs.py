@@ -18,7 +18,9 @@ from opentelemetry import trace
 event_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("event_id", default=None)
 """The eventId being handled in this task; set by the stream runtime, read by every log line."""
 
-_RESERVED = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+_RESERVED = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "color_message"}
+"""Record attributes that are not extra fields; ``color_message`` is uvicorn's copy of the
+message with ANSI colour codes, which have no place in a log file."""
 _ENC = msgspec.json.Encoder()
 
 

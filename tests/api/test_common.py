@@ -38,8 +38,10 @@ async def test_redis_failure_is_503_and_a_bug_is_a_500_envelope_without_details(
         assert missing.status_code == 404 and missing.json()["success"] is False
         ui = await client.get("/schema/swagger")
         assert ui.status_code == 200 and "/schema-assets/swagger-ui-bundle.js" in ui.text
-        asset = await client.get("/schema-assets/swagger-ui-bundle.js")
-        assert asset.status_code == 200  # the UI renders offline: its JS is served locally
+        assert "//" not in ui.text.replace("http://www.w3.org", "")  # no CDN, favicon included
+        for name in ("swagger-ui-bundle.js", "swagger-ui.css", "favicon-32x32.png"):
+            asset = await client.get(f"/schema-assets/{name}")
+            assert asset.status_code == 200, name  # the UI renders offline: served locally
 
 
 async def test_metrics_report_backlog_pending_and_dead_letters(redis: Redis) -> None:

@@ -42,6 +42,7 @@ async def _serve(settings: Settings) -> bool:
             port=settings.cronjob_port,
             log_config=None,
             access_log=False,
+            use_colors=False,
             lifespan="on",
             timeout_graceful_shutdown=5,
         )

@@ -61,6 +61,7 @@ def gateway_server(app: Litestar, host: str, port: int, *, signals: bool = True)
         port=port,
         log_config=None,
         access_log=False,
+        use_colors=False,
         timeout_graceful_shutdown=5,
     )
     gateway: Gateway = app.state.gateway
