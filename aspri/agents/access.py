@@ -191,8 +191,12 @@ class Access:
         return Principal("contact", chat_id, chat_id)
 
     def addressed(self, body: str) -> bool:
-        """Whether a group message speaks to the assistant (its name, ``@name``)."""
-        return bool(self._addressed and self._addressed.search(body))
+        """Whether a group message speaks to the assistant: its name, ``@name``, or (browser
+        engine) a WhatsApp mention of the linked account, which puts ``@<number>`` in the text."""
+        if self._addressed and self._addressed.search(body):
+            return True
+        linked = self.state.linked
+        return linked is not None and f"@{chatid.number(linked)}" in body
 
     # ------------------------------------------------------------------ pairing
 

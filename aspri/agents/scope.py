@@ -25,21 +25,27 @@ class Refused(Exception):
     """The call is outside the turn's scope; the text is what the model reads."""
 
 
-def job_target(payload: Any) -> str | None:
-    """The chat a job payload sends to (``chatId`` or ``phoneNumber``), as a chat id."""
+TARGET_FIELDS = ("chatId", "phoneNumber", "chat_id", "phone_number")
+
+
+def job_targets(payload: Any) -> list[str]:
+    """Every chat a job payload names (``chatId``, ``phoneNumber`` or their snake_case
+    spellings), as chat ids: all are checked, so no spelling can slip another target past."""
     if not isinstance(payload, dict):
-        return None
-    for name in ("chatId", "phoneNumber", "chat_id", "phone_number"):
+        return []
+    out = []
+    for name in TARGET_FIELDS:
         value = payload.get(name)
-        if isinstance(value, str) and value.strip():
-            return as_chat_id(value) or value.strip()
-    return None
+        if value is not None:
+            text = str(value).strip()
+            out.append(as_chat_id(text) or text)
+    return out
 
 
 def targets(job: Any, chat_id: str) -> bool:
-    """Whether a job (as the cron tools return it) sends to ``chat_id``."""
-    target = job_target(job.get("payload") if isinstance(job, dict) else None)
-    return target is not None and same_person(target, chat_id)
+    """Whether a job (as the cron tools return it) sends to ``chat_id`` and nowhere else."""
+    found = job_targets(job.get("payload") if isinstance(job, dict) else None)
+    return bool(found) and all(same_person(t, chat_id) for t in found)
 
 
 class Scope:
@@ -54,8 +60,8 @@ class Scope:
         """Return if the call may run; raise Refused with the reason otherwise."""
         own = self.principal.is_owner
         chat = self.principal.chat_id
-        if "payload" in args and args["payload"] is not None:
-            await self._check_job_target(args["payload"])
+        if name == "cronjob_create" or args.get("payload") is not None:
+            await self._check_job_targets(args.get("payload"))
         if own:
             return
         if name in OWNER_ONLY:
@@ -72,7 +78,7 @@ class Scope:
                 )
             return
         if name == "cronjob_create":
-            return  # its payload was checked above (and must target this chat, see below)
+            return  # its payload was checked above: it may only target this chat
         if name == "cronjob_list":
             return  # its result is filtered to this chat's jobs
         if name in JOB_TOOLS:
@@ -87,20 +93,22 @@ class Scope:
         jobs = [j for j in data.get("jobs") or [] if targets(j, self.principal.chat_id)]
         return {**data, "jobs": jobs, "total": len(jobs)}
 
-    async def _check_job_target(self, payload: Any) -> None:
-        target = job_target(payload)
-        if target is None:
+    async def _check_job_targets(self, payload: Any) -> None:
+        found = job_targets(payload)
+        if not found:
             raise Refused("the job's payload needs a chatId (or phoneNumber) to send to.")
-        if not self.principal.is_owner and not same_person(target, self.principal.chat_id):
-            raise Refused(
-                f"jobs created in this conversation may only send to it ({self.principal.chat_id})."
-            )
         await self.access.refresh()
-        if not self.access.may_target(target):
-            raise Refused(
-                f"{target} is not an owner, an approved contact or an allowed group of this "
-                "assistant, so no job may send to it."
-            )
+        for target in found:
+            if not self.principal.is_owner and not same_person(target, self.principal.chat_id):
+                raise Refused(
+                    "jobs created in this conversation may only send to it "
+                    f"({self.principal.chat_id})."
+                )
+            if not self.access.may_target(target):
+                raise Refused(
+                    f"{target} is not an owner, an approved contact or an allowed group of "
+                    "this assistant, so no job may send to it."
+                )
 
     async def _check_own_job(self, job_id: str) -> None:
         try:

@@ -310,9 +310,13 @@ async def test_on_the_browser_engine_the_linked_account_is_an_owner(
         scheduled_time=1_800_000_000_000,
         payload={"chatId": me, "message": "Time to stretch"},
     )
-    async with stack.engine(model, whatsapp_engine="browser") as worker:
+    group = f"120363{random.randrange(10**12):012d}@g.us"
+    member = f"{new_number()}@c.us"
+    async with stack.engine(model, whatsapp_engine="browser", allowed_groups=(group,)) as worker:
         await record(stack, me, me, "which chats are active?", self_chat=True)
         (answer,) = await stack.wait_replies(me, 1)
+        await record(stack, group, member, f"@{me.split('@')[0]} which chats are active?")
+        (in_group,) = await stack.wait_replies(group, 1)
         await stack.log.append(keys.CRON_EVENTS, REGISTRY.event(trigger, source="cronjob"))
         await stack.wait_replies(me, 2)
         await record(stack, f"{stranger}@c.us", f"{stranger}@c.us", "which chats are active?")
@@ -320,4 +324,5 @@ async def test_on_the_browser_engine_the_linked_account_is_an_owner(
         assert worker.engine.access.state.linked == me
     assert answer.startswith("success: ")
     assert "talking with your owner" in model.calls[0][0].text
-    assert len(model.calls) == 2 and "give them this code" in notice
+    assert in_group.startswith("error: Refused: whatsapp_get_chats is not available")
+    assert len(model.calls) == 4 and "give them this code" in notice
