@@ -156,7 +156,11 @@ class Settings:
     browser_url: str = "https://web.whatsapp.com"
     browser_headless: bool = True
     wajs_path: str | None = None
-    wajs_package: str = "@wppconnect/wa-js@latest"
+    wajs_package: str = "@wppconnect/wa-js@4.6.0"
+    wajs_integrity: str = (
+        "sha512-epf+ucZO9c25dCaGraslVNHB1mRjid7rfijZhKbalXed/"
+        "gbDzi6u69wdHCgPbcZW9McVpKmVW+3AzffI39p2SQ=="
+    )
     log_format: str = "text"
     log_level: str = "INFO"
     service_name: str = "aspri"
@@ -232,6 +236,7 @@ class Settings:
             browser_headless=_read(e, "WHATSAPP_BROWSER_HEADLESS", d.browser_headless, _bool),
             wajs_path=_read(e, "WHATSAPP_WAJS_PATH", None, _opt),
             wajs_package=_read(e, "WHATSAPP_WAJS_PACKAGE", d.wajs_package, _str),
+            wajs_integrity=_read(e, "WHATSAPP_WAJS_INTEGRITY", d.wajs_integrity, _str),
             log_format=_read(e, "LOG_FORMAT", d.log_format, _choice("text", "json")),
             log_level=_read(
                 e,

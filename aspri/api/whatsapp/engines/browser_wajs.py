@@ -1,23 +1,25 @@
 """Where the browser engine gets wa-js, the bridge into WhatsApp Web's own modules.
 
-wa-js (``@wppconnect/wa-js``, Apache-2.0) follows WhatsApp Web's frequent releases, so it is not
-vendored: ``WHATSAPP_WAJS_PATH`` names a local copy, otherwise ``npm pack`` fetches
-``WHATSAPP_WAJS_PACKAGE`` (default ``@wppconnect/wa-js@latest``; npm checks the tarball's
-integrity) into ``<data dir>/wa-js`` at first use. A cache of a moving tag such as ``latest`` is
-refreshed once a day, because a stale wa-js stops working after a WhatsApp Web update; when the
-refresh fails the cached copy is used.
+wa-js (``@wppconnect/wa-js``, Apache-2.0) is not vendored: ``WHATSAPP_WAJS_PATH`` names a local
+copy, otherwise ``npm pack`` fetches ``WHATSAPP_WAJS_PACKAGE`` — an exact version, never a moving
+tag — into ``<data dir>/wa-js`` at first use. Before anything is injected into WhatsApp Web the
+tarball's SHA-512 is checked against ``WHATSAPP_WAJS_INTEGRITY`` (npm's ``sha512-…`` integrity
+string, as ``npm view @wppconnect/wa-js@VERSION dist.integrity`` prints it), at every start, so
+neither a swapped registry package nor a changed cache file reaches the page. Upgrading wa-js
+after a WhatsApp Web update means changing both settings (or their defaults in ``config.py``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import json
 import logging
 import re
 import shutil
 import tarfile
 import tempfile
-import time
 from pathlib import Path
 
 from aspri.config import Settings
@@ -29,62 +31,65 @@ CONFIG = {"deviceName": "ASPRI", "disableGoogleAnalytics": True}
 and no usage reports to wa-js's Google Analytics (on by default)."""
 SCRIPT = "package/dist/wppconnect-wa.js"
 """The bundle inside the npm tarball that defines ``window.WPP``."""
-REFRESH_AFTER_S = 24 * 3600
-_EXACT_VERSION = re.compile(r"@\d+\.\d+\.\d+$")
+_EXACT_VERSION = re.compile(r"^@?[^@\s]+@\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?$")
 _NPM_TIMEOUT_S = 120.0
 
 
 class WaJsUnavailable(RuntimeError):
-    """wa-js could not be found or fetched; the message says what to do."""
+    """wa-js could not be found, fetched or verified; the message says what to do."""
+
+
+def integrity_of(data: bytes) -> str:
+    """npm's integrity string of a tarball: ``sha512-`` and the base64 digest."""
+    return "sha512-" + base64.b64encode(hashlib.sha512(data).digest()).decode()
+
+
+def is_pinned(spec: str) -> bool:
+    """An exact registry version (``name@1.2.3``) or a local package path, never a tag."""
+    return bool(_EXACT_VERSION.match(spec)) or spec.startswith(("/", "./", "../", "file:"))
 
 
 async def wajs_script(settings: Settings) -> Path:
-    """The path of the wa-js bundle to inject, fetching it with npm when needed."""
+    """The path of the verified wa-js bundle to inject, fetching it with npm when needed."""
     if settings.wajs_path:
         path = Path(settings.wajs_path)
         if not await asyncio.to_thread(path.is_file):
             raise WaJsUnavailable(f"WHATSAPP_WAJS_PATH={path} is not a file")
         return path
+    spec, integrity = settings.wajs_package, settings.wajs_integrity
+    if not is_pinned(spec):
+        raise WaJsUnavailable(
+            f"WHATSAPP_WAJS_PACKAGE={spec} is not an exact version: name one "
+            "(@wppconnect/wa-js@X.Y.Z) and its WHATSAPP_WAJS_INTEGRITY"
+        )
+    if not integrity.startswith("sha512-"):
+        raise WaJsUnavailable(
+            f"WHATSAPP_WAJS_INTEGRITY={integrity!r} is not an npm sha512 integrity string"
+        )
     cache = settings.data_dir / "wa-js"
-    script = cache / "wppconnect-wa.js"
-    spec = settings.wajs_package
-    cached, fresh = await asyncio.to_thread(_look_up, cache, spec)
-    if cached and fresh:
-        return script
-    try:
-        version = await _npm_fetch(spec, script)
-    except WaJsUnavailable:
-        if not cached:
-            raise
-        log.warning("wa-js refresh failed, using the cached copy", exc_info=True)
-        return script
-    await asyncio.to_thread(_record, cache, spec, version)
-    log.info("wa-js fetched", extra={"package": spec, "version": version})
+    tarball, script = cache / "wa-js.tgz", cache / "wppconnect-wa.js"
+    if not await asyncio.to_thread(_verified, tarball, integrity):
+        await _npm_fetch(spec, tarball)
+        if not await asyncio.to_thread(_verified, tarball, integrity):
+            await asyncio.to_thread(tarball.unlink, missing_ok=True)
+            raise WaJsUnavailable(
+                f"npm pack {spec} does not match WHATSAPP_WAJS_INTEGRITY: refusing to inject it"
+            )
+        log.info("wa-js fetched and verified", extra={"package": spec})
+    await asyncio.to_thread(_extract, tarball, script)
     return script
 
 
-def _look_up(cache: Path, spec: str) -> tuple[bool, bool]:
-    """Whether ``cache`` holds the bundle of ``spec``, and whether it is recent enough."""
+def _verified(tarball: Path, integrity: str) -> bool:
     try:
-        meta = json.loads((cache / "source.json").read_text())
-    except (OSError, ValueError):
-        return False, False
-    if not isinstance(meta, dict) or meta.get("package") != spec:
-        return False, False
-    if not (cache / "wppconnect-wa.js").is_file():
-        return False, False
-    fetched = meta.get("fetchedAt")
-    age = time.time() - fetched if isinstance(fetched, int | float) else float("inf")
-    return True, bool(_EXACT_VERSION.search(spec)) or age < REFRESH_AFTER_S
+        data = tarball.read_bytes()
+    except OSError:
+        return False
+    return integrity_of(data) == integrity
 
 
-def _record(cache: Path, spec: str, version: str) -> None:
-    meta = {"package": spec, "version": version, "fetchedAt": time.time()}
-    (cache / "source.json").write_text(json.dumps(meta))
-
-
-async def _npm_fetch(spec: str, target: Path) -> str:
-    """``npm pack`` the package and copy its bundle to ``target``; return the version."""
+async def _npm_fetch(spec: str, target: Path) -> None:
+    """``npm pack`` the package and move its tarball to ``target``."""
     npm = shutil.which("npm")
     if npm is None:
         raise WaJsUnavailable(
@@ -116,15 +121,10 @@ async def _npm_fetch(spec: str, target: Path) -> str:
         if proc.returncode != 0:
             raise WaJsUnavailable(f"npm pack {spec} failed: {err.decode(errors='replace')[-500:]}")
         try:
-            packed = json.loads(out)[0]
-            tarball = Path(tmp) / packed["filename"]
-            version = str(packed["version"])
+            packed = Path(tmp) / json.loads(out)[0]["filename"]
         except (ValueError, LookupError, TypeError) as exc:
             raise WaJsUnavailable(f"npm pack {spec} printed no package: {exc}") from None
-        staged = Path(tmp) / "wppconnect-wa.js"
-        await asyncio.to_thread(_extract, tarball, staged)
-        staged.replace(target)
-    return version
+        packed.replace(target)
 
 
 def _extract(tarball: Path, dest: Path) -> None:
@@ -135,5 +135,7 @@ def _extract(tarball: Path, dest: Path) -> None:
             member = None
         if member is None:
             raise WaJsUnavailable(f"{tarball.name} has no {SCRIPT}")
-        with member, dest.open("wb") as out:
+        staged = dest.with_suffix(".tmp")
+        with member, staged.open("wb") as out:
             shutil.copyfileobj(member, out)
+        staged.replace(dest)
