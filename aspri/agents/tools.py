@@ -32,7 +32,16 @@ from langchain_mcp_adapters.tools import load_mcp_tools
 from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
 from mcp.shared.exceptions import McpError
-from mcp.types import CONNECTION_CLOSED, CallToolResult, TextContent
+from mcp.types import (
+    CONNECTION_CLOSED,
+    CallToolRequest,
+    CallToolRequestParams,
+    CallToolResult,
+    ClientRequest,
+    RequestParams,
+    TextContent,
+    Tool,
+)
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from referencing import Registry
 
@@ -48,28 +57,56 @@ CALL_KEY: ContextVar[str | None] = ContextVar("aspri_tool_call_key", default=Non
 _TRANSPORT_ERRORS = (anyio.ClosedResourceError, anyio.BrokenResourceError, anyio.EndOfStream)
 
 
-class _Session(ClientSession):
-    """A ClientSession that compiles each tool's output schema once.
+class _ResultCheck:
+    """Checks each structured tool result against the tool's output schema, compiled once.
 
-    The SDK checks every structured result against the tool's output schema, but validates the
-    schema itself against its metaschema on each call (about 2 ms, half of a turn's CPU in
-    ``bench/engine.py``); the check of the result is kept, the schema is checked once.
+    ``ClientSession.call_tool`` validates the output schema itself against its metaschema on
+    every call (about 2 ms, half of a turn's CPU in ``bench/engine.py``), and offers no public
+    way to do it once. So the engine sends ``tools/call`` through the session's public
+    ``send_request`` and checks the result here: the same check, with validators built once from
+    the listed tools (listed again when a name is new, as the SDK does).
     """
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self) -> None:
         self._validators: dict[str, Any] = {}
+        self._known: set[str] = set()
 
-    async def _validate_tool_result(self, name: str, result: CallToolResult) -> None:
-        schema = self._tool_output_schemas.get(name)
-        if schema is None:  # unknown tool (the SDK refreshes its list) or no output schema
-            await super()._validate_tool_result(name, result)
-            return
+    def learn(self, tools: list[Tool]) -> None:
+        """Compile the output schemas of ``tools`` (an invalid schema fails here, once)."""
+        for tool in tools:
+            self._known.add(tool.name)
+            if tool.outputSchema is None:
+                self._validators.pop(tool.name, None)
+                continue
+            cls = validator_for(tool.outputSchema)
+            cls.check_schema(tool.outputSchema)
+            self._validators[tool.name] = cls(tool.outputSchema, registry=Registry())
+
+    async def call(
+        self,
+        session: ClientSession,
+        name: str,
+        args: dict[str, Any],
+        *,
+        read_timeout: timedelta,
+        meta: dict[str, Any] | None,
+    ) -> CallToolResult:
+        """``tools/call`` on ``session``; a result that breaks the tool's schema raises."""
+        params = CallToolRequestParams(
+            name=name, arguments=args, _meta=RequestParams.Meta(**meta) if meta else None
+        )
+        result = await session.send_request(
+            ClientRequest(CallToolRequest(params=params)),
+            CallToolResult,
+            request_read_timeout_seconds=read_timeout,
+        )
+        if result.isError:
+            return result
+        if name not in self._known:
+            self.learn((await session.list_tools()).tools)
         validator = self._validators.get(name)
         if validator is None:
-            cls = validator_for(schema)
-            cls.check_schema(schema)
-            validator = self._validators[name] = cls(schema, registry=Registry())
+            return result
         if result.structuredContent is None:
             raise RuntimeError(
                 f"Tool {name} has an output schema but returned no structured content"
@@ -77,6 +114,7 @@ class _Session(ClientSession):
         error = best_match(validator.iter_errors(result.structuredContent))
         if error is not None:
             raise RuntimeError(f"Invalid structured content returned by tool {name}: {error}")
+        return result
 
 
 class ToolsUnavailable(Exception):
@@ -144,6 +182,7 @@ class McpTools:
         """Tools whose input schema takes an ``idempotency_key`` argument."""
         self.restarts = 0
         self._session: ClientSession | None = None
+        self._results = _ResultCheck()
         self._generation = 0
         self._ready = asyncio.Event()
         self._changed = asyncio.Condition()
@@ -176,7 +215,7 @@ class McpTools:
             try:
                 async with (
                     stdio_client(self.params) as (read, write),
-                    _Session(read, write) as session,
+                    ClientSession(read, write) as session,
                 ):
                     await session.initialize()
                     if not self.tools:
@@ -206,6 +245,7 @@ class McpTools:
 
     async def _load(self, session: ClientSession) -> None:
         listed = await session.list_tools()
+        self._results.learn(listed.tools)
         self.keyed_tools = {
             t.name for t in listed.tools if "idempotency_key" in t.inputSchema.get("properties", {})
         }
@@ -266,8 +306,8 @@ class McpTools:
             for attempt in range(2):
                 session, generation = await self._live(generation)
                 try:
-                    result = await session.call_tool(
-                        name, args, read_timeout_seconds=self.call_timeout, meta=meta or None
+                    result = await self._results.call(
+                        session, name, args, read_timeout=self.call_timeout, meta=meta or None
                     )
                 except McpError as exc:
                     if exc.error.code != CONNECTION_CLOSED:
