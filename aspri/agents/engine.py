@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -34,6 +33,13 @@ from aspri.streams.connect import open_redis
 from aspri.streams.log import EventLog
 
 log = logging.getLogger(__name__)
+
+
+def handler_timeout_s(settings: Settings) -> float:
+    """How long one turn may take: two model calls at their own timeout, plus a minute for
+    the tools (300 s with the default LLM_TIMEOUT_SECONDS=120). Past it the turn is cancelled
+    and retried, so a hung turn cannot freeze its chat."""
+    return 2 * settings.llm_timeout_s + 60
 
 
 class Engine:
@@ -76,6 +82,7 @@ class Engine:
             max_deliveries=settings.max_deliveries,
             claim_idle_ms=settings.claim_idle_ms,
             retry_backoff_s=settings.retry_backoff_s,
+            handler_timeout_s=handler_timeout_s(settings),
         )
         self.app.agent(
             keys.WHATSAPP_MESSAGES,
@@ -138,26 +145,9 @@ async def serve(settings: Settings) -> None:
                     "the model is not reachable yet; slash commands still work",
                     extra={"problem": problem},
                 )
-            await _run_until_signal(engine)
+            await engine.app.run_until_signal()
         finally:
             await tools.close()
-
-
-async def _run_until_signal(engine: Engine) -> None:
-    """Run until SIGINT/SIGTERM, then stop gracefully; a runtime failure is raised, not
-    swallowed, so a supervisor sees the worker fail (e.g. Redis unreachable) and restarts it."""
-    loop = asyncio.get_running_loop()
-    stopping = asyncio.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stopping.set)
-    runner = asyncio.create_task(engine.run())
-    waiter = asyncio.create_task(stopping.wait())
-    await asyncio.wait({runner, waiter}, return_when=asyncio.FIRST_COMPLETED)
-    waiter.cancel()
-    if stopping.is_set():
-        log.info("signal received, stopping", extra={"consumer": engine.settings.consumer_name})
-        await engine.stop()
-    await runner
 
 
 def main(settings: Settings) -> int:

@@ -19,13 +19,15 @@ from typing import Any
 import msgspec
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_delay
 
 from aspri.schemas import Event, Registry, UndecodableEvent
 from aspri.schemas.envelope import fields_as_text, text
 from aspri.streams import keys, scripts
 from aspri.streams.iterator import EventStream
 from aspri.streams.ordering import KeyOrder
-from aspri.streams.spec import AgentSpec, Delivery, dead_letter_fields
+from aspri.streams.spec import AgentSpec, Delivery, HandlerTimeout, dead_letter_fields
+from aspri.streams.supervise import BACKOFF, TRANSIENT, supervise
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +54,7 @@ class AgentRunner:
         self._renew = redis.register_script(scripts.RENEW)
         self._keep = redis.register_script(scripts.HEARTBEAT)
         self._acks: list[str] = []
+        self._flushing = asyncio.Lock()
         self._ack_wakeup = asyncio.Event()
         self._order = KeyOrder(
             spec,
@@ -62,23 +65,33 @@ class AgentRunner:
             lambda: self._stopping.is_set() and not self.burst,
         )
         self.processed = 0
+        self.beats = 0
 
     # ---------------------------------------------------------------- lifecycle
 
     async def run(self) -> None:
         """Run until ``stop()`` (or, in burst mode, until the stream has nothing left)."""
         await self._ensure_group()
+        name = self.spec.name
         workers = [
-            asyncio.create_task(self._worker(), name=f"{self.spec.name}#{i}")
+            asyncio.create_task(self._worker(), name=f"{name}#{i}")
             for i in range(self.spec.concurrency)
         ]
         helpers = [
-            asyncio.create_task(self._acker(), name=f"{self.spec.name}:acker"),
-            asyncio.create_task(self._heartbeat(), name=f"{self.spec.name}:heartbeat"),
+            asyncio.create_task(supervise(f"{name}:acker", self._acker), name=f"{name}:acker"),
+            asyncio.create_task(
+                supervise(f"{name}:heartbeat", self._heartbeat), name=f"{name}:heartbeat"
+            ),
         ]
         if self.spec.key is not None:
-            helpers.append(asyncio.create_task(self._order.listen(), name=f"{self.spec.name}:wake"))
-        self._reader_task = asyncio.create_task(self._reader(), name=f"{self.spec.name}:reader")
+            helpers.append(
+                asyncio.create_task(
+                    supervise(f"{name}:wake", self._order.listen), name=f"{name}:wake"
+                )
+            )
+        self._reader_task = asyncio.create_task(
+            supervise(f"{name}:reader", self._consume, retry_on=TRANSIENT), name=f"{name}:reader"
+        )
         try:
             try:
                 await self._reader_task
@@ -95,10 +108,10 @@ class AgentRunner:
             self._stopping.set()
             self._ack_wakeup.set()
             await asyncio.gather(*workers, *self._order.gates, return_exceptions=True)
-            for task in helpers[2:]:
+            for task in helpers[1:]:
                 task.cancel()
             await asyncio.gather(*helpers, return_exceptions=True)
-            await self._flush_acks()
+            await self._final_flush()
 
     def stop(self) -> None:
         """Stop reading; workers finish the event in hand and leave queued ones pending."""
@@ -112,6 +125,21 @@ class AgentRunner:
         except ResponseError as exc:
             if "BUSYGROUP" not in str(exc):
                 raise
+
+    async def _consume(self) -> None:
+        """The reader, with the one failure it can repair itself: its group was deleted."""
+        while True:
+            try:
+                await self._reader()
+                return
+            except ResponseError as exc:
+                if "NOGROUP" not in str(exc):
+                    raise
+                log.error(
+                    "consumer group is gone; recreating it at 0 (unacked entries are read again)",
+                    extra={"agent": self.spec.name, "error": str(exc)},
+                )
+                await self._ensure_group()
 
     # ---------------------------------------------------------------- reading
 
@@ -196,16 +224,16 @@ class AgentRunner:
             start, entries = text(reply[0]), [e for e in reply[1] if e[1] is not None]
             if len(reply) > 2 and reply[2]:  # entries deleted from the stream: nothing to do
                 await self.redis.xack(spec.stream, spec.group, *reply[2])
-            fresh = [e for e in entries if text(e[0]) not in self._held]
-            await self._dispatch_known(fresh)
-            total += len(fresh)
+            total += await self._dispatch_known(entries)
             if start == "0-0" or not entries:
                 return total
 
-    async def _dispatch_known(self, entries: list[Any]) -> None:
-        """Dispatch already-delivered entries, with their delivery counts and keys."""
+    async def _dispatch_known(self, entries: list[Any]) -> int:
+        """Dispatch already-delivered entries this consumer does not hold yet, with their
+        delivery counts and keys; returns how many."""
+        entries = [e for e in entries if text(e[0]) not in self._held]
         if not entries:
-            return
+            return 0
         spec = self.spec
         first, last = text(entries[0][0]), text(entries[-1][0])
         pending = await self.redis.xpending_range(
@@ -216,6 +244,7 @@ class AgentRunner:
             fields = fields_as_text(raw)
             eid = text(entry_id)
             await self._dispatch(Delivery(eid, fields, self._key_of(fields), counts.get(eid, 1)))
+        return len(entries)
 
     def _key_of(self, fields: dict[str, str]) -> str:
         if self.spec.key is None:
@@ -245,20 +274,25 @@ class AgentRunner:
     async def _worker(self) -> None:
         retry: Delivery | None = None
         while True:
-            events = EventStream(self, self._ready, retry)
+            deadline = asyncio.timeout(None)  # armed by the iterator while a handler runs
+            events = EventStream(self, self._ready, retry, deadline)
             try:
-                await self.spec.fn(events)
+                async with deadline:
+                    await self.spec.fn(events)
                 return
             except asyncio.CancelledError:
                 events.close_span(None)
                 raise
             except Exception as exc:
                 failed = events.current
+                if isinstance(exc, TimeoutError) and deadline.expired():
+                    exc = HandlerTimeout(f"handler ran longer than {self.spec.timeout_s:g} s")
                 events.close_span(exc)
                 if failed is None:
                     log.exception("agent %s failed outside a handler", self.spec.name)
                     retry = None
                     continue
+                failed.deadline = None
                 retry = await self._failed(failed, exc)
 
     async def _failed(self, d: Delivery, exc: Exception) -> Delivery | None:
@@ -277,9 +311,14 @@ class AgentRunner:
             await self._finish_entry(d, dead_letter=reason)
             return None
         await asyncio.sleep(self.spec.retry_backoff_s * 2 ** (d.deliveries - 1))
-        claimed = await self.redis.xclaim(
-            self.spec.stream, self.spec.group, self.consumer, 0, [d.entry_id]
-        )
+        try:
+            claimed = await self.redis.xclaim(
+                self.spec.stream, self.spec.group, self.consumer, 0, [d.entry_id]
+            )
+        except RedisError as exc:  # left pending and no longer held: taken over when idle
+            log.warning("retry claim failed", extra={"entry": d.entry_id, "error": str(exc)})
+            self._release(d)
+            return None
         if not claimed or claimed[0][1] is None:  # acked elsewhere or trimmed away
             self._release(d)
             return None
@@ -310,17 +349,13 @@ class AgentRunner:
         kq = keys.key_queue(spec.stream, spec.group, d.key) if d.key else ""
         lease = keys.lease(spec.stream, spec.group, d.key) if d.key else ""
         finish_keys = [spec.stream, kq, lease, keys.dlq(spec.stream)]
-        for attempt in range(8):  # a lost connection must not leave the key's next entry waiting
-            try:
+        # Until the server answers: a lost connection must not leave the key's next entry
+        # waiting, and giving up would hand the entry to someone else to do it again.
+        async for attempt in AsyncRetrying(
+            retry=retry_if_exception_type(TRANSIENT), wait=BACKOFF, before_sleep=self._retrying
+        ):
+            with attempt:
                 result = text(await self._finish(keys=finish_keys, args=args))
-                break
-            except RedisError as exc:
-                log.warning(
-                    "finish failed; retrying", extra={"entry": d.entry_id, "error": str(exc)}
-                )
-                await asyncio.sleep(0.1 * 2**attempt)
-        else:
-            result = "failed"  # left pending: redelivered after claim_idle_ms
         self._release(d)  # only now may the key's next entry start
         if result == "fenced":
             log.warning(
@@ -333,40 +368,66 @@ class AgentRunner:
                 extra={"agent": spec.name, "entry": d.entry_id, "reason": dead_letter},
             )
 
+    def _retrying(self, state: RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome is not None else None
+        log.warning("finish failed; retrying", extra={"agent": self.spec.name, "error": str(error)})
+
     async def _acker(self) -> None:
         while not self._stopping.is_set():
+            await self._flush_acks()  # first: a restarted acker retries what failed
             await self._ack_wakeup.wait()
             self._ack_wakeup.clear()
-            await self._flush_acks()
 
     async def _flush_acks(self) -> None:
-        while self._acks:
-            ids, self._acks = self._acks, []
-            await self.redis.xack(self.spec.stream, self.spec.group, *ids)
+        """XACK what finished; an id leaves the list only once the server has acked it, so a
+        failed XACK (raised to the acker's supervisor, retried after a backoff) loses nothing."""
+        async with self._flushing:
+            while self._acks:
+                ids = self._acks[: self.spec.batch * 10]
+                await self.redis.xack(self.spec.stream, self.spec.group, *ids)
+                del self._acks[: len(ids)]  # others only append meanwhile
+
+    async def _final_flush(self) -> None:
+        """On the way out: keep trying for a while; what stays unacked is redelivered."""
+        try:
+            async for attempt in AsyncRetrying(
+                retry=retry_if_exception_type(TRANSIENT),
+                wait=BACKOFF,
+                stop=stop_after_delay(self.spec.block_ms / 1000 + 3),
+                reraise=True,
+            ):
+                with attempt:
+                    await self._flush_acks()
+        except TRANSIENT as exc:
+            log.error(
+                "acks not flushed on stop; those entries will be delivered again",
+                extra={"agent": self.spec.name, "entries": len(self._acks), "error": str(exc)},
+            )
 
     async def _heartbeat(self) -> None:
-        """Keep held entries from looking idle and in-flight leases from expiring."""
+        """Keep held entries from looking idle and in-flight leases from expiring, except
+        those of a handler past its deadline: a hung handler must not hold its key forever."""
         interval = min(self.spec.claim_idle_ms, self.spec.lease_ms) / 3000
+        loop = asyncio.get_running_loop()
         while not self._stopping.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), interval)
                 return
-            held = list(self._held.values())
+            self.beats += 1
+            now = loop.time()
+            held = [d for d in self._held.values() if d.deadline is None or d.deadline > now]
             if not held:
                 continue
-            try:
-                await self._keep(
-                    keys=[self.spec.stream],
-                    args=[self.spec.group, self.consumer, *(d.entry_id for d in held)],
+            await self._keep(
+                keys=[self.spec.stream],
+                args=[self.spec.group, self.consumer, *(d.entry_id for d in held)],
+            )
+            leased = [d for d in held if d.lease]
+            if leased:
+                await self._renew(
+                    keys=[keys.lease(self.spec.stream, self.spec.group, d.key) for d in leased],
+                    args=[self.spec.lease_ms, *(d.lease for d in leased)],
                 )
-                leased = [d for d in held if d.lease]
-                if leased:
-                    await self._renew(
-                        keys=[keys.lease(self.spec.stream, self.spec.group, d.key) for d in leased],
-                        args=[self.spec.lease_ms, *(d.lease for d in leased)],
-                    )
-            except Exception as exc:  # transient: the next beat tries again
-                log.warning("heartbeat failed", extra={"agent": self.spec.name, "error": str(exc)})
 
     def decode(self, d: Delivery) -> Event[Any]:
         event = self.registry.from_fields(

@@ -8,7 +8,9 @@
             await handle(event)     # acked when the loop asks for the next one
 
 ``key`` names a field of the payload: events with the same value are handled in stream order
-and one at a time across every consumer of the group.
+and one at a time across every consumer of the group. ``timeout`` (seconds; the app's
+``handler_timeout_s`` by default) bounds one handler body: past it the body is cancelled and the
+delivery counts as failed (retried, then dead-lettered), so a hung turn cannot hold its key.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ class StreamApp:
         max_deliveries: int = 5,
         claim_idle_ms: int = 30_000,
         retry_backoff_s: float = 0.5,
+        handler_timeout_s: float = 300.0,
     ) -> None:
         self.group = group
         self.redis = redis
@@ -52,6 +55,7 @@ class StreamApp:
             "claim_idle_ms": claim_idle_ms,
             "lease_ms": claim_idle_ms,
             "retry_backoff_s": retry_backoff_s,
+            "timeout_s": handler_timeout_s,
         }
         self.specs: list[AgentSpec] = []
         self.runners: list[AgentRunner] = []
@@ -65,14 +69,20 @@ class StreamApp:
         schema: type[Payload] | tuple[type[Payload], ...] | None = None,
         concurrency: int = 1,
         key: str | None = None,
+        timeout: float | None = None,
         **options: Any,
     ) -> Callable[[AgentFn], AgentFn]:
         """Register ``fn`` as an agent consuming ``stream`` in ``group`` (default: the app's)."""
         schemas = () if schema is None else schema if isinstance(schema, tuple) else (schema,)
 
+        if timeout is not None:
+            options["timeout_s"] = timeout
+
         def register(fn: AgentFn) -> AgentFn:
             if concurrency < 1:
                 raise ValueError("concurrency must be at least 1")
+            if options.get("timeout_s", 1) <= 0:
+                raise ValueError("timeout must be positive")
             self.specs.append(
                 AgentSpec(
                     fn=fn,
@@ -121,17 +131,30 @@ class StreamApp:
             await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def run_until_signal(self) -> None:
-        """Run until SIGTERM or SIGINT, then shut down gracefully."""
+        """Run until SIGTERM or SIGINT, then shut down gracefully.
+
+        A failure of the app itself is raised, never swallowed, so the process exits non-zero
+        and its supervisor (``aspri up``, systemd, Docker) sees it and restarts it.
+        """
         loop = asyncio.get_running_loop()
         stopping = asyncio.Event()
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        signals = (signal.SIGTERM, signal.SIGINT)
+        for sig in signals:
             with contextlib.suppress(NotImplementedError):
                 loop.add_signal_handler(sig, stopping.set)
-        runner = asyncio.create_task(self.run())
+        runner = asyncio.create_task(self.run(), name=f"{self.group}:app")
         waiter = asyncio.create_task(stopping.wait())
-        await asyncio.wait({runner, waiter}, return_when=asyncio.FIRST_COMPLETED)
-        if stopping.is_set():
-            log.info("signal received, stopping", extra={"group": self.group})
-            await self.stop()
-        waiter.cancel()
-        await asyncio.gather(runner, return_exceptions=True)
+        try:
+            await asyncio.wait({runner, waiter}, return_when=asyncio.FIRST_COMPLETED)
+            if stopping.is_set():
+                log.info("signal received, stopping", extra={"group": self.group})
+                await self.stop()
+            await runner
+        finally:
+            waiter.cancel()
+            if not runner.done():  # we are being cancelled ourselves
+                runner.cancel()
+                await asyncio.gather(runner, return_exceptions=True)
+            for sig in signals:
+                with contextlib.suppress(NotImplementedError):
+                    loop.remove_signal_handler(sig)

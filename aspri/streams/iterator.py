@@ -29,9 +29,14 @@ class EventStream:
     """The async iterator an agent function loops over; acks the previous event on ``next``."""
 
     def __init__(
-        self, runner: AgentRunner, queue: asyncio.Queue[Delivery | None], retry: Delivery | None
+        self,
+        runner: AgentRunner,
+        queue: asyncio.Queue[Delivery | None],
+        retry: Delivery | None,
+        deadline: asyncio.Timeout,
     ) -> None:
         self.runner = runner
+        self.deadline = deadline
         self.queue = queue
         self.retry = retry
         self.current: Delivery | None = None
@@ -43,8 +48,10 @@ class EventStream:
 
     async def __anext__(self) -> Event[Any]:
         runner = self.runner
+        self.deadline.reschedule(None)  # the handler body is over: no time limit in here
         if self.current is not None:
             done, self.current = self.current, None
+            done.deadline = None
             self.close_span(None)
             await runner.finish(done)
         if runner._stopping.is_set() and not runner.burst:
@@ -64,6 +71,8 @@ class EventStream:
                 continue
             self.current = d
             self._open_span(event)
+            d.deadline = asyncio.get_running_loop().time() + runner.spec.timeout_s
+            self.deadline.reschedule(d.deadline)
             return event
 
     def _open_span(self, event: Event[Any]) -> None:

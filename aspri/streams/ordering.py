@@ -16,11 +16,11 @@ from collections import deque
 from collections.abc import Callable
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from aspri.schemas.envelope import text
 from aspri.streams import ids, keys, scripts
 from aspri.streams.spec import AgentSpec, Delivery
+from aspri.streams.supervise import supervise
 
 log = logging.getLogger(__name__)
 
@@ -68,19 +68,14 @@ class KeyOrder:
         """Release the entries of one key to the workers one at a time, in stream order.
 
         Waiting happens here, not in a worker, so a key held elsewhere never blocks other keys.
+        A gate must outlive a lost connection, or its key stalls: it is supervised.
         """
         chain = self._chains[key]
-        try:
+
+        async def run() -> None:
             while chain:
                 d = chain[0]  # re-read: an older entry taken over from a dead consumer goes first
-                try:
-                    started = await self._try_begin(d)
-                except (
-                    RedisError
-                ) as exc:  # a gate must outlive a lost connection, or its key stalls
-                    log.warning("key gate: redis error, retrying", extra={"error": str(exc)})
-                    await asyncio.sleep(0.5)
-                    continue
+                started = await self._try_begin(d)
                 if started:
                     self.ready.put_nowait(d)
                     await d.done.wait()
@@ -88,6 +83,9 @@ class KeyOrder:
                     chain.remove(d)
                 elif self.stopping():
                     return
+
+        try:
+            await supervise(f"{self.spec.name}:gate", run)
         finally:
             del self._chains[key]
 
@@ -142,13 +140,20 @@ class KeyOrder:
             self._waiters.pop(entry_id, None)
 
     async def listen(self) -> None:
-        """One subscription per runner carries every cross-consumer wake-up."""
+        """One subscription per runner carries every cross-consumer wake-up.
+
+        Supervised: when the subscription fails it is made again, and every waiting gate looks
+        again at once, since a wake-up published while nobody listened is lost.
+        """
         pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
-        await pubsub.subscribe(keys.wake_channel(self.spec.stream, self.spec.group))
         try:
+            await pubsub.subscribe(keys.wake_channel(self.spec.stream, self.spec.group))
+            for waiting in list(self._waiters.values()):
+                waiting.set()
             async for message in pubsub.listen():
                 waiter = self._waiters.get(text(message["data"]))
                 if waiter is not None:
                     waiter.set()
+            raise ConnectionError("the wake-up subscription ended")
         finally:
             await pubsub.aclose()  # type: ignore[no-untyped-call]

@@ -12,6 +12,10 @@ from aspri.schemas import Event, Payload
 AgentFn = Callable[[AsyncIterator[Event[Any]]], Awaitable[None]]
 
 
+class HandlerTimeout(Exception):
+    """A handler ran past its agent's ``timeout_s``: it was cancelled and the delivery failed."""
+
+
 @dataclass(frozen=True, kw_only=True)
 class AgentSpec:
     """How one agent consumes its stream; see ``StreamApp.agent``."""
@@ -28,6 +32,9 @@ class AgentSpec:
     batch: int = 100
     block_ms: int = 2_000
     retry_backoff_s: float = 0.5
+    timeout_s: float = 300.0
+    """How long one handler body may run (arq's job timeout); then it is cancelled, the
+    delivery counts as failed and its entry and key lease are no longer kept alive."""
 
     @property
     def name(self) -> str:
@@ -43,6 +50,8 @@ class Delivery:
     key: str
     deliveries: int
     lease: str = ""
+    deadline: float | None = None
+    """Loop time by which the handler in progress must be done (None: not in a handler)."""
     done: asyncio.Event = field(default_factory=asyncio.Event)
 
 

@@ -23,6 +23,7 @@ from aspri.schemas import Event, UndecodableEvent
 from aspri.schemas.envelope import text
 from aspri.streams import ids, keys
 from aspri.streams.log import EventLog
+from aspri.streams.supervise import supervise
 
 S = TypeVar("S")
 log = logging.getLogger(__name__)
@@ -90,7 +91,9 @@ class Table(Generic[S]):
             )
         if tail:
             self._following = True
-            self._tail = asyncio.create_task(self._follow(), name=f"table:{self.name}")
+            self._tail = asyncio.create_task(
+                supervise(f"table:{self.name}", self._follow), name=f"table:{self.name}"
+            )
 
     async def stop(self) -> None:
         """Stop following. The tail also checks a flag: redis-py 8 can swallow a cancel that
@@ -171,14 +174,8 @@ class Table(Generic[S]):
         return len(raw)
 
     async def _follow(self) -> None:
+        """Tail the stream; a lost connection ends this call and the supervisor starts it
+        again after a backoff, from ``last_id``, so nothing is skipped."""
         while self._following:
-            try:
-                await self.log.redis.xread(
-                    {self.stream: self.last_id}, count=1, block=self._block_ms
-                )
-                await self.catch_up()
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # a lost connection must not end the table: retry after a pause
-                log.exception("table tail failed; retrying", extra={"table": self.name})
-                await asyncio.sleep(1)
+            await self.log.redis.xread({self.stream: self.last_id}, count=1, block=self._block_ms)
+            await self.catch_up()
