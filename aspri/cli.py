@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"aspri: configuration error: {exc}", file=sys.stderr)
         return 2
-    service = "aspri-mcp" if args.command == "mcp" else f"aspri-{args.command}"
+    service = settings.service_name or f"aspri-{args.command}"
     setup_logging(service, settings.log_format, settings.log_level)
     setup_tracing(service)
     if args.command == "up":

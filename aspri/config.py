@@ -163,7 +163,7 @@ class Settings:
     )
     log_format: str = "text"
     log_level: str = "INFO"
-    service_name: str = "aspri"
+    service_name: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -244,7 +244,7 @@ class Settings:
                 d.log_level,
                 lambda r: _choice("debug", "info", "warning", "error")(r).upper(),
             ),
-            service_name=_read(e, "OTEL_SERVICE_NAME", d.service_name, _str),
+            service_name=_read(e, "OTEL_SERVICE_NAME", None, _opt),
         )
 
     @property
