@@ -15,6 +15,7 @@ const state = {
   lastDay: null,          // day label of the newest rendered message
   lastSide: null,         // side ("in"/"out") of the newest rendered message
   names: JSON.parse(localStorage.getItem(NAMES_KEY) || "{}"),
+  learned: new Map(),     // chatId -> the contact's name as its messages give it
 };
 
 // ------------------------------------------------------------------ helpers
@@ -43,7 +44,8 @@ function chatIdOf(input) {
 
 const numberOf = (chatId) => chatId.split("@")[0];
 const displayNumber = (chatId) => (chatId.endsWith("@c.us") ? "+" : "") + numberOf(chatId);
-const nameOf = (chatId) => state.names[chatId] || (state.chats.get(chatId) || {}).name || null;
+const nameOf = (chatId) =>
+  state.names[chatId] || (state.chats.get(chatId) || {}).name || state.learned.get(chatId) || null;
 
 function initials(text) {
   const words = text.replace(/[^\p{L}\p{N} ]/gu, "").trim().split(/\s+/).filter(Boolean);
@@ -81,31 +83,82 @@ function listTime(ms) {
   return dayOf(ms) === "Today" ? timeOf(ms) : new Date(ms).toLocaleDateString();
 }
 
-// WhatsApp-style *bold*, _italic_, ~strike~, `code`, and links, as DOM nodes.
-const FORMAT = /(\*[^*\n]+\*|_[^_\n]+_|~[^~\n]+~|`[^`\n]+`|https?:\/\/[^\s<]+)/g;
-const TAGS = { "*": "strong", _: "em", "~": "s", "`": "code" };
+// WhatsApp's formatting, as DOM nodes: *bold*, _italic_, ~strike~, `code`, ```monospace```
+// blocks, and links. WhatsApp's boundary rules: an opening marker stands at the start or after a
+// character that is not a letter or digit, and touches text on its inside; a closing marker
+// touches text on its inside and is followed by the end or a character that is not a letter or
+// digit; neither crosses a line. So "*/30 9-17 * * 1-5" and "2*3*4" stay as typed.
+const STYLES = { "*": "strong", _: "em", "~": "s", "`": "code" };
+const WORD = /[\p{L}\p{N}]/u;
+const SPACE = /\s/u;
+const URL_AT = /^https?:\/\/[^\s<]+/;
+const BLOCK = /```([\s\S]*?\S[\s\S]*?)```/g;
+
+function canOpen(text, i) {
+  return (i === 0 || !WORD.test(text[i - 1])) && i + 1 < text.length && !SPACE.test(text[i + 1]);
+}
+
+function closing(text, open) {
+  const mark = text[open];
+  for (let j = open + 2; j < text.length; j++) {
+    if (text[j] === "\n") return -1;
+    if (text[j] === mark && !SPACE.test(text[j - 1]) && (j + 1 === text.length || !WORD.test(text[j + 1]))) {
+      return j;
+    }
+  }
+  return -1;
+}
+
+function link(url) {
+  const node = document.createElement("a");
+  node.href = url;
+  node.target = "_blank";
+  node.rel = "noopener noreferrer";
+  node.textContent = url;
+  return node;
+}
+
+function inline(text, into) {
+  let plain = "";
+  let i = 0;
+  while (i < text.length) {
+    const url = (i === 0 || !WORD.test(text[i - 1])) && text.startsWith("http", i) ? text.slice(i).match(URL_AT) : null;
+    if (url) {
+      into.append(plain, link(url[0]));
+      plain = "";
+      i += url[0].length;
+      continue;
+    }
+    const style = STYLES[text[i]];
+    const end = style && canOpen(text, i) ? closing(text, i) : -1;
+    if (end < 0) {
+      plain += text[i];
+      i += 1;
+      continue;
+    }
+    const node = document.createElement(style);
+    const inner = text.slice(i + 1, end);
+    if (style === "code") node.textContent = inner;
+    else inline(inner, node);
+    into.append(plain, node);
+    plain = "";
+    i = end + 1;
+  }
+  into.append(plain);
+}
 
 function formatted(text) {
   const fragment = document.createDocumentFragment();
   let at = 0;
-  for (const match of text.matchAll(FORMAT)) {
-    fragment.append(text.slice(at, match.index));
-    const token = match[0];
-    let node;
-    if (token.startsWith("http")) {
-      node = document.createElement("a");
-      node.href = token;
-      node.target = "_blank";
-      node.rel = "noopener noreferrer";
-      node.textContent = token;
-    } else {
-      node = document.createElement(TAGS[token[0]]);
-      node.textContent = token.slice(1, -1);
-    }
-    fragment.append(node);
-    at = match.index + token.length;
+  for (const match of text.matchAll(BLOCK)) {
+    inline(text.slice(at, match.index), fragment);
+    const block = document.createElement("code");
+    block.className = "block";
+    block.textContent = match[1].replace(/^\n/, "").replace(/\n$/, "");  // fences on their own lines
+    fragment.append(block);
+    at = match.index + match[0].length;
   }
-  fragment.append(text.slice(at));
+  inline(text.slice(at), fragment);
   return fragment;
 }
 
@@ -120,6 +173,21 @@ function upsertChat(message) {
   if (message.chatId !== state.current && message.fromMe) chat.unread = (chat.unread || 0) + 1;
   state.chats.set(message.chatId, chat);
   renderChats();
+}
+
+// The open chat's header: the name typed here, else the one the chat list or the history knows
+// (after a reload or a deep link nothing was typed in this page), else the number.
+function renderHeader() {
+  const chatId = state.current;
+  if (!chatId) return;
+  $("chat-name").textContent = nameOf(chatId) || displayNumber(chatId);
+  $("chat-number").textContent = `${displayNumber(chatId)} · chatting with ASPRI`;
+  paintAvatar($("chat-avatar"), chatId);
+}
+
+function learnName(chatId, messages) {
+  const named = messages.find((m) => !m.fromMe && m.fromName);  // newest first
+  if (named) state.learned.set(chatId, named.fromName);
 }
 
 function renderChats() {
@@ -171,6 +239,7 @@ async function loadChats() {
   const unread = new Map([...state.chats].map(([id, c]) => [id, c.unread || 0]));
   state.chats = new Map(chats.map((c) => [c.chatId, { ...c, unread: unread.get(c.chatId) || 0 }]));
   renderChats();
+  renderHeader();
 }
 
 // ------------------------------------------------------------------ messages
@@ -263,6 +332,8 @@ async function loadHistory() {
     if (error.status !== 404) throw error; // 404: nothing said in this chat yet
   }
   if (chatId !== state.current) return;
+  learnName(chatId, page.messages);
+  renderHeader();
   state.shown.clear();
   state.lastDay = null;
   state.lastSide = null;
@@ -300,9 +371,7 @@ async function openChat(chatId, name) {
   document.querySelector(".app").classList.add("chatting");
   $("empty").hidden = true;
   $("chat").hidden = false;
-  $("chat-name").textContent = nameOf(chatId) || displayNumber(chatId);
-  $("chat-number").textContent = `${displayNumber(chatId)} · chatting with ASPRI`;
-  paintAvatar($("chat-avatar"), chatId);
+  renderHeader();
   $("send-error").hidden = true;
   renderChats();
   await loadHistory();
