@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
-from aspri.api.whatsapp.chatid import InvalidChatId, is_group, normalize
+from aspri.schemas.chatid import InvalidChatId, is_group, normalize
 
 T = TypeVar("T")
 

@@ -17,9 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from aspri.api.whatsapp import chatid
 from aspri.config import Settings
-from aspri.schemas import REGISTRY, Event, Payload
+from aspri.schemas import REGISTRY, Event, Payload, chatid
 from aspri.schemas.access import (
     AccountLinked,
     ContactAllowed,

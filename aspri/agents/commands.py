@@ -23,9 +23,8 @@ from aspri.agents.prompt import HELP
 from aspri.agents.scope import targets
 from aspri.agents.session import Message, Session
 from aspri.agents.tools import McpTools, ToolFailed
-from aspri.api.whatsapp import chatid
 from aspri.config import Settings
-from aspri.schemas import REGISTRY
+from aspri.schemas import REGISTRY, chatid
 from aspri.schemas.chat import ChatReset
 from aspri.streams import keys
 from aspri.streams.log import EventLog

@@ -34,9 +34,8 @@ from aspri.agents.prompt import as_messages, trigger_message
 from aspri.agents.scope import Scope
 from aspri.agents.session import Message, Session, SessionStore
 from aspri.agents.tools import McpTools
-from aspri.api.whatsapp import chatid
 from aspri.config import Settings
-from aspri.schemas import REGISTRY, CronTrigger, Event, WhatsAppMessage
+from aspri.schemas import REGISTRY, CronTrigger, Event, WhatsAppMessage, chatid
 from aspri.schemas.chat import ChatTurn, TurnTimings
 from aspri.streams import ids, keys
 from aspri.streams.log import EventLog

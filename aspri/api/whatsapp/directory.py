@@ -21,9 +21,8 @@ from typing import Any
 import msgspec
 from redis.asyncio import Redis
 
-from aspri.api.whatsapp import chatid
 from aspri.api.whatsapp.history import MESSAGE_TYPE, millis
-from aspri.schemas import UndecodableEvent, WhatsAppMessage
+from aspri.schemas import UndecodableEvent, WhatsAppMessage, chatid
 from aspri.schemas.api import ChatSummary, Contact
 from aspri.schemas.envelope import text
 from aspri.streams import keys

@@ -14,9 +14,9 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
 
 from aspri.api.common import ApiError
-from aspri.api.whatsapp import chatid
 from aspri.api.whatsapp.gateway import MAX_MESSAGE_BYTES, Gateway
 from aspri.api.whatsapp.history import CURSOR, read_page
+from aspri.schemas import chatid
 from aspri.schemas.api import (
     ChatSummary,
     Contact,

@@ -6,9 +6,9 @@ import asyncio
 
 import pytest
 
-from aspri.api.whatsapp import chatid
 from aspri.api.whatsapp.pacing import Pacer
 from aspri.api.whatsapp.splitting import split_text
+from aspri.schemas import chatid
 from tests.api.whatsapp.conftest import FakeClock
 
 

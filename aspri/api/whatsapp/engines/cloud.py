@@ -19,10 +19,9 @@ import httpx
 import msgspec
 from opentelemetry.trace import SpanKind
 
-from aspri.api.whatsapp import chatid
 from aspri.api.whatsapp.channel import Channel, ChannelError, OnMessage
 from aspri.config import ConfigError, Settings
-from aspri.schemas import WhatsAppMessage
+from aspri.schemas import WhatsAppMessage, chatid
 from aspri.telemetry.tracing import tracer
 
 log = logging.getLogger(__name__)

@@ -1,7 +1,7 @@
 """WhatsApp chat ids: ``<digits>@c.us`` for people, ``<digits>[-<digits>]@g.us`` for groups.
 
 Clients may give a phone number in any common notation (``+62 812-3456-7890``, ``0062...``);
-every part of the gateway works with the normalised chat id, so one person has one chat stream
+every part of ASPRI works with the normalised chat id, so one person has one chat stream
 whatever way their number was written.
 """
 
