@@ -145,6 +145,8 @@ class Settings:
     idempotency_ttl_s: int = 7 * 24 * 3600
     cron_grace_s: float = 60.0
     cron_lease_s: float = 10.0
+    cron_allow_seconds: bool = False
+    cron_max_jobs_per_chat: int = 100
     whatsapp_cloud_verify_token: str | None = None
     whatsapp_cloud_app_secret: str | None = None
     whatsapp_cloud_access_token: str | None = None
@@ -220,6 +222,10 @@ class Settings:
             ),
             cron_grace_s=_read(e, "CRON_GRACE_SECONDS", d.cron_grace_s, _positive_float),
             cron_lease_s=_read(e, "CRON_LEASE_SECONDS", d.cron_lease_s, _positive_float),
+            cron_allow_seconds=_read(e, "CRON_ALLOW_SECONDS", d.cron_allow_seconds, _bool),
+            cron_max_jobs_per_chat=_read(
+                e, "CRON_MAX_JOBS_PER_CHAT", d.cron_max_jobs_per_chat, _positive_int
+            ),
             whatsapp_cloud_verify_token=_read(e, "WHATSAPP_CLOUD_VERIFY_TOKEN", None, _opt),
             whatsapp_cloud_app_secret=_read(e, "WHATSAPP_CLOUD_APP_SECRET", None, _opt),
             whatsapp_cloud_access_token=_read(e, "WHATSAPP_CLOUD_ACCESS_TOKEN", None, _opt),

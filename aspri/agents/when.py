@@ -54,6 +54,8 @@ _DURATION_FULL = re.compile(
     r"^(?:\d+(?:s|secs?|seconds?|m|mins?|minutes?|h|hrs?|hours?|d|days?))+$"
 )
 _CLOCK = re.compile(r"^(\d{1,2})(?:[:.](\d{2}))?\s*(am|pm)?$")
+MAX_AHEAD = timedelta(days=3650)
+"""The farthest a reminder may be set (the cron gateway takes ``runAt`` up to ~ten years)."""
 
 
 class WhenError(ValueError):
@@ -98,6 +100,11 @@ def _duration(words: list[str]) -> tuple[int, int]:
             total = sum(int(num) * _UNITS[unit] for num, unit in _DURATION.findall(candidate))
     if total <= 0:
         raise WhenError("after 'in' give a duration, like 'in 10m' or 'in 2 hours'")
+    if total > MAX_AHEAD.total_seconds():
+        raise WhenError(
+            f"that is too far ahead; I can remind you at most {MAX_AHEAD.days} days "
+            "(about ten years) from now"
+        )
     return total, used
 
 

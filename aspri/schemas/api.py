@@ -153,6 +153,8 @@ class Job(Body):
     run_at: str | None = None
     last_run_at: str | None = None
     next_run_at: str | None = None
+    problem: str | None = None
+    """Why the scheduler cannot plan this job's definition (it never fires); null when fine."""
 
 
 class JobPage(Body):

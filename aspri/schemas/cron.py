@@ -15,12 +15,12 @@ copies of the repeated hour, while a job whose hour field is ``*`` runs in every
 from __future__ import annotations
 
 import functools
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 import msgspec
-from croniter import CroniterBadDateError, croniter
+from croniter import CroniterBadDateError, CroniterError, croniter
 
 from aspri.schemas.envelope import Event
 from aspri.schemas.events import Payload
@@ -33,6 +33,9 @@ STATUSES = (RUNNING, STOPPED, COMPLETED)
 
 SKIP_COUNT_CAP = 1000
 """Missed runs are counted up to this many; a skip record with this count means "at least"."""
+
+MAX_SCHEDULE_CHARS = 200
+"""Longer schedules are refused unparsed: croniter takes seconds over a 500 KB expression."""
 
 # ------------------------------------------------------------------ events
 
@@ -110,6 +113,20 @@ class JobSkipped(Payload, frozen=True, kw_only=True):
     count: int = 1
 
 
+class JobRejected(Payload, frozen=True, kw_only=True):
+    """``cronjob:rejected`` v1: the scheduler cannot plan this definition of the job (unknown
+    timezone, a schedule croniter refuses, a time no calendar shows), so it never fires it.
+
+    Written by any producer that finds it out (the gateway refuses such definitions, but any
+    producer can append to ``cronjob:jobs``); ``definedAt`` is the ``updatedAt`` of the
+    definition it is about, so a later, good definition is not held back by it.
+    """
+
+    job_id: str
+    reason: str
+    defined_at: int
+
+
 REGISTRY.register("cronjob:created", JobCreated)
 REGISTRY.register("cronjob:updated", JobUpdated)
 REGISTRY.register("cronjob:deleted", JobDeleted)
@@ -117,6 +134,7 @@ REGISTRY.register("cronjob:started", JobStarted)
 REGISTRY.register("cronjob:stopped", JobStopped)
 REGISTRY.register("cronjob:fired", JobFired)
 REGISTRY.register("cronjob:skipped", JobSkipped)
+REGISTRY.register("cronjob:rejected", JobRejected)
 
 # ------------------------------------------------------------------ state and fold
 
@@ -139,6 +157,10 @@ class JobRecord(msgspec.Struct, kw_only=True, rename="camel"):
     last_run_at: int | None = None
     runs: int = 0
     skips: int = 0
+    problem: str | None = None
+    """Why this definition cannot be planned (then it never fires); None for a usable one."""
+    rejected: bool = False
+    """Whether a ``cronjob:rejected`` event records ``problem`` for this definition."""
 
     @property
     def cursor(self) -> int:
@@ -184,6 +206,8 @@ def _created(state: CronState, data: JobCreated, ts: int) -> None:
         armed_at=ts,
         digest=data.digest,
     )
+    job = state.jobs[data.job_id]
+    job.problem = unplannable(job)
 
 
 def _updated(state: CronState, data: JobUpdated, ts: int) -> None:
@@ -201,6 +225,8 @@ def _updated(state: CronState, data: JobUpdated, ts: int) -> None:
     job.name, job.schedule, job.run_at = data.name, data.schedule, data.run_at
     job.timezone, job.payload, job.status = data.timezone, data.payload, data.status
     job.updated_at = ts
+    if retimed:
+        job.problem, job.rejected = unplannable(job), False
 
 
 def _status(state: CronState, job_id: str, status: str, ts: int) -> None:
@@ -256,6 +282,10 @@ def apply_job_event(state: CronState, event: Event[Any]) -> None:
         _status(state, data.job_id, RUNNING, ts)
     elif isinstance(data, JobStopped):
         _status(state, data.job_id, STOPPED, ts)
+    elif isinstance(data, JobRejected):
+        job = state.jobs.get(data.job_id)
+        if job is not None and job.updated_at == data.defined_at:
+            job.problem, job.rejected = job.problem or data.reason, True
 
 
 # ------------------------------------------------------------------ timing
@@ -265,6 +295,33 @@ def apply_job_event(state: CronState, event: Event[Any]) -> None:
 def zone(name: str) -> ZoneInfo:
     """The IANA zone ``name`` (raises ZoneInfoNotFoundError or ValueError when unknown)."""
     return ZoneInfo(name)
+
+
+def unplannable(job: JobRecord) -> str | None:
+    """Why the scheduler could not plan this definition, or None when it can.
+
+    The gateway refuses such definitions; this catches those any other producer appends, so
+    one bad entry cannot stop the scheduler or ``GET /api/jobs`` for every other job.
+    """
+    try:
+        tz = zone(job.timezone)
+    except (KeyError, ValueError, OSError):  # not found, a path, a name too long for a file
+        return f"timezone: unknown IANA timezone {job.timezone[:64]!r}"
+    if job.schedule is not None:
+        if len(job.schedule) > MAX_SCHEDULE_CHARS:
+            return f"schedule: {len(job.schedule)} characters; at most {MAX_SCHEDULE_CHARS}"
+        try:
+            parse_cron(job.schedule)
+        except (CroniterError, ValueError, TypeError, KeyError, IndexError):
+            return f"schedule: {job.schedule[:64]!r} is not a cron expression"
+    for name, ms in (("runAt", job.run_at), ("createdAt", job.created_at)):
+        if ms is None:
+            continue
+        try:
+            datetime.fromtimestamp(ms / 1000, tz).astimezone(UTC)
+        except (ValueError, OverflowError, OSError):
+            return f"{name}: {ms} ms is outside the dates timezone {job.timezone!r} can show"
+    return None
 
 
 @functools.lru_cache(maxsize=4096)
@@ -355,7 +412,7 @@ def plan(job: JobRecord, now_ms: int, grace_ms: int) -> Plan:
     Of the runs missed while no scheduler ran, the latest fires if it is at most ``grace_ms``
     late; the older ones (or all of them, when even the latest is too late) are skipped.
     """
-    if job.status != RUNNING:
+    if job.status != RUNNING or job.problem is not None:
         return Plan(None)
     first = next_run(job, job.cursor)
     if first is None or first > now_ms:

@@ -2,6 +2,7 @@
 
 from aspri.streams.app import StreamApp
 from aspri.streams.log import AppendConflict, Appended, EventLog
+from aspri.streams.spec import Permanent
 from aspri.streams.table import Table
 
-__all__ = ["AppendConflict", "Appended", "EventLog", "StreamApp", "Table"]
+__all__ = ["AppendConflict", "Appended", "EventLog", "Permanent", "StreamApp", "Table"]

@@ -26,7 +26,7 @@ from aspri.schemas.envelope import fields_as_text, text
 from aspri.streams import keys, scripts
 from aspri.streams.iterator import EventStream
 from aspri.streams.ordering import KeyOrder
-from aspri.streams.spec import AgentSpec, Delivery, HandlerTimeout, dead_letter_fields
+from aspri.streams.spec import AgentSpec, Delivery, HandlerTimeout, Permanent, dead_letter_fields
 from aspri.streams.supervise import BACKOFF, TRANSIENT, supervise
 
 log = logging.getLogger(__name__)
@@ -307,7 +307,7 @@ class AgentRunner:
                 "error": reason,
             },
         )
-        if d.deliveries >= self.spec.max_deliveries:
+        if isinstance(exc, Permanent) or d.deliveries >= self.spec.max_deliveries:
             await self._finish_entry(d, dead_letter=reason)
             return None
         await asyncio.sleep(self.spec.retry_backoff_s * 2 ** (d.deliveries - 1))

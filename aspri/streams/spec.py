@@ -16,6 +16,12 @@ class HandlerTimeout(Exception):
     """A handler ran past its agent's ``timeout_s``: it was cancelled and the delivery failed."""
 
 
+class Permanent(Exception):
+    """Raised by a handler for an event that no retry can help (e.g. a trigger whose target
+    is not a chat): the runtime dead-letters it at its first failure instead of after
+    ``max_deliveries``."""
+
+
 @dataclass(frozen=True, kw_only=True)
 class AgentSpec:
     """How one agent consumes its stream; see ``StreamApp.agent``."""

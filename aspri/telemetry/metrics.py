@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Gauge, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
@@ -19,6 +19,14 @@ from aspri.streams import keys
 
 WATCHED = (keys.WHATSAPP_MESSAGES, keys.CRON_EVENTS, keys.CRON_JOBS)
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+PROCESS = CollectorRegistry()
+"""Counters of what this process decided (rendered after the stream metrics)."""
+CRON_JOBS_REJECTED = Counter(
+    "aspri_cron_jobs_rejected",
+    "Job definitions the scheduler could not plan and recorded as cronjob:rejected",
+    registry=PROCESS,
+)
 
 
 async def render(redis: Redis, streams: Sequence[str] = WATCHED) -> bytes:
@@ -56,4 +64,4 @@ async def render(redis: Redis, streams: Sequence[str] = WATCHED) -> bytes:
             name = text(group["name"])
             lag.labels(stream, name).set(int(group.get("lag") or 0))
             pending.labels(stream, name).set(int(group.get("pending") or 0))
-    return generate_latest(registry)
+    return generate_latest(registry) + generate_latest(PROCESS)

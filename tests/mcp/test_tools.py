@@ -229,7 +229,7 @@ async def test_same_idempotency_key_creates_one_job(stack: Stack) -> None:
     name = f"once {random.randrange(10**6)}"
     args = {
         "name": name,
-        "run_at": "2099-01-01T09:00:00",
+        "run_at": "2035-01-01T09:00:00",
         "timezone": "Europe/Berlin",
         "payload": {"phoneNumber": "+6281234567890", "prompt": "wish a happy new year"},
     }
@@ -238,7 +238,7 @@ async def test_same_idempotency_key_creates_one_job(stack: Stack) -> None:
         first = data_of(await session.call_tool("cronjob_create", args, meta=meta))
         again = data_of(await session.call_tool("cronjob_create", args, meta=meta))
         assert again["jobId"] == first["jobId"]
-        assert first["runAt"] == "2099-01-01T09:00:00+01:00"
+        assert first["runAt"] == "2035-01-01T09:00:00+01:00"
         jobs = await call(session, "cronjob_list", limit=100)
     assert [j["name"] for j in jobs["jobs"]].count(name) == 1
 

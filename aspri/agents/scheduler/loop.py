@@ -26,17 +26,19 @@ from redis.exceptions import RedisError
 from aspri.agents.scheduler.clock import Clock, SystemClock
 from aspri.agents.scheduler.fire import Conflict, Fenced, Prepared, RunWriter, prepare, skip_record
 from aspri.agents.scheduler.lease import Lease
-from aspri.schemas import Event
+from aspri.schemas import REGISTRY, Event
 from aspri.schemas.cron import (
     RUNNING,
     CronState,
     JobRecord,
+    JobRejected,
     JobSkipped,
     apply_job_event,
     job_ids_of,
     plan,
 )
 from aspri.streams import EventLog, Table, keys
+from aspri.telemetry.metrics import CRON_JOBS_REJECTED
 
 log = logging.getLogger(__name__)
 _tracer = trace.get_tracer("aspri.scheduler")
@@ -102,6 +104,8 @@ class Scheduler:
         self.fired = 0
         self.skipped = 0
         self.conflicts = 0
+        self.rejected = 0
+        self._rejections: dict[str, Event[JobRejected]] = {}
         self._planned: dict[str, Prepared] = {}
         self._buckets: dict[int, dict[str, Prepared]] = {}
         self._times: list[int] = []
@@ -174,6 +178,10 @@ class Scheduler:
         await self.table.catch_up()  # decide on the registry as it is now
         now = self._now_ms()
         skips = self._replan(now)
+        if self._rejections:  # recorded first; the next step plans on the state that has them
+            await self._reject()
+            self._dirty.update(s.data.job_id for s in skips)
+            return
         fires = self._take_due(now, skips)
         if fires or skips:
             await self._write(fires, skips, now)
@@ -205,12 +213,43 @@ class Scheduler:
         self._unplan(job.job_id)
         if job.status != RUNNING:
             return
-        due, skip = plan(job, now, self.grace_ms)
+        if job.problem is not None:
+            if not job.rejected:
+                self._rejection(job, job.problem)
+            return
+        try:
+            due, skip = plan(job, now, self.grace_ms)
+            run = prepare(job, due) if due is not None else None
+        except Exception as exc:  # anything a definition can make croniter or datetime raise
+            self._rejection(job, f"{type(exc).__name__}: {exc}"[:300])
+            return
         if skip is not None:
             skips.append(skip_record(job, skip))
-        if due is None:
-            return
-        self._restore([prepare(job, due)])
+        if run is not None:
+            self._restore([run])
+
+    def _rejection(self, job: JobRecord, reason: str) -> None:
+        data = JobRejected(job_id=job.job_id, reason=reason, defined_at=job.updated_at)
+        self._rejections[job.job_id] = REGISTRY.event(data, source="scheduler")
+
+    async def _reject(self) -> None:
+        """Record why jobs cannot be planned (once per definition, whoever holds the lease)."""
+        rejections, self._rejections = list(self._rejections.values()), {}
+        for event in rejections:
+            job = event.data
+            appended = await self.log.append(
+                keys.CRON_JOBS,
+                event,
+                idempotency_key=f"cronjob:rejected:{job.job_id}:{job.defined_at}",
+            )
+            if appended.duplicate:
+                continue
+            self.rejected += 1
+            CRON_JOBS_REJECTED.inc()
+            log.warning(
+                "job rejected: its definition cannot be planned",
+                extra={"job_id": job.job_id, "reason": job.reason, "entry": appended.id},
+            )
 
     def _restore(self, runs: list[Prepared]) -> None:
         """Plan prepared runs (also those of a refused write: the next step folds what was

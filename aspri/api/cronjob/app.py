@@ -11,6 +11,7 @@ from redis.asyncio import Redis
 from aspri.api.common import create_gateway
 from aspri.api.cronjob.registry import JobRegistry
 from aspri.api.cronjob.routes import routes
+from aspri.api.cronjob.validation import DEFAULT_LIMITS, Limits
 
 DESCRIPTION = """\
 Recurring and one-shot jobs for ASPRI. Every change is an event in the `cronjob:jobs` stream;
@@ -26,13 +27,16 @@ def create_app(
     now: Callable[[], float] = time.time,
     grace_s: float = 60.0,
     snapshot_every: int | None = 10_000,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> Litestar:
     """The gateway; its registry is rebuilt from the stream when the app starts."""
-    registry = JobRegistry(redis, now=now, snapshot_every=snapshot_every)
+    registry = JobRegistry(
+        redis, now=now, snapshot_every=snapshot_every, max_jobs_per_chat=limits.max_jobs_per_chat
+    )
     return create_gateway(
         title="ASPRI cron gateway",
         description=DESCRIPTION,
-        route_handlers=routes(registry, grace_s),
+        route_handlers=routes(registry, grace_s, limits),
         on_startup=[registry.start],
         on_shutdown=[registry.stop],
         state={"registry": registry},

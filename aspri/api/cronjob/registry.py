@@ -19,7 +19,7 @@ from opentelemetry import trace
 from redis.asyncio import Redis
 
 from aspri.api.common import ApiError
-from aspri.api.cronjob.validation import Definition, iso, require_future
+from aspri.api.cronjob.validation import Definition, chat_of, iso, require_future
 from aspri.schemas import REGISTRY, Event
 from aspri.schemas.cron import (
     COMPLETED,
@@ -58,10 +58,12 @@ class JobRegistry:
         now: Callable[[], float] = time.time,
         snapshot_every: int | None = 10_000,
         attempts: int = 100,
+        max_jobs_per_chat: int = 100,
     ) -> None:
         self.log = EventLog(redis)
         self.now = now
         self.attempts = attempts
+        self.max_jobs_per_chat = max_jobs_per_chat
         self.table: Table[CronState] = Table(
             self.log,
             keys.CRON_JOBS,
@@ -122,6 +124,7 @@ class JobRegistry:
                 created = False
                 return None
             require_future(spec.run_at, self.now_ms())
+            self._check_room(state, spec, job_id)
             return self._event(JobCreated(job_id=job_id, digest=digest, **spec.fields()))
 
         await self._command("create", job_id, decide)
@@ -136,6 +139,8 @@ class JobRegistry:
             wanted = spec.fields()
             if all(getattr(job, name) == value for name, value in wanted.items()):
                 return None
+            if chat_of(spec.payload) != chat_of(job.payload):
+                self._check_room(state, spec, job_id)
             return self._event(JobUpdated(job_id=job_id, **wanted))
 
         await self._command("update", job_id, decide)
@@ -194,6 +199,24 @@ class JobRegistry:
         return self._current(job_id)
 
     # -------------------------------------------------------------- plumbing
+
+    def _check_room(self, state: CronState, spec: Definition, job_id: str) -> None:
+        """409 when the chat the job targets already has as many live jobs as allowed."""
+        target = chat_of(spec.payload)
+        if target is None:
+            return
+        live = sum(
+            1
+            for job in state.jobs.values()
+            if job.status != COMPLETED and job.job_id != job_id and chat_of(job.payload) == target
+        )
+        if live >= self.max_jobs_per_chat:
+            raise ApiError(
+                409,
+                "limit_reached",
+                f"payload: chat {target} already has {live} jobs, the most allowed "
+                "(CRON_MAX_JOBS_PER_CHAT); delete one it no longer needs first",
+            )
 
     def _event(self, payload: Any) -> Event[Any]:
         return REGISTRY.event(payload, source="cronjob", timestamp=self.now_ms())

@@ -13,6 +13,8 @@ from redis.exceptions import RedisError
 from aspri.api.common import ApiError
 from aspri.api.cronjob.registry import JobRegistry
 from aspri.api.cronjob.validation import (
+    DEFAULT_LIMITS,
+    Limits,
     check_status_filter,
     iso,
     job_id_for,
@@ -50,25 +52,40 @@ def _errors(*statuses: int) -> dict[int, ResponseSpec]:
 
 
 def to_job(job: JobRecord, now_ms: int, grace_ms: int) -> Job:
-    """The API view of a job; times are ISO-8601 in the job's timezone."""
-    tz = job.timezone
+    """The API view of a job; times are ISO-8601 in the job's timezone (in UTC for a job
+    whose definition cannot be planned: such a job never fires and says why in ``problem``)."""
+    tz = job.timezone if job.problem is None else "UTC"
     due = plan(job, now_ms, grace_ms).due if job.status == RUNNING else None
     return Job(
         job_id=job.job_id,
         name=job.name,
         status=job.status,
-        timezone=tz,
+        timezone=job.timezone,
         payload=job.payload,
-        created_at=iso(job.created_at, tz),
-        updated_at=iso(job.updated_at, tz),
+        created_at=_shown(job.created_at, tz) or "",
+        updated_at=_shown(job.updated_at, tz) or "",
         schedule=job.schedule,
-        run_at=iso(job.run_at, tz) if job.run_at is not None else None,
-        last_run_at=iso(job.last_run_at, tz) if job.last_run_at is not None else None,
-        next_run_at=iso(due, tz) if due is not None else None,
+        run_at=_shown(job.run_at, tz),
+        last_run_at=_shown(job.last_run_at, tz),
+        next_run_at=_shown(due, tz),
+        problem=job.problem,
     )
 
 
-def routes(registry: JobRegistry, grace_s: float) -> list[ControllerRouterHandler]:
+def _shown(ms: int | None, tz: str) -> str | None:
+    """``iso`` for a time a record may hold (any producer writes the registry): None when no
+    calendar can show it, rather than a 500 for the whole list."""
+    if ms is None:
+        return None
+    try:
+        return iso(ms, tz)
+    except (ValueError, OverflowError, OSError):
+        return None
+
+
+def routes(
+    registry: JobRegistry, grace_s: float, limits: Limits = DEFAULT_LIMITS
+) -> list[ControllerRouterHandler]:
     """The handlers, bound to one registry."""
     grace_ms = int(grace_s * 1000)
 
@@ -89,11 +106,13 @@ def routes(registry: JobRegistry, grace_s: float) -> list[ControllerRouterHandle
         """Create a recurring (``schedule``) or one-shot (``runAt``) job.
 
         ``schedule`` has 5 fields (minute hour day-of-month month day-of-week) or 6 with seconds
-        first. ``runAt`` is ISO-8601; without an offset it is read in ``timezone`` (IANA,
-        default UTC). A ``jobId`` in the body or an ``Idempotency-Key`` header make the create
-        idempotent: a retry returns the first job (header ``Idempotent-Replayed: true``).
+        first (firing more than once a minute only with ``CRON_ALLOW_SECONDS=true``); at most
+        200 characters. ``runAt`` is ISO-8601, between now and about ten years ahead; without an
+        offset it is read in ``timezone`` (IANA, default UTC). A ``jobId`` in the body or an
+        ``Idempotency-Key`` header make the create idempotent: a retry returns the first job
+        (header ``Idempotent-Replayed: true``).
         """
-        spec = parse_create(data)
+        spec = parse_create(data, registry.now_ms(), limits)
         job, created = await registry.create(job_id_for(data, idempotency_key), spec)
         headers = {} if created else {"Idempotent-Replayed": "true"}
         return Response(view(job), status_code=201, headers=headers)
@@ -117,13 +136,18 @@ def routes(registry: JobRegistry, grace_s: float) -> list[ControllerRouterHandle
         return view(await registry.get(job_id))
 
     @patch(
-        "/api/jobs/{jobId:str}", tags=["jobs"], summary="Change a job", responses=_errors(400, 404)
+        "/api/jobs/{jobId:str}",
+        tags=["jobs"],
+        summary="Change a job",
+        responses=_errors(400, 404, 409),
     )
     async def update_job(job_id: JobPath, data: JSONBody[JobUpdate]) -> Success[Job]:
         """Only the fields given change. Giving ``schedule`` turns a one-shot job into a
         recurring one and giving ``runAt`` the reverse; a completed job given a new time runs
         again."""
-        job = await registry.update(job_id, lambda j: merge_update(j, data, registry.now_ms()))
+        job = await registry.update(
+            job_id, lambda j: merge_update(j, data, registry.now_ms(), limits)
+        )
         return view(job)
 
     @delete(
@@ -172,6 +196,7 @@ def routes(registry: JobRegistry, grace_s: float) -> list[ControllerRouterHandle
         details = {
             "jobs": len(jobs),
             "running": sum(j.status == RUNNING for j in jobs),
+            "unplannable": sum(j.problem is not None for j in jobs),
             "scheduler": text(holder).split("|")[0] if holder else None,
             "registryLastId": registry.table.last_id,
         }

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import uvicorn
 
 from aspri.api.cronjob.app import create_app
+from aspri.api.cronjob.validation import Limits
 from aspri.config import Settings
 from aspri.streams.connect import open_redis
 
@@ -35,7 +36,11 @@ class _Server(uvicorn.Server):
 
 async def _serve(settings: Settings) -> bool:
     async with open_redis(settings.redis_url, settings.data_dir) as redis:
-        app = create_app(redis, grace_s=settings.cron_grace_s)
+        limits = Limits(
+            allow_seconds=settings.cron_allow_seconds,
+            max_jobs_per_chat=settings.cron_max_jobs_per_chat,
+        )
+        app = create_app(redis, grace_s=settings.cron_grace_s, limits=limits)
         config = uvicorn.Config(
             app,
             host=settings.host,

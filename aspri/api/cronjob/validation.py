@@ -14,7 +14,7 @@ import re
 import uuid
 import zoneinfo
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import msgspec
@@ -22,10 +22,23 @@ from croniter import CroniterError, croniter
 
 from aspri.api.common import ApiError
 from aspri.schemas.api import JobCreate, JobUpdate
-from aspri.schemas.cron import COMPLETED, RUNNING, STATUSES, STOPPED, JobRecord, cron_next, zone
+from aspri.schemas.cron import (
+    COMPLETED,
+    RUNNING,
+    STATUSES,
+    STOPPED,
+    JobRecord,
+    cron_next,
+    parse_cron,
+    zone,
+)
 
 MAX_PAYLOAD_BYTES = 64 * 1024
 MAX_NAME_CHARS = 200
+MAX_SCHEDULE_CHARS = 200
+"""Checked before any parsing: croniter takes seconds over a 500 KB expression."""
+RUN_AT_MAX_AHEAD = timedelta(days=3653)
+"""``runAt`` at most about ten years ahead (and not before 1970): every timezone can show it."""
 _JOB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 _IDEMPOTENCY_NAMESPACE = uuid.UUID("6f1e3c52-7c0e-4c43-9f3b-2a8d7f0b9e41")
 
@@ -41,6 +54,21 @@ _CRON_FORMS = "a number, '*', a list '1,15', a range '1-5' or a step '*/10'"
 
 def invalid(message: str) -> ApiError:
     return ApiError(400, "invalid_request", message)
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """What one gateway accepts beyond well-formedness (settings ``CRON_*``, see README)."""
+
+    allow_seconds: bool = False
+    """Whether a schedule may fire more often than once a minute (``CRON_ALLOW_SECONDS``)."""
+    max_jobs_per_chat: int = 100
+    """Jobs whose payload targets one chat (``CRON_MAX_JOBS_PER_CHAT``)."""
+
+
+DEFAULT_LIMITS = Limits()
+ALLOW_ALL = Limits(allow_seconds=True)
+"""For re-checking a stored schedule: what was accepted once stays accepted."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,8 +106,13 @@ def check_timezone(name: str) -> str:
     return name
 
 
-def check_schedule(expression: str, timezone: str) -> str:
+def check_schedule(expression: str, timezone: str, limits: Limits = DEFAULT_LIMITS) -> str:
     """The normalised cron expression, or a 400 saying which field is wrong and why."""
+    if len(expression) > MAX_SCHEDULE_CHARS:
+        raise invalid(
+            f"schedule: is {len(expression)} characters; the limit is {MAX_SCHEDULE_CHARS} "
+            "(a cron expression such as '0 9 * * 1-5')"
+        )
     schedule = " ".join(expression.split())
     if not schedule:
         raise invalid("schedule: must not be empty; give a cron expression such as '0 9 * * *'")
@@ -90,7 +123,7 @@ def check_schedule(expression: str, timezone: str) -> str:
     elif len(fields) not in (5, 6):
         raise invalid(
             f"{prefix}: it has {len(fields)} fields; use 5 (minute hour day-of-month month "
-            "day-of-week, e.g. '0 9 * * 1-5') or 6 with seconds first (e.g. '*/30 * * * * *')"
+            "day-of-week, e.g. '0 9 * * 1-5') or 6 with seconds first (e.g. '30 0 9 * * *')"
         )
     else:
         names = ((("second", "0-59"),) if len(fields) == 6 else ()) + _CRON_FIELDS
@@ -105,7 +138,19 @@ def check_schedule(expression: str, timezone: str) -> str:
         _parse(schedule, f"{prefix}: the fields do not combine into a valid schedule")
     if cron_next(schedule, timezone, 0) is None:
         raise invalid(f"{prefix}: it never matches a date (e.g. 30 February)")
+    if not limits.allow_seconds and len(fields) == 6 and _seconds(schedule) != 1:
+        raise invalid(
+            f"schedule: {expression!r} fires more than once a minute (second field "
+            f"{fields[0]!r}); use 5 fields (e.g. '* * * * *' for every minute) or one second "
+            "value (e.g. '30 * * * * *'); CRON_ALLOW_SECONDS=true lifts this limit"
+        )
     return schedule
+
+
+def _seconds(schedule: str) -> int:
+    """How many second values a 6-field schedule fires at (croniter keeps them last; 60 = *)."""
+    values = parse_cron(schedule).expanded[5]
+    return 60 if values == ["*"] else len(values)
 
 
 def _parse(schedule: str, message: str) -> None:
@@ -115,18 +160,29 @@ def _parse(schedule: str, message: str) -> None:
         raise invalid(message) from None
 
 
-def parse_run_at(value: str, timezone: str) -> int:
-    """Unix ms of an ISO-8601 date-time; one without an offset is read in the job's timezone."""
+def parse_run_at(value: str, timezone: str, now_ms: int) -> int:
+    """Unix ms of an ISO-8601 date-time; one without an offset is read in the job's timezone.
+
+    Only 1970 to about ten years ahead: a time outside cannot be shown in every timezone.
+    """
+    example = "write e.g. '2026-05-01T09:00:00+07:00'"
     try:
-        moment = datetime.fromisoformat(value.strip())
-    except ValueError:
+        moment = datetime.fromisoformat(value.strip()[:64])
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=zone(timezone))
+        run_at = round(moment.timestamp() * 1000)
+    except (ValueError, OverflowError):
         raise invalid(
-            f"runAt: {value!r} is not an ISO-8601 date-time; write e.g. "
-            "'2026-05-01T09:00:00+07:00' (without an offset it is read in the job's timezone)"
+            f"runAt: {value[:64]!r} is not an ISO-8601 date-time; {example} (without an offset "
+            "it is read in the job's timezone)"
         ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=zone(timezone))
-    return round(moment.timestamp() * 1000)
+    latest = now_ms + int(RUN_AT_MAX_AHEAD.total_seconds() * 1000)
+    if not 0 <= run_at <= latest:
+        raise invalid(
+            f"runAt: {value[:64]!r} is out of range; give a time between now and "
+            f"{iso(latest, 'UTC')[:10]} (about ten years ahead); {example}"
+        )
+    return run_at
 
 
 def require_future(run_at: int | None, now_ms: int) -> None:
@@ -185,13 +241,15 @@ def _timing(schedule: str | None, run_at: str | None) -> None:
         )
 
 
-def parse_create(body: JobCreate) -> Definition:
+def parse_create(body: JobCreate, now_ms: int, limits: Limits = DEFAULT_LIMITS) -> Definition:
     """Every check of a create except "runAt is in the future" (a retry may come late)."""
     name = check_name(body.name)
     timezone = check_timezone(body.timezone)
     _timing(body.schedule, body.run_at)
-    schedule = check_schedule(body.schedule, timezone) if body.schedule is not None else None
-    run_at = parse_run_at(body.run_at, timezone) if body.run_at is not None else None
+    schedule = (
+        check_schedule(body.schedule, timezone, limits) if body.schedule is not None else None
+    )
+    run_at = parse_run_at(body.run_at, timezone, now_ms) if body.run_at is not None else None
     return Definition(
         name=name,
         schedule=schedule,
@@ -211,19 +269,21 @@ def job_id_for(body: JobCreate, idempotency_key: str | None) -> str:
     return str(uuid.uuid4())
 
 
-def merge_update(job: JobRecord, body: JobUpdate, now_ms: int) -> Definition:
+def merge_update(
+    job: JobRecord, body: JobUpdate, now_ms: int, limits: Limits = DEFAULT_LIMITS
+) -> Definition:
     """The job's definition after ``body``: giving ``schedule`` drops ``runAt`` and vice versa."""
     if body.schedule is not None and body.run_at is not None:
         _timing(body.schedule, body.run_at)
-    timezone = check_timezone(body.timezone) if body.timezone is not None else job.timezone
+    timezone = check_timezone(body.timezone if body.timezone is not None else job.timezone)
     schedule, run_at = job.schedule, job.run_at
     if body.schedule is not None:
-        schedule, run_at = check_schedule(body.schedule, timezone), None
+        schedule, run_at = check_schedule(body.schedule, timezone, limits), None
     elif body.run_at is not None:
-        schedule, run_at = None, parse_run_at(body.run_at, timezone)
+        schedule, run_at = None, parse_run_at(body.run_at, timezone, now_ms)
         require_future(run_at, now_ms)
     elif schedule is not None and body.timezone is not None:
-        schedule = check_schedule(schedule, timezone)
+        schedule = check_schedule(schedule, timezone, ALLOW_ALL)
     status = job.status
     if status == COMPLETED and (schedule, run_at) != (job.schedule, job.run_at):
         status = RUNNING  # a finished one-shot given a new time runs again
@@ -235,6 +295,16 @@ def merge_update(job: JobRecord, body: JobUpdate, now_ms: int) -> Definition:
         payload=check_payload(body.payload) if body.payload is not None else job.payload,
         status=status,
     )
+
+
+def chat_of(payload: dict[str, Any]) -> str | None:
+    """The chat a job's payload targets (``chatId``, or ``phoneNumber`` as ``<digits>@c.us``)."""
+    chat = payload.get("chatId")
+    if isinstance(chat, str) and chat.strip():
+        return chat.strip()
+    number = payload.get("phoneNumber")
+    digits = "".join(ch for ch in number if ch.isdigit()) if isinstance(number, str) else ""
+    return f"{digits.removeprefix('00')}@c.us" if digits else None
 
 
 def iso(ms: int, timezone: str) -> str:

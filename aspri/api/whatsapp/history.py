@@ -17,7 +17,17 @@ from aspri.streams import keys
 from aspri.streams.log import EventLog
 
 MESSAGE_TYPE = "whatsapp:message"
-CURSOR = re.compile(r"^\d{1,20}(-\d{1,20})?$")
+CURSOR = re.compile(r"^(\d{1,20})(?:-(\d{1,20}))?$")
+_ID_PART_MAX = 2**64 - 1
+
+
+def valid_cursor(before: str) -> bool:
+    """Whether ``before`` is a stream id Redis accepts as an exclusive end (above ``0-0``)."""
+    match = CURSOR.match(before)
+    if match is None:
+        return False
+    ms, seq = int(match.group(1)), int(match.group(2) or 0)
+    return ms <= _ID_PART_MAX and seq <= _ID_PART_MAX and (ms, seq) > (0, 0)
 
 
 def millis(timestamp: int) -> int:

@@ -15,7 +15,7 @@ from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
 
 from aspri.api.common import ApiError
 from aspri.api.whatsapp.gateway import MAX_MESSAGE_BYTES, Gateway
-from aspri.api.whatsapp.history import CURSOR, read_page
+from aspri.api.whatsapp.history import read_page, valid_cursor
 from aspri.schemas import chatid
 from aspri.schemas.api import (
     ChatSummary,
@@ -80,7 +80,7 @@ async def get_messages(
 ) -> Success[MessagePage]:
     """A chat's messages, newest first; page with ``before``."""
     chat_id = parse_chat_id(phone_number, "phoneNumber")
-    if before is not None and not CURSOR.match(before):
+    if before is not None and not valid_cursor(before):
         reason = "before: must be a nextBefore value like 1718000000000-0"
         raise ApiError(400, "invalid_request", reason)
     if not await gateway.redis.exists(keys.chat(chat_id)):

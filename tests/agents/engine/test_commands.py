@@ -41,6 +41,7 @@ async def test_commands_work_without_the_model(stack: Stack) -> None:
         await stack.say(number, "/status")
         await stack.say(number, "/remind whenever tea")
         await stack.say(number, "/frobnicate")
+        await stack.say(number, "/remind in 99999999999m tea")
         await stack.wait_answered(chat)
     replies = await stack.replies(chat)
     assert model.calls == []
@@ -54,6 +55,7 @@ async def test_commands_work_without_the_model(stack: Stack) -> None:
     assert stack.settings.model_name in replies[6]
     assert replies[7].startswith("I did not understand when")
     assert replies[8].startswith("I do not know the command /frobnicate")
+    assert "too far ahead" in replies[9]  # once, at the first delivery: no retries, no apology
     r = await stack.http.get(f"{stack.settings.cronjob_url}/api/jobs", params={"limit": 100})
     mine = [j for j in r.json()["data"]["jobs"] if j["payload"].get("chatId") == chat]
     assert [(j["schedule"], j["payload"]["message"]) for j in mine] == [
@@ -126,6 +128,8 @@ def test_when_is_understood(args: str, schedule: str | None, run_at: str | None,
         ("in 10m", "what should I remind you of"),
         ("every 90m tea", "whole minutes below an hour"),
         ("someday tea", "did not understand"),
+        ("in 99999999999m tea", "too far ahead"),
+        ("in 3651d tea", "too far ahead"),
     ],
 )
 def test_when_explains_what_it_did_not_understand(args: str, problem: str) -> None:

@@ -12,6 +12,7 @@ import pytest
 from redis.asyncio import Redis
 
 from aspri.api.cronjob.app import create_app
+from aspri.api.cronjob.validation import DEFAULT_LIMITS, Limits
 
 
 @contextlib.asynccontextmanager
@@ -20,10 +21,11 @@ async def gateway(
     *,
     now: Callable[[], float] = time.time,
     snapshot_every: int | None = None,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> AsyncIterator[httpx.AsyncClient]:
     """One gateway process: its own connection, its own registry rebuilt at start."""
     client = Redis.from_url(redis_url)
-    app = create_app(client, now=now, snapshot_every=snapshot_every)
+    app = create_app(client, now=now, snapshot_every=snapshot_every, limits=limits)
     started, stop = asyncio.Event(), asyncio.Event()
 
     async def lifespan() -> None:  # entered and left in one task, as a server does

@@ -45,9 +45,9 @@ async def test_create_get_update_delete(api: httpx.AsyncClient, redis: Redis) ->
     assert "T07:30:00+07:00" in patched["nextRunAt"]
     assert datetime.fromisoformat(patched["nextRunAt"]).weekday() < 5
 
-    one_shot = data(await api.patch(f"/api/jobs/{job_id}", json={"runAt": "2099-01-01T08:00:00"}))
+    one_shot = data(await api.patch(f"/api/jobs/{job_id}", json={"runAt": "2035-01-01T08:00:00"}))
     assert one_shot["schedule"] is None
-    assert one_shot["runAt"] == one_shot["nextRunAt"] == "2099-01-01T08:00:00+07:00"
+    assert one_shot["runAt"] == one_shot["nextRunAt"] == "2035-01-01T08:00:00+07:00"
 
     gone = data(await api.delete(f"/api/jobs/{job_id}"))
     assert gone["jobId"] == job_id
@@ -155,9 +155,9 @@ async def test_gateway_restart_loses_no_job(redis_url: str, redis: Redis) -> Non
 async def test_one_shot_completes_and_needs_a_new_time(
     api: httpx.AsyncClient, redis: Redis
 ) -> None:
-    run_at = "2099-06-01T12:00:00+00:00"
+    run_at = "2035-06-01T12:00:00+00:00"
     job = data(await api.post("/api/jobs", json={**DAILY, "schedule": None, "runAt": run_at}), 201)
-    assert job["runAt"] == "2099-06-01T19:00:00+07:00"  # shown in the job's timezone
+    assert job["runAt"] == "2035-06-01T19:00:00+07:00"  # shown in the job's timezone
     scheduled = int(datetime.fromisoformat(run_at).timestamp() * 1000)
     fired = REGISTRY.event(JobFired(runs=[FiredRun(job_id=job["jobId"], scheduled_time=scheduled)]))
     await EventLog(redis).append(keys.CRON_JOBS, fired)
@@ -167,8 +167,8 @@ async def test_one_shot_completes_and_needs_a_new_time(
     assert [j["jobId"] for j in listed["jobs"]] == [job["jobId"]]
     refused = await api.post(f"/api/jobs/{job['jobId']}/start")
     assert refused.status_code == 409 and "runAt" in refused.json()["error"]["message"]
-    again = data(await api.patch(f"/api/jobs/{job['jobId']}", json={"runAt": "2099-07-01T00:00Z"}))
-    assert again["status"] == "running" and again["nextRunAt"].startswith("2099-07-01T07:00")
+    again = data(await api.patch(f"/api/jobs/{job['jobId']}", json={"runAt": "2035-07-01T00:00Z"}))
+    assert again["status"] == "running" and again["nextRunAt"].startswith("2035-07-01T07:00")
 
 
 async def test_health_openapi_and_ui(api: httpx.AsyncClient) -> None:

@@ -151,10 +151,17 @@ async def test_history_bad_input(open_gateway: GatewayFactory) -> None:
         malformed = await gw.client.get("/api/messages/hello")
         assert malformed.status_code == 400 and "phoneNumber" in error_of(malformed)["message"]
         await say(gw.client, ALICE, "hi")
-        for params in ({"limit": 0}, {"limit": 501}, {"limit": "x"}, {"before": "yesterday"}):
+        bad_cursors = ("yesterday", "0-0", "0", "18446744073709551616-0", "1-18446744073709551616")
+        for params in (
+            {"limit": 0},
+            {"limit": 501},
+            {"limit": "x"},
+            *({"before": cursor} for cursor in bad_cursors),
+        ):
             response = await gw.client.get(f"/api/messages/{ALICE}", params=params)
             assert response.status_code == 400, (params, response.text)
-            error_of(response)
+            error = error_of(response)
+            assert next(iter(params)) in error["message"], error
 
 
 async def test_chats_by_last_activity_and_contact_search(open_gateway: GatewayFactory) -> None:
