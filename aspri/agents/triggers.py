@@ -16,20 +16,16 @@ so a redelivered trigger (or a second trigger for the same run) sends nothing ne
 from __future__ import annotations
 
 import logging
-import re
 from typing import Any
 
 from opentelemetry import trace
 
 from aspri.agents.access import Access
 from aspri.agents.turns import Conversation
-from aspri.schemas import CronTrigger, Event
+from aspri.schemas import CronTrigger, Event, chatid
 from aspri.streams import Permanent
 
 log = logging.getLogger(__name__)
-
-_CHAT = re.compile(r"^\d{5,20}(-\d{5,20})?@(c\.us|g\.us|s\.whatsapp\.net|lid)$")
-"""The chat ids a trigger may target (the gateway's forms; anything else cannot be sent to)."""
 
 
 def chat_id_of(target: str) -> str:
@@ -66,8 +62,10 @@ class Triggers:
             log.info("trigger without a chat or text: recorded only", extra=info)
             span.set_attribute("aspri.trigger.action", "none")
             return
-        if not _CHAT.match(chat_id_of(target)):  # no retry can make it a chat
-            raise Permanent(f"job {trigger.job_id}: the target {target[:64]!r} is not a chat")
+        try:
+            chatid.normalize(target)
+        except chatid.InvalidChatId as exc:  # no retry can make it a chat
+            raise Permanent(f"job {trigger.job_id}: the target is not a chat: {exc}") from None
         await self.access.refresh()
         principal = self.access.principal_for(chat_id_of(target))
         if principal is None:

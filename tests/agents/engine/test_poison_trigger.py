@@ -37,4 +37,4 @@ async def test_a_trigger_without_a_usable_target_is_dead_lettered_at_once(stack:
         (letter,) = await wait_until(dead, 10)
         assert await stack.wait_replies(f"{good_number}@c.us", 1) == ["still works"]
     assert letter["deliveries"] == "1"
-    assert letter["error"].startswith("Permanent:") and "not a chat" in letter["error"]
+    assert letter["error"].startswith("Permanent:") and "is not a chat" in letter["error"]
