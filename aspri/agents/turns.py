@@ -179,7 +179,13 @@ class Conversation:
         sent: dict[str, Any] = {}
         if code is not None:
             notice = pairing_notice(self.settings.assistant_name, code)
-            sent = await self.send(session.chat_id, notice, f"{base}:reply", cause.event_id)
+            try:
+                sent = await self.send(session.chat_id, notice, f"{base}:reply", cause.event_id)
+            except Exception as exc:  # the notice is a courtesy: never let it block the chat
+                if event.deliveries < self.settings.max_deliveries:
+                    raise
+                log.warning("pairing notice not sent", extra={"error": repr(exc)[:300]})
+                code = None
         turn = ChatTurn(
             chat_id=session.chat_id,
             cause=cause.event_id,
@@ -285,7 +291,9 @@ class Conversation:
             fired = datetime.fromtimestamp(trigger.scheduled_time / 1000, self.zone)
             history = session.history(session.last_id)
             messages: list[BaseMessage] = as_messages(history, self.access.is_owner)
-            messages.append(trigger_message(trigger.job_name, prompt, fired))
+            messages.append(
+                trigger_message(trigger.job_name, prompt, fired, quoted=not principal.is_owner)
+            )
             try:
                 text = await run_agent(self.agent, messages, ctx)
             except Exception:

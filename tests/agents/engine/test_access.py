@@ -292,10 +292,17 @@ async def test_approvals_agree_across_workers_and_survive_a_restart(
             await wait_until(lambda: all(chat in w.engine.access.state.contacts for w in workers))
         await stack.say(contact, "one")  # only the first worker is left
         await stack.wait_replies(chat, 1)
-    async with stack.engine(scripted(echo), **rules):  # a restart: rebuilt from the stream
+    model = scripted(echo)
+    async with stack.engine(model, **rules):  # a restart: rebuilt from the stream
         await stack.say(contact, "two")
         replies = await stack.wait_replies(chat, 2)
+        await stack.say(owner, f"/revoke +{contact}")
+        await stack.wait_replies(f"{owner}@c.us", 2)
+        await stack.say(contact, "three")
+        await stack.wait_answered(chat)
     assert replies[0].endswith('"""\none\n"""') and replies[1].endswith('"""\ntwo\n"""')
+    assert len(model.calls) == 1
+    assert (await stack.turns(chat))[-1].kind == "pairing"  # a stranger again: a notice only
 
 
 async def test_on_the_browser_engine_the_linked_account_is_an_owner(
