@@ -14,9 +14,12 @@ export UV_LINK_MODE = copy
 
 .PHONY: up test lint typecheck bench check chromium compose-check lock clean
 
+# uv from PyPI into .uv/: with the interpreter's own pip when it has one (no venv to build: ~10 s
+# less on a first run), else through a small venv.
 $(UV):
-	$(PYTHON) -m venv $(UV_HOME)
-	$(UV_HOME)/bin/python -m pip install -q uv==$(UV_VERSION)
+	$(PYTHON) -m pip install -q --disable-pip-version-check --root-user-action=ignore --target $(UV_HOME) uv==$(UV_VERSION) \
+	  || { rm -rf $(UV_HOME) && $(PYTHON) -m venv $(UV_HOME) \
+	       && $(UV_HOME)/bin/python -m pip install -q uv==$(UV_VERSION); }
 
 # --locked: a pyproject.toml changed without `uv lock` stops here instead of drifting.
 $(STAMP): pyproject.toml uv.lock | $(UV)
