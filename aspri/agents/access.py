@@ -48,7 +48,7 @@ class AccessState:
     """The fold of ``access:events``."""
 
     contacts: dict[str, str] = field(default_factory=dict)
-    """Allowed contact chat id → how (``pair`` or ``allow``)."""
+    """Allowed contact (``person`` of the chat id) → how (``pair`` or ``allow``)."""
     groups: dict[str, str] = field(default_factory=dict)
     """Allowlisted group chat id → who allowed it."""
     codes: dict[str, PairingRequested] = field(default_factory=dict)
@@ -62,12 +62,12 @@ class AccessState:
 def apply(state: AccessState, event: Event[Any]) -> None:
     data = event.data
     if isinstance(data, ContactAllowed):
-        state.contacts[data.chat_id] = "pair" if data.code else "allow"
+        state.contacts[person(data.chat_id)] = "pair" if data.code else "allow"
         if data.code:
             state.used[data.code] = data.chat_id
         state.codes = {c: p for c, p in state.codes.items() if p.chat_id != data.chat_id}
     elif isinstance(data, ContactRevoked):
-        state.contacts.pop(data.chat_id, None)
+        state.contacts.pop(person(data.chat_id), None)
     elif isinstance(data, GroupAllowed):
         state.groups[data.chat_id] = data.by
     elif isinstance(data, GroupRevoked):
@@ -96,13 +96,16 @@ class Principal:
         return self.kind == "owner"
 
 
+def person(chat_id: str) -> str:
+    """One key per person: ``…@s.whatsapp.net`` and ``…@c.us`` of one number are the same."""
+    if chat_id.endswith("@s.whatsapp.net"):
+        return f"{chatid.number(chat_id)}@c.us"
+    return chat_id
+
+
 def same_person(a: str, b: str) -> bool:
-    """Whether two chat ids name one person (``…@c.us`` and ``…@s.whatsapp.net`` alike)."""
-    if a == b:
-        return True
-    if chatid.is_group(a) or chatid.is_group(b) or a.endswith("@lid") or b.endswith("@lid"):
-        return False
-    return chatid.number(a) == chatid.number(b)
+    """Whether two chat ids name one person."""
+    return person(a) == person(b)
 
 
 def as_chat_id(target: str) -> str | None:
@@ -125,6 +128,7 @@ class Access:
         self.table: Table[AccessState] = Table(
             log_, keys.ACCESS, initial=AccessState, apply=apply, name="access"
         )
+        self._owners = frozenset(person(o) for o in settings.owner_numbers)
         self.trusted = settings.whatsapp_engine == "local" and not settings.owner_numbers
         """The local web chat without OWNER_NUMBERS: its page is behind the API key, so
         everyone who types in it is the owner."""
@@ -148,7 +152,7 @@ class Access:
     # ------------------------------------------------------------------ the rules
 
     def is_owner(self, sender: str) -> bool:
-        if self.trusted or any(same_person(sender, o) for o in self.settings.owner_numbers):
+        if self.trusted or person(sender) in self._owners:
             return True
         linked = self.state.linked if self.settings.whatsapp_engine == "browser" else None
         return linked is not None and same_person(sender, linked)
@@ -165,7 +169,7 @@ class Access:
         policy = self.settings.dm_policy
         if policy == "open":
             return "contact"
-        if policy != "disabled" and any(same_person(sender, c) for c in self.state.contacts):
+        if policy != "disabled" and person(sender) in self.state.contacts:
             return "contact"
         return "stranger"
 
