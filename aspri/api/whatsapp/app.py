@@ -30,8 +30,15 @@ def make_channel(settings: Settings) -> Channel:
     if settings.whatsapp_engine == "cloud":
         return CloudChannel(settings)
     if settings.whatsapp_engine == "browser":
-        from aspri.api.whatsapp.engines.browser import BrowserChannel
-
+        try:
+            from aspri.api.whatsapp.engines.browser import BrowserChannel
+        except ModuleNotFoundError as exc:
+            if (exc.name or "").partition(".")[0] != "playwright":
+                raise
+            raise RuntimeError(
+                "WHATSAPP_ENGINE=browser needs Playwright: install the browser extra "
+                "(uv sync --extra browser; the image: --build-arg WITH_CHROMIUM=1)"
+            ) from None
         return BrowserChannel(settings)
     return LocalChannel()
 
