@@ -179,8 +179,8 @@ class Access:
         )
 
     def may_target(self, chat_id: str) -> bool:
-        """Whether a job or a message may be sent to this chat at all: owners, allowed
-        contacts and allowlisted groups, never a stranger."""
+        """Whether a job may send to this chat: an owner, an allowed contact or an allowlisted
+        group, never a stranger."""
         if chatid.is_group(chat_id):
             return self.group_allowed(chat_id)
         return self.kind(chat_id) != "stranger"
