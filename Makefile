@@ -12,7 +12,7 @@ UV = $(UV_HOME)/bin/uv
 export UV_PROJECT_ENVIRONMENT = $(VENV)
 export UV_LINK_MODE = copy
 
-.PHONY: up test lint typecheck bench check chromium compose-check lock clean
+.PHONY: up test lint typecheck bench check chaos chromium compose-check lock clean
 
 # uv from PyPI into .uv/: with the interpreter's own pip when it has one (no venv to build: ~10 s
 # less on a first run), else through a small venv.
@@ -50,6 +50,10 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 check: lint typecheck test
+
+# The fault-injection suite's long forms (10,000 messages); its quick forms run in `make test`.
+chaos: $(STAMP)
+	CHAOS_LONG=1 $(BIN)/python -m pytest -q -s -m chaos tests/chaos
 
 bench: $(STAMP)
 	$(BIN)/python bench/streams.py
