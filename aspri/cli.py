@@ -10,6 +10,7 @@ import argparse
 import sys
 
 from aspri.config import ConfigError, Settings
+from aspri.streams.connect import StoreRefused
 from aspri.telemetry.logs import setup_logging
 from aspri.telemetry.tracing import setup_tracing
 
@@ -51,7 +52,11 @@ def main(argv: list[str] | None = None) -> int:
         from aspri.mcp.server import main as mcp_main
 
         return mcp_main(settings, transport=args.transport)
-    return run(settings)
+    try:
+        return run(settings)
+    except StoreRefused as exc:  # wrong credentials: say which setting, never the password
+        print(f"aspri {args.command}: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -147,6 +147,7 @@ class Settings:
     cron_lease_s: float = 10.0
     cron_allow_seconds: bool = False
     cron_max_jobs_per_chat: int = 100
+    health_ttl_s: float = 15.0
     whatsapp_cloud_verify_token: str | None = None
     whatsapp_cloud_app_secret: str | None = None
     whatsapp_cloud_access_token: str | None = None
@@ -226,6 +227,7 @@ class Settings:
             cron_max_jobs_per_chat=_read(
                 e, "CRON_MAX_JOBS_PER_CHAT", d.cron_max_jobs_per_chat, _positive_int
             ),
+            health_ttl_s=_read(e, "HEALTH_TTL_SECONDS", d.health_ttl_s, _positive_float),
             whatsapp_cloud_verify_token=_read(e, "WHATSAPP_CLOUD_VERIFY_TOKEN", None, _opt),
             whatsapp_cloud_app_secret=_read(e, "WHATSAPP_CLOUD_APP_SECRET", None, _opt),
             whatsapp_cloud_access_token=_read(e, "WHATSAPP_CLOUD_ACCESS_TOKEN", None, _opt),

@@ -1,102 +1,178 @@
 """``aspri up``: the whole assistant on one machine, as one supervised process tree.
 
-It starts the embedded Valkey (unless ``REDIS_URL`` is set), then the WhatsApp gateway, the cron
-gateway, the scheduler and one engine worker (which spawns its MCP server) as child processes
-sharing that URL. A child that dies is restarted with backoff; Ctrl-C (SIGINT) or SIGTERM stops
-them in reverse order and then the server, so a second start finds every chat and job again.
+First it checks that the gateways' ports are free (else it stops at once, naming the port and
+the variable to change). Then it starts the embedded Valkey (unless ``REDIS_URL`` is set), the
+WhatsApp gateway, the cron gateway, the scheduler and one engine worker (which spawns its MCP
+server), each a child process in its own session, sharing the store's URL. A child that dies
+is restarted (Valkey on the same port and data directory); one that keeps failing is reported
+with its last output and ends ``aspri up`` with status 1. The banner comes once every part is
+healthy, or after a deadline with the parts that are not. Ctrl-C (SIGINT) or SIGTERM stops the
+engine and scheduler, then the gateways, then Valkey, so no service loses its store while
+stopping and a second start finds every chat and job again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import os
 import signal
+import socket
 import sys
 import time
 import webbrowser
-from dataclasses import dataclass, field
 
 import httpx
+from redis.asyncio import Redis
 
-from aspri.agents.llm import probe
 from aspri.config import Settings
-from aspri.streams.server import EmbeddedServer
+from aspri.streams.connect import StoreRefused, outage, redacted, refused
+from aspri.streams.health import instances
+from aspri.streams.server import free_port, valkey_command
+from aspri.supervisor import Spec, Supervisor
 
 log = logging.getLogger(__name__)
 
+VALKEY = "valkey"
 SERVICES = ("whatsapp", "cron", "scheduler", "engine")
-"""Start order; stopped in reverse, so the engine stops consuming before the gateways go."""
+"""Start order, after Valkey."""
+STOP_ORDER = (("engine", "scheduler"), ("whatsapp", "cron"))
+"""Consumers first, then the gateways they send through; Valkey last of all."""
+READY_TIMEOUT_S = 90.0
+CONFIG_ERROR = 2
+"""The exit status of an ``aspri`` command that stopped on a configuration error."""
 
 
-@dataclass
-class Child:
-    """One supervised service process."""
-
-    name: str
-    env: dict[str, str]
-    process: asyncio.subprocess.Process | None = None
-    restarts: int = 0
-    started_at: float = field(default_factory=time.monotonic)
-
-    async def start(self) -> None:
-        self.started_at = time.monotonic()
-        self.process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "aspri.cli", self.name, env=self.env, start_new_session=True
-        )
-        log.info("service started", extra={"service": self.name, "pid": self.process.pid})
-
-    async def stop(self, timeout: float = 10.0) -> None:  # noqa: ASYNC109
-        proc = self.process
-        if proc is None or proc.returncode is not None:
-            return
-        proc.send_signal(signal.SIGTERM)
-        try:
-            await asyncio.wait_for(proc.wait(), timeout)
-        except TimeoutError:
-            log.warning("service did not stop in time; killing it", extra={"service": self.name})
-            proc.kill()
-            await proc.wait()
+class StartFailed(Exception):
+    """``aspri up`` cannot start; the message says why and what to do."""
 
 
-async def _supervise(child: Child, stopping: asyncio.Event) -> None:
-    """Restart the child whenever it exits on its own, backing off when it keeps crashing."""
-    while not stopping.is_set():
-        await child.start()
-        assert child.process is not None
-        waiter = asyncio.create_task(child.process.wait())
-        stop = asyncio.create_task(stopping.wait())
-        await asyncio.wait({waiter, stop}, return_when=asyncio.FIRST_COMPLETED)
-        stop.cancel()
-        if stopping.is_set():
-            waiter.cancel()
-            return
-        code = child.process.returncode
-        ran = time.monotonic() - child.started_at
-        child.restarts = 0 if ran > 30 else child.restarts + 1
-        delay = min(30.0, 0.5 * 2**child.restarts)
-        log.error(
-            "service exited; restarting",
-            extra={"service": child.name, "code": code, "in_seconds": delay},
-        )
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stopping.wait(), delay)
+def busy_ports(settings: Settings) -> list[tuple[str, int]]:
+    """The (variable, port) pairs of the gateways whose port something else already holds."""
+    busy = []
+    for variable, port in (
+        ("WHATSAPP_PORT", settings.whatsapp_port),
+        ("CRONJOB_PORT", settings.cronjob_port),
+    ):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+            try:
+                sock.bind((settings.host, port))
+            except OSError as exc:
+                if exc.errno != errno.EADDRINUSE:
+                    raise
+                busy.append((variable, port))
+    return busy
 
 
-async def _wait_healthy(url: str, timeout: float = 30.0) -> bool:  # noqa: ASYNC109
-    deadline = time.monotonic() + timeout
+def _port_message(busy: list[tuple[str, int]]) -> str:
+    lines = [f"aspri up: port {port} ({variable}) is already in use" for variable, port in busy]
+    variable, port = busy[0]
+    lines.append(
+        f"Stop what listens there, or choose another port, e.g. `{variable}={port + 10} make up`"
+        f" (or `{variable}={port + 10} aspri up`). Nothing was started."
+    )
+    return "\n".join(lines)
+
+
+def service_env(settings: Settings, redis_url: str) -> dict[str, str]:
+    """The environment every service gets: ours, plus where the store and the data are."""
+    return {**os.environ, "REDIS_URL": redis_url, "ASPRI_DATA_DIR": str(settings.data_dir)}
+
+
+def service_spec(name: str, env: dict[str, str]) -> Spec:
+    return Spec(name, [sys.executable, "-m", "aspri.cli", name], env=env)
+
+
+async def start_store(supervisor: Supervisor, settings: Settings) -> str:
+    """The store's URL: ``REDIS_URL`` once it answers, else a supervised embedded Valkey."""
+    if settings.redis_url is not None:
+        await _reachable(settings.redis_url, timeout_s=10.0)
+        return settings.redis_url
+    data = (settings.data_dir / "valkey").resolve()
+    port = free_port()
+    child = await supervisor.start(
+        Spec(VALKEY, valkey_command(data, port), cwd=data, log_file=data / "valkey.log")
+    )
+    url = f"redis://127.0.0.1:{port}/0"
+    deadline = time.monotonic() + 15.0
+    while time.monotonic() < deadline and not supervisor.failed.is_set():
+        with contextlib.suppress(StartFailed):
+            await _reachable(url, timeout_s=0.5)
+            log.info("embedded valkey listening", extra={"url": url, "data": str(data)})
+            return url
+    tail = "\n".join(f"    {line}" for line in child.last_lines())
+    raise StartFailed(f"aspri up: the embedded Valkey did not start. Its log ({data}):\n{tail}")
+
+
+async def _reachable(url: str, *, timeout_s: float) -> None:
+    """Return once ``url`` answers PING within ``timeout_s``; else StartFailed/StoreRefused."""
+    client = Redis.from_url(url, socket_connect_timeout=1.0, socket_timeout=2.0)
+    deadline = time.monotonic() + timeout_s
+    try:
+        while True:
+            try:
+                await client.ping()
+                return
+            except Exception as exc:
+                if not outage(exc):
+                    raise refused(url, exc) from None
+                if time.monotonic() > deadline:
+                    raise StartFailed(
+                        f"aspri up: REDIS_URL ({redacted(url)}) does not answer: {exc}"
+                    ) from None
+            await asyncio.sleep(0.05)
+    finally:
+        await client.aclose()
+
+
+async def problems(settings: Settings, redis: Redis, supervisor: Supervisor) -> dict[str, str]:
+    """Each part that is not healthy yet, with what is wrong with it (empty: all healthy)."""
+    out: dict[str, str] = {}
     async with httpx.AsyncClient(timeout=2.0) as client:
-        while time.monotonic() < deadline:
-            with contextlib.suppress(httpx.HTTPError):
-                if (await client.get(url)).status_code == 200:
-                    return True
-            await asyncio.sleep(0.2)
-    return False
+        for name, port in (("whatsapp", settings.whatsapp_port), ("cron", settings.cronjob_port)):
+            try:
+                response = await client.get(f"http://127.0.0.1:{port}/health")
+                if response.status_code != 200:
+                    out[name] = f"/health answers {response.status_code}"
+            except httpx.HTTPError:
+                out[name] = f"not answering on port {port}"
+    for name in ("scheduler", "engine"):
+        pid = supervisor[name].pid
+        try:
+            live = [i for i in await instances(redis, name) if i.up and i.record.get("pid") == pid]
+        except Exception as exc:
+            out[name] = f"event log unreachable ({exc})"
+            continue
+        if not live:
+            out[name] = "no health record yet"
+    for name, child in supervisor.children.items():
+        if child.state == "failed":
+            out[name] = "keeps failing"
+    return out
+
+
+async def wait_ready(
+    settings: Settings, redis: Redis, supervisor: Supervisor, stopping: asyncio.Event
+) -> dict[str, str]:
+    """Poll ``problems`` until none are left, a stop is asked, a child is given up, or
+    ``READY_TIMEOUT_S`` passes; returns what is still wrong."""
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while True:
+        left = await problems(settings, redis, supervisor)
+        if not left or stopping.is_set() or supervisor.failed.is_set():
+            return left
+        if time.monotonic() > deadline:
+            return left
+        await asyncio.sleep(0.2)
 
 
 async def model_status(settings: Settings) -> tuple[bool, str]:
     """Whether the configured model can answer, and a sentence saying so (or what to do)."""
+    from aspri.agents.llm import probe  # langchain takes seconds to import: not before needed
+
     problem = await probe(settings)
     if problem is None:
         return True, f"{settings.llm_provider} / {settings.model_name}"
@@ -110,13 +186,17 @@ async def model_status(settings: Settings) -> tuple[bool, str]:
     return False, f"{problem}.{hint} Slash commands (/help, /remind, /jobs) already work."
 
 
-def _banner(settings: Settings, model: str) -> str:
+def _banner(settings: Settings, model: str, unhealthy: dict[str, str]) -> str:
     wa = f"http://127.0.0.1:{settings.whatsapp_port}"
     cron = f"http://127.0.0.1:{settings.cronjob_port}"
+    head = ["  ASPRI is up."]
+    if unhealthy:
+        head = [f"  ASPRI started, but not every part is healthy after {READY_TIMEOUT_S:.0f} s:"]
+        head += [f"    {name:<16}{why}" for name, why in unhealthy.items()]
     return "\n".join(
         [
             "",
-            "  ASPRI is up.",
+            *head,
             f"  Web chat          {wa}/chat",
             f"  WhatsApp API      {wa}/schema/swagger",
             f"  Cron API          {cron}/schema/swagger",
@@ -129,41 +209,60 @@ def _banner(settings: Settings, model: str) -> str:
 
 
 async def run(settings: Settings, *, open_browser: bool = True) -> int:
-    server: EmbeddedServer | None = None
-    redis_url = settings.redis_url
-    if redis_url is None:
-        server = EmbeddedServer(settings.data_dir / "valkey")
-        redis_url = server.start()
-    env = {**os.environ, "REDIS_URL": redis_url, "ASPRI_DATA_DIR": str(settings.data_dir)}
-    children = [Child(name, env) for name in SERVICES]
+    busy = busy_ports(settings)
+    if busy:
+        print(_port_message(busy), file=sys.stderr)
+        return 1
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stopping.set)
-    supervisors = [asyncio.create_task(_supervise(c, stopping)) for c in children]
+    supervisor = Supervisor(fatal_codes=frozenset({CONFIG_ERROR}))
+    redis: Redis | None = None
     try:
-        healthy = await asyncio.gather(
-            _wait_healthy(f"http://127.0.0.1:{settings.whatsapp_port}/health"),
-            _wait_healthy(f"http://127.0.0.1:{settings.cronjob_port}/health"),
-        )
+        redis_url = await start_store(supervisor, settings)
+        redis = Redis.from_url(redis_url, socket_connect_timeout=1.0, socket_timeout=5.0)
+        env = service_env(settings, redis_url)
+        for name in SERVICES:
+            await supervisor.start(service_spec(name, env))
+        unhealthy = await wait_ready(settings, redis, supervisor, stopping)
+        if supervisor.failed.is_set():
+            return _gave_up(supervisor)
         if not stopping.is_set():
-            if not all(healthy):
-                log.error("a gateway did not become healthy; see the log above")
             ok, model = await model_status(settings)
-            print(_banner(settings, model if ok else f"NOT READY: {model}"), file=sys.stderr)
+            print(
+                _banner(settings, model if ok else f"NOT READY: {model}", unhealthy),
+                file=sys.stderr,
+            )
             if open_browser:
                 with contextlib.suppress(webbrowser.Error):
                     webbrowser.open(f"http://127.0.0.1:{settings.whatsapp_port}/chat")
-        await stopping.wait()
+        failed = asyncio.create_task(supervisor.failed.wait())
+        stop = asyncio.create_task(stopping.wait())
+        await asyncio.wait({failed, stop}, return_when=asyncio.FIRST_COMPLETED)
+        failed.cancel()
+        stop.cancel()
+        if supervisor.failed.is_set() and not stopping.is_set():
+            return _gave_up(supervisor)
         log.info("stopping ASPRI")
+        return 0
+    except (StartFailed, StoreRefused) as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
     finally:
-        stopping.set()
-        await asyncio.gather(*supervisors, return_exceptions=True)
-        for child in reversed(children):
-            await child.stop()
-        if server is not None:
-            server.stop()
-    return 0
+        await supervisor.stop(*STOP_ORDER)
+        if redis is not None:
+            await redis.aclose()
+        log.info("ASPRI stopped")
+
+
+def _gave_up(supervisor: Supervisor) -> int:
+    name = supervisor.gave_up.name if supervisor.gave_up else "a service"
+    print(
+        f"aspri up: {name} keeps failing (its last output is above); stopping everything.",
+        file=sys.stderr,
+    )
+    return 1
 
 
 def main(settings: Settings) -> int:

@@ -30,6 +30,7 @@ from aspri.config import Settings
 from aspri.schemas import CronTrigger, Event, WhatsAppMessage
 from aspri.streams import StreamApp, keys
 from aspri.streams.connect import open_redis
+from aspri.streams.health import Beat
 from aspri.streams.log import EventLog
 
 log = logging.getLogger(__name__)
@@ -145,7 +146,15 @@ async def serve(settings: Settings) -> None:
                     "the model is not reachable yet; slash commands still work",
                     extra={"problem": problem},
                 )
-            await engine.app.run_until_signal()
+            beat = Beat(
+                redis,
+                "engine",
+                settings.consumer_name,
+                ttl_s=settings.health_ttl_s,
+                details=lambda: {"modelReady": problem is None},
+            )
+            async with beat:  # the runtime itself rides out an outage of the event log
+                await engine.app.run_until_signal()
         finally:
             await tools.close()
 

@@ -52,11 +52,16 @@ class ApiError(HTTPException):
         self.code = code
 
 
+RETRY_AFTER = {"Retry-After": "1"}
+"""Sent with every 503: the event log usually comes back within a second or two."""
+
+
 def failure(status: int, code: str, message: str) -> Response[Failure]:
     return Response(
         Failure(error=ErrorBody(code=code, message=message)),
         status_code=status,
         media_type=MediaType.JSON,
+        headers=RETRY_AFTER if status == 503 else None,
     )
 
 
@@ -81,7 +86,7 @@ def _on_http_error(_request: Request[Any, Any, Any], exc: HTTPException) -> Resp
 
 
 def _on_log_unavailable(request: Request[Any, Any, Any], exc: RedisError) -> Response[Failure]:
-    log.error("event log unavailable", extra={"path": request.url.path, "error": str(exc)})
+    log.warning("event log unavailable", extra={"path": request.url.path, "error": str(exc)})
     return failure(503, "unavailable", "the event log (Redis) is unavailable; retry shortly")
 
 

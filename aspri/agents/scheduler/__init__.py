@@ -1,6 +1,7 @@
 """The cron scheduler agent (``aspri scheduler``): fires each job run once, across restarts.
 
-Run one or more; they elect a leader through a lease and the others wait to take over.
+Run one or more; they elect a leader through a lease and the others wait to take over. Each
+writes a health record (``aspri.streams.health``) that the cron gateway's ``/health`` reads.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from aspri.agents.scheduler.clock import Clock, SystemClock
 from aspri.agents.scheduler.loop import Scheduler
 from aspri.config import Settings
 from aspri.streams.connect import open_redis
+from aspri.streams.health import Beat
 
 __all__ = ["Clock", "Scheduler", "SystemClock", "main"]
 
@@ -27,7 +29,15 @@ async def _serve(settings: Settings) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, scheduler.request_stop)
-        await scheduler.run()
+        beat = Beat(
+            redis,
+            "scheduler",
+            settings.consumer_name,
+            ttl_s=settings.health_ttl_s,
+            details=lambda: {"leader": scheduler.lease.held, "fired": scheduler.fired},
+        )
+        async with beat:
+            await scheduler.run()
 
 
 def main(settings: Settings) -> int:

@@ -38,6 +38,7 @@ from aspri.schemas.cron import (
     plan,
 )
 from aspri.streams import EventLog, Table, keys
+from aspri.streams.connect import outage, wait_for_store
 from aspri.telemetry.metrics import CRON_JOBS_REJECTED
 
 log = logging.getLogger(__name__)
@@ -112,6 +113,7 @@ class Scheduler:
         self._dirty: set[str] = set()
         self._replan_all = True
         self._stopping = False
+        self._stop_asked = asyncio.Event()
         self._quiet = asyncio.Event()
         self._quiet.set()
 
@@ -120,11 +122,19 @@ class Scheduler:
     def request_stop(self) -> None:
         """Finish the current step, give the lease up and return from ``run``."""
         self._stopping = True
+        self._stop_asked.set()
         self.wake.set()
 
     async def run(self) -> None:
-        """Fire due runs until ``request_stop``; cancelling instead acts like a crash."""
-        await self.table.start(tail=False)
+        """Fire due runs until ``request_stop``; cancelling instead acts like a crash. While
+        the event log is away it waits for it (with backoff) and then carries on from it."""
+        while True:
+            try:
+                await self.table.start(tail=False)
+                break
+            except (RedisError, OSError) as exc:
+                if not outage(exc) or not await self._wait_for_store(exc):
+                    raise
         helpers = [
             asyncio.create_task(self.lease.keep(), name="scheduler-lease"),
             asyncio.create_task(self._follow(), name="scheduler-follow"),
@@ -133,14 +143,31 @@ class Scheduler:
             while not self._stopping:
                 try:
                     await self._step()
-                except (RedisError, OSError):  # every write is at most once: just try again
-                    log.exception("scheduler step failed; retrying")
+                except (RedisError, OSError) as exc:  # every write is at most once: try again
                     self._replan_all = True
-                    await asyncio.sleep(1.0)
+                    if not outage(exc):
+                        log.exception("scheduler step failed; retrying")
+                        await asyncio.sleep(1.0)
+                    elif not await self._wait_for_store(exc):
+                        break
         finally:  # shielded: a crash-like cancel must not leave the lease being renewed
             await asyncio.shield(asyncio.gather(*(cancel(task) for task in helpers)))
         await self.lease.release()
         log.info("scheduler stopped", extra={"fired": self.fired, "skipped": self.skipped})
+
+    async def _wait_for_store(self, exc: BaseException) -> bool:
+        """Wait (with backoff) until the event log answers again; False if asked to stop."""
+        log.warning("event log unreachable; waiting for it", extra={"error": repr(exc)})
+        waiting = asyncio.create_task(wait_for_store(self.log.redis))
+        stop = asyncio.create_task(self._stop_asked.wait())
+        await asyncio.wait({waiting, stop}, return_when=asyncio.FIRST_COMPLETED)
+        stop.cancel()
+        if not waiting.done():
+            await cancel(waiting)
+            return False
+        waiting.result()
+        log.info("event log reachable again; planning from the registry")
+        return True
 
     # -------------------------------------------------------------- the loop
 
@@ -155,6 +182,9 @@ class Scheduler:
                 await self._quiet.wait()  # while firing, the loop folds its own records after
                 await self.table.catch_up()
             except (RedisError, OSError) as exc:
+                if outage(exc):  # the loop says so; wait for the store quietly
+                    await wait_for_store(redis)
+                    continue
                 log.warning("registry tail failed; retrying", extra={"error": str(exc)})
                 await asyncio.sleep(1.0)
 

@@ -25,6 +25,7 @@ from aspri.schemas.api import Failure, Health, Job, JobCreate, JobPage, JobUpdat
 from aspri.schemas.cron import RUNNING, JobRecord, plan
 from aspri.schemas.envelope import text
 from aspri.streams import keys
+from aspri.streams.health import instances
 
 JobPath = Annotated[str, PathParameter(name="jobId", description="The job's id.")]
 IdempotencyKey = Annotated[
@@ -186,22 +187,35 @@ def routes(
 
     @get("/health", tags=["health"], summary="Health", responses=_errors())
     async def health() -> Success[Health]:
-        """Whether the registry is reachable, how many jobs it has, which scheduler fires."""
+        """Whether the registry is reachable (503 if not), how many jobs it has, and whether a
+        scheduler works: ``degraded`` with ``down: ["scheduler"]`` when no scheduler's health
+        record is live; ``schedulers`` lists those seen within the hour."""
         try:
             state = await registry.state()
             holder = await registry.log.redis.get(keys.CRON_LEASE)
+            schedulers = await instances(registry.log.redis, "scheduler")
         except (RedisError, OSError) as exc:
             raise ApiError(503, "unavailable", f"the event log is unreachable: {exc}") from None
         jobs = state.jobs.values()
+        down = [] if any(s.up for s in schedulers) else ["scheduler"]
         details = {
             "jobs": len(jobs),
             "running": sum(j.status == RUNNING for j in jobs),
             "unplannable": sum(j.problem is not None for j in jobs),
             "scheduler": text(holder).split("|")[0] if holder else None,
+            "schedulers": [
+                {"name": s.name, "up": s.up, "lastSeen": s.last_seen} for s in schedulers
+            ],
+            "down": down,
             "registryLastId": registry.table.last_id,
         }
         return Success(
-            data=Health(status="ok", channel="cronjob", engine="croniter", details=details)
+            data=Health(
+                status="degraded" if down else "ok",
+                channel="cronjob",
+                engine="croniter",
+                details=details,
+            )
         )
 
     return [create_job, list_jobs, get_job, update_job, delete_job, start_job, stop_job, health]

@@ -13,7 +13,7 @@ from litestar import Response, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
 
-from aspri.api.common import ApiError
+from aspri.api.common import RETRY_AFTER, ApiError
 from aspri.api.whatsapp.gateway import MAX_MESSAGE_BYTES, Gateway
 from aspri.api.whatsapp.history import read_page, valid_cursor
 from aspri.schemas import chatid
@@ -28,6 +28,7 @@ from aspri.schemas.api import (
     Success,
 )
 from aspri.streams import keys
+from aspri.streams.health import instances
 
 log = logging.getLogger(__name__)
 
@@ -118,24 +119,34 @@ async def session_qr(gateway: NamedDependency[Gateway]) -> Success[SessionQr]:
 
 @get("/health", tags=["health"])
 async def health(gateway: NamedDependency[Gateway]) -> Response[Success[Health]]:
-    """``ok`` when the log answers and the channel works; 503 when the log is unreachable."""
+    """``ok`` when the log answers and the channel works, ``degraded`` when the channel does
+    not, ``down`` (503) when the log is unreachable; ``details.down`` names what is not
+    working, ``details.engineWorkers`` counts the engine workers whose health record is live."""
     channel_state = gateway.channel.state()
+    workers: int | None = None
     try:
-        await gateway.redis.ping()
+        workers = sum(i.up for i in await instances(gateway.redis, "engine"))
         log_state = "ok"
     except Exception as exc:  # any failure here means the log is unusable
         log.warning("health: event log unreachable", extra={"error": str(exc)})
         log_state = "unreachable"
-    status = "ok" if log_state == "ok" and channel_state == "working" else "degraded"
-    if log_state != "ok":
-        status = "down"
+    checks = (("eventLog", log_state == "ok"), ("channel", channel_state == "working"))
+    down = [name for name, ok in checks if not ok]
+    status = "down" if log_state != "ok" else "degraded" if down else "ok"
     body = Health(
         status=status,
         channel=channel_state,
         engine=gateway.engine,
-        details={"eventLog": log_state, "liveSubscribers": gateway.hub.subscribers},
+        details={
+            "eventLog": log_state,
+            "down": down,
+            "engineWorkers": workers,
+            "liveSubscribers": gateway.hub.subscribers,
+        },
     )
-    return Response(Success(data=body), status_code=503 if status == "down" else 200)
+    if status == "down":
+        return Response(Success(data=body), status_code=503, headers=RETRY_AFTER)
+    return Response(Success(data=body))
 
 
 ROUTES = [send_message, get_messages, get_chats, search_contacts, session_qr, health]

@@ -13,6 +13,7 @@ from redis.asyncio import Redis
 from aspri.schemas import REGISTRY
 from aspri.schemas.cron import FiredRun, JobFired
 from aspri.streams import EventLog, keys
+from aspri.streams.health import Beat
 from tests.api.cronjob.conftest import gateway
 
 DAILY = {
@@ -171,10 +172,18 @@ async def test_one_shot_completes_and_needs_a_new_time(
     assert again["status"] == "running" and again["nextRunAt"].startswith("2035-07-01T07:00")
 
 
-async def test_health_openapi_and_ui(api: httpx.AsyncClient) -> None:
+async def test_health_openapi_and_ui(api: httpx.AsyncClient, redis: Redis) -> None:
     data(await api.post("/api/jobs", json=DAILY), 201)
-    health = data(await api.get("/health"))
-    assert health["status"] == "ok" and health["details"]["jobs"] == 1
+    health = data(await api.get("/health"))  # no scheduler has written a health record
+    assert health["status"] == "degraded" and health["details"]["down"] == ["scheduler"]
+    assert health["details"]["jobs"] == 1 and health["details"]["schedulers"] == []
+    async with Beat(redis, "scheduler", "sched-a", details=lambda: {"leader": True}):
+        health = data(await api.get("/health"))
+        assert health["status"] == "ok" and health["details"]["down"] == []
+        [seen] = health["details"]["schedulers"]
+        assert seen["name"] == "sched-a" and seen["up"] is True
+    health = data(await api.get("/health"))  # a clean stop deletes the record at once
+    assert health["status"] == "degraded" and health["details"]["schedulers"][0]["up"] is False
     spec = (await api.get("/schema/openapi.json")).json()
     assert {"/api/jobs", "/api/jobs/{jobId}", "/api/jobs/{jobId}/start"} <= set(spec["paths"])
     create = spec["paths"]["/api/jobs"]["post"]

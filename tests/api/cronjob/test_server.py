@@ -8,6 +8,7 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import httpx
@@ -51,8 +52,8 @@ async def test_gateway_and_scheduler_processes(
     gateway = await spawn("cron", env, tmp_path / "cron.log")
     scheduler = await spawn("scheduler", env, tmp_path / "scheduler.log")
     try:
-        await wait_until(lambda: health(url), timeout=30)
-        await wait_until(lambda: redis.get(keys.CRON_LEASE), timeout=30)
+        await wait_until(lambda: health(url), timeout=90)
+        await wait_until(lambda: redis.get(keys.CRON_LEASE), timeout=90)
         assert (await health(url) or {})["details"]["scheduler"] == "sched-1"
         run_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 2))
         body = {"name": "soon", "runAt": run_at, "payload": {"chatId": "1@c.us", "message": "hi"}}
@@ -68,7 +69,7 @@ async def test_gateway_and_scheduler_processes(
 
     gateway = await spawn("cron", env, tmp_path / "cron2.log")  # a restart loses nothing
     try:
-        await wait_until(lambda: health(url), timeout=30)
+        await wait_until(lambda: health(url), timeout=90)
         async with httpx.AsyncClient(base_url=url) as client:
             again = (await client.get(f"/api/jobs/{job['jobId']}")).json()["data"]
         assert again == done
@@ -86,3 +87,50 @@ async def test_gateway_fails_to_start_when_its_port_is_taken(
         env = dict(os.environ, REDIS_URL=redis_url, CRONJOB_PORT=str(taken.getsockname()[1]))
         gateway = await spawn("cron", env, tmp_path / "cron.log")
         assert await asyncio.wait_for(gateway.wait(), 30) == 3  # uvicorn's startup failure
+
+
+async def full_health(url: str) -> dict | None:  # type: ignore[type-arg]
+    try:
+        async with httpx.AsyncClient() as client:
+            return (await client.get(f"{url}/health")).json()["data"]  # type: ignore[no-any-return]
+    except httpx.TransportError:
+        return None
+
+
+@pytest.mark.slow
+async def test_health_says_when_the_scheduler_is_killed_and_when_it_is_back(
+    redis_url: str, tmp_path: Path
+) -> None:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = dict(
+        os.environ,
+        REDIS_URL=redis_url,
+        CRONJOB_PORT=str(port),
+        CONSUMER_NAME="sched-k",
+        HEALTH_TTL_SECONDS="1.5",
+    )
+
+    async def state() -> tuple[str, list[str]] | None:
+        body = await full_health(url)
+        return (body["status"], body["details"]["down"]) if body else None
+
+    gateway = await spawn("cron", env, tmp_path / "cron.log")
+    scheduler = await spawn("scheduler", env, tmp_path / "scheduler.log")
+    try:
+        await wait_until(lambda: _is(state, ("ok", [])), timeout=30)
+        scheduler.kill()  # kill -9: no clean stop deletes its record, its TTL runs out
+        await scheduler.wait()
+        await wait_until(lambda: _is(state, ("degraded", ["scheduler"])), timeout=15)
+        body = await full_health(url) or {}
+        assert [(s["name"], s["up"]) for s in body["details"]["schedulers"]] == [("sched-k", False)]
+        scheduler = await spawn("scheduler", env, tmp_path / "scheduler2.log")
+        await wait_until(lambda: _is(state, ("ok", [])), timeout=30)
+    finally:
+        if scheduler.returncode is None:
+            await stop(scheduler)
+        await stop(gateway)
+
+
+async def _is(read: Callable[[], Awaitable[object]], wanted: object) -> bool:
+    return await read() == wanted

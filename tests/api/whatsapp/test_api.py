@@ -224,7 +224,12 @@ async def test_health_qr_and_openapi(open_gateway: GatewayFactory) -> None:
                 "status": "ok",
                 "channel": "working",
                 "engine": "local",
-                "details": {"eventLog": "ok", "liveSubscribers": 0},
+                "details": {
+                    "eventLog": "ok",
+                    "down": [],
+                    "engineWorkers": 0,
+                    "liveSubscribers": 0,
+                },
             },
         }
         qr = (await gw.client.get("/api/session/qr")).json()
