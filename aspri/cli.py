@@ -1,4 +1,4 @@
-"""The ``aspri`` command: ``up | whatsapp | cron | scheduler | engine | mcp``.
+"""The ``aspri`` command: ``up | whatsapp | cron | scheduler | engine | mcp | health``.
 
 Each sub-command imports its part lazily, so ``aspri mcp`` (spawned per engine worker) does not
 pay for the web frameworks it does not use.
@@ -25,6 +25,9 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("engine", help="an AI engine worker in consumer group ai-engine")
     mcp = sub.add_parser("mcp", help="the MCP server (stdio by default)")
     mcp.add_argument("--transport", choices=["stdio", "http"], default="stdio")
+    health = sub.add_parser("health", help="exit 0 when a service works (container checks)")
+    health.add_argument("service", choices=["whatsapp", "cron", "engine", "scheduler"])
+    health.add_argument("--name", help="the instance (its CONSUMER_NAME); default: any")
     return parser
 
 
@@ -35,6 +38,10 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"aspri: configuration error: {exc}", file=sys.stderr)
         return 2
+    if args.command == "health":
+        from aspri.health_check import main as check
+
+        return check(settings, args.service, args.name)
     service = settings.service_name or f"aspri-{args.command}"
     setup_logging(service, settings.log_format, settings.log_level)
     setup_tracing(service)
