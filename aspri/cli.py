@@ -12,7 +12,7 @@ import sys
 from aspri.config import ConfigError, Settings
 from aspri.streams.connect import StoreRefused
 from aspri.telemetry.logs import setup_logging
-from aspri.telemetry.tracing import setup_tracing
+from aspri.telemetry.tracing import TracingConfigError, setup_tracing
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -44,7 +44,15 @@ def main(argv: list[str] | None = None) -> int:
         return check(settings, args.service, args.name)
     service = settings.service_name or f"aspri-{args.command}"
     setup_logging(service, settings.log_format, settings.log_level)
-    setup_tracing(service)
+    try:
+        setup_tracing(service)
+    except TracingConfigError as exc:
+        print(f"aspri: configuration error: {exc}", file=sys.stderr)
+        return 2
+    if args.command in ("engine", "scheduler") and settings.metrics_port is not None:
+        from aspri.telemetry.metrics import serve_process_metrics
+
+        serve_process_metrics(settings.host, settings.metrics_port)
     if args.command == "up":
         from aspri.up import main as run
     elif args.command == "whatsapp":

@@ -39,6 +39,10 @@ def _port(raw: str) -> int:
     return value
 
 
+def _opt_port(raw: str) -> int | None:
+    return _port(raw) if raw.strip() else None
+
+
 def _positive_int(raw: str) -> int:
     value = int(raw)
     if value <= 0:
@@ -164,9 +168,10 @@ class Settings:
         "sha512-epf+ucZO9c25dCaGraslVNHB1mRjid7rfijZhKbalXed/"
         "gbDzi6u69wdHCgPbcZW9McVpKmVW+3AzffI39p2SQ=="
     )
-    log_format: str = "text"
+    log_format: str = "auto"
     log_level: str = "INFO"
     service_name: str | None = None
+    metrics_port: int | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -245,7 +250,7 @@ class Settings:
             wajs_path=_read(e, "WHATSAPP_WAJS_PATH", None, _opt),
             wajs_package=_read(e, "WHATSAPP_WAJS_PACKAGE", d.wajs_package, _str),
             wajs_integrity=_read(e, "WHATSAPP_WAJS_INTEGRITY", d.wajs_integrity, _str),
-            log_format=_read(e, "LOG_FORMAT", d.log_format, _choice("text", "json")),
+            log_format=_read(e, "LOG_FORMAT", d.log_format, _choice("auto", "text", "json")),
             log_level=_read(
                 e,
                 "LOG_LEVEL",
@@ -253,6 +258,7 @@ class Settings:
                 lambda r: _choice("debug", "info", "warning", "error")(r).upper(),
             ),
             service_name=_read(e, "OTEL_SERVICE_NAME", None, _opt),
+            metrics_port=_read(e, "METRICS_PORT", None, _opt_port),
         )
 
     @property

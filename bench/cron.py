@@ -171,7 +171,7 @@ async def main() -> int:
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     if args.tracing:
-        setup_tracing("aspri-bench")
+        setup_tracing("aspri-bench", force=True)
     print(f"python {platform.python_version()} on {platform.machine()}, "
           f"{os.cpu_count()} cpus; aof={args.aof} tracing={args.tracing}")  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="aspri-bench-cron-") as tmp:

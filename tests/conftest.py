@@ -56,7 +56,7 @@ def data_dir(tmp_path: Path) -> Path:
 def spans() -> Iterator[InMemorySpanExporter]:
     """Spans finished during the test (adds a processor to the process's SDK provider)."""
     if not isinstance(trace.get_tracer_provider(), TracerProvider):
-        setup_tracing("aspri-tests")
+        setup_tracing("aspri-tests", force=True)
     provider = trace.get_tracer_provider()
     assert isinstance(provider, TracerProvider), "another tracer provider was installed"
     exporter = InMemorySpanExporter()

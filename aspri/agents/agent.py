@@ -25,12 +25,13 @@ from langchain_core.tools import BaseTool
 from langgraph.errors import GraphRecursionError
 from langgraph.prebuilt.tool_node import ToolCallRequest
 from langgraph.types import Command
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import Span, SpanKind
 
 from aspri.agents.prompt import TOOL_RESULT, system_prompt
 from aspri.agents.scope import Refused, Scope
 from aspri.agents.tools import CALL_KEY, ToolFailed
 from aspri.schemas.chat import ToolCallRecord
+from aspri.telemetry.instruments import LLM_ERRORS, LLM_SECONDS, LLM_TOKENS
 from aspri.telemetry.tracing import tracer
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,10 @@ def _position(messages: Sequence[BaseMessage], call_id: str | None) -> str | Non
 class TurnMiddleware(AgentMiddleware[Any, TurnContext, Any]):
     """System prompt, model timing and tool-call idempotency keys for every turn."""
 
+    def __init__(self, provider: str) -> None:
+        super().__init__()
+        self.provider = provider
+
     async def awrap_model_call(
         self,
         request: ModelRequest[TurnContext],
@@ -86,13 +91,25 @@ class TurnMiddleware(AgentMiddleware[Any, TurnContext, Any]):
         with _tracer.start_as_current_span(
             f"chat {ctx.model}",
             kind=SpanKind.CLIENT,
-            attributes={"gen_ai.operation.name": "chat", "gen_ai.request.model": ctx.model},
-        ):
+            attributes={
+                "gen_ai.operation.name": "chat",
+                "gen_ai.system": self.provider,
+                "gen_ai.provider.name": self.provider,
+                "gen_ai.request.model": ctx.model,
+            },
+        ) as span:
             try:
-                return await handler(request)
+                response = await handler(request)
+            except Exception:
+                LLM_ERRORS.labels(self.provider, ctx.model).inc()
+                raise
             finally:
-                ctx.llm_ms += (time.perf_counter() - began) * 1000
+                elapsed = time.perf_counter() - began
+                LLM_SECONDS.labels(self.provider, ctx.model).observe(elapsed)
+                ctx.llm_ms += elapsed * 1000
                 ctx.llm_calls += 1
+            _usage(span, self.provider, ctx.model, response)
+            return response
 
     async def awrap_tool_call(
         self,
@@ -137,6 +154,22 @@ class TurnMiddleware(AgentMiddleware[Any, TurnContext, Any]):
             )
 
 
+def _usage(span: Span, provider: str, model: str, response: ModelResponse[Any]) -> None:
+    """GenAI attributes of the answer: the model that answered and the tokens, when reported."""
+    for message in response.result:
+        if not isinstance(message, AIMessage):
+            continue
+        answered_by = message.response_metadata.get("model_name")
+        if answered_by:
+            span.set_attribute("gen_ai.response.model", str(answered_by))
+        usage = message.usage_metadata
+        if usage:
+            span.set_attribute("gen_ai.usage.input_tokens", usage["input_tokens"])
+            span.set_attribute("gen_ai.usage.output_tokens", usage["output_tokens"])
+            LLM_TOKENS.labels(provider, model, "input").inc(usage["input_tokens"])
+            LLM_TOKENS.labels(provider, model, "output").inc(usage["output_tokens"])
+
+
 async def _scoped(
     scope: Scope,
     request: ToolCallRequest,
@@ -175,10 +208,11 @@ def _as_data(result: ToolMessage | Command[Any]) -> ToolMessage | Command[Any]:
     return result.model_copy(update={"content": content})
 
 
-def build_agent(model: BaseChatModel, tools: Sequence[BaseTool]) -> Any:
-    """The compiled agent graph; run it with ``run_agent``."""
+def build_agent(model: BaseChatModel, tools: Sequence[BaseTool], provider: str) -> Any:
+    """The compiled agent graph; run it with ``run_agent``. ``provider`` (``LLM_PROVIDER``)
+    names the model's API in spans and metrics."""
     return create_agent(
-        model, list(tools), middleware=[TurnMiddleware()], context_schema=TurnContext
+        model, list(tools), middleware=[TurnMiddleware(provider)], context_schema=TurnContext
     )
 
 

@@ -32,6 +32,7 @@ from aspri.streams import StreamApp, keys
 from aspri.streams.connect import open_redis
 from aspri.streams.health import Beat
 from aspri.streams.log import EventLog
+from aspri.telemetry.instruments import SESSIONS_ACTIVE
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,32 @@ def handler_timeout_s(settings: Settings) -> float:
     the tools (300 s with the default LLM_TIMEOUT_SECONDS=120). Past it the turn is cancelled
     and retried, so a hung turn cannot freeze its chat."""
     return 2 * settings.llm_timeout_s + 60
+
+
+class ActiveChats:
+    """Chats with a message inside the session timeout: the ``aspri_sessions_active`` gauge.
+
+    The gauge is read by the metrics thread, so reads copy the values in one step and pruning
+    swaps in a new dict instead of deleting from the one being read.
+    """
+
+    def __init__(self, timeout_s: float) -> None:
+        self.timeout_s = timeout_s
+        self._seen: dict[str, float] = {}
+        self._since_prune = 0
+
+    def saw(self, chat_id: str) -> None:
+        now = time.monotonic()
+        self._seen[chat_id] = now
+        self._since_prune += 1
+        if self._since_prune >= 1024:
+            self._since_prune = 0
+            cutoff = now - self.timeout_s
+            self._seen = {c: t for c, t in self._seen.items() if t >= cutoff}
+
+    def count(self) -> int:
+        cutoff = time.monotonic() - self.timeout_s
+        return sum(1 for t in list(self._seen.values()) if t >= cutoff)
 
 
 class Engine:
@@ -70,12 +97,14 @@ class Engine:
             self.log,
             self.sessions,
             tools,
-            build_agent(model, tools.tools),
+            build_agent(model, tools.tools, settings.llm_provider),
             commands,
             self.access,
             clock,
         )
         self.triggers = Triggers(self.conversation, self.access)
+        self.active = ActiveChats(settings.session_timeout_minutes * 60)
+        SESSIONS_ACTIVE.set_function(self.active.count)
         self.app = StreamApp(
             keys.ENGINE_GROUP,
             redis,
@@ -100,6 +129,7 @@ class Engine:
 
     async def _converse(self, events: AsyncIterator[Event[Any]]) -> None:
         async for event in events:
+            self.active.saw(event.data.chat_id)
             await self.conversation.on_message(event)
 
     async def _on_triggers(self, events: AsyncIterator[Event[Any]]) -> None:

@@ -3,7 +3,8 @@
 ``aspri mcp`` is spawned once with the worker's environment; its tools are loaded once with
 ``langchain_mcp_adapters.load_mcp_tools(session)`` (not ``MultiServerMCPClient.get_tools()``,
 which would spawn a server per call). Every call, the model's and the engine's own, goes through
-``McpTools.call``: it puts the caller's ``traceparent`` and the call's idempotency key in the
+``McpTools.call``: it puts the caller's trace context (``traceparent``, and the inbound eventId
+as ``baggage``) and the call's idempotency key in the
 request's ``_meta`` (and in the ``idempotency_key`` argument of tools that take one), with the
 ``causationId`` of the message being answered, and when
 the server process is gone it starts a new one and retries once — safe, because side effects
@@ -46,7 +47,8 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from referencing import Registry
 
 from aspri.config import Settings
-from aspri.telemetry.tracing import current_traceparent, tracer
+from aspri.telemetry.instruments import TOOL_CALLS, TOOL_ERRORS, tool_label
+from aspri.telemetry.tracing import inject, tracer
 
 log = logging.getLogger(__name__)
 _tracer = tracer("aspri.agents")
@@ -135,6 +137,7 @@ def mcp_environment(settings: Settings) -> dict[str, str]:
         "LOG_LEVEL": settings.log_level,
         "ASPRI_DATA_DIR": str(settings.data_dir),
         "ASPRI_TIMEZONE": settings.timezone,
+        "OTEL_SERVICE_NAME": "aspri-mcp",  # its own service in traces, whatever the engine's is
     }
     for name, value in (("ASPRI_API_KEY", settings.api_key), ("REDIS_URL", settings.redis_url)):
         if value:
@@ -286,17 +289,19 @@ class McpTools:
         """Call a tool; a tool error comes back as a result with ``isError``, not raised."""
         if idempotency_key and name in self.keyed_tools:
             args = {**args, "idempotency_key": idempotency_key}
+        label = tool_label(name)
+        TOOL_CALLS.labels(label).inc()
         with _tracer.start_as_current_span(
             f"tools/call {name}",
             kind=SpanKind.CLIENT,
-            attributes={"rpc.system": "mcp", "rpc.method": "tools/call", "aspri.tool": name},
+            attributes={
+                "mcp.method.name": "tools/call",
+                "gen_ai.tool.name": name,
+                "rpc.system": "mcp",
+                "rpc.method": "tools/call",
+            },
         ) as span:
-            meta: dict[str, Any] = {}
-            parent, state = current_traceparent()
-            if parent:
-                meta["traceparent"] = parent
-            if state:
-                meta["tracestate"] = state
+            meta: dict[str, Any] = inject({})  # traceparent, tracestate, baggage (eventId)
             if idempotency_key:
                 meta["idempotencyKey"] = idempotency_key
                 span.set_attribute("aspri.idempotency_key", idempotency_key)
@@ -317,6 +322,7 @@ class McpTools:
                     failure = exc
                 else:
                     if result.isError:
+                        TOOL_ERRORS.labels(label).inc()
                         span.set_status(Status(StatusCode.ERROR, result_text(result)[:200]))
                     return result
                 log.warning(
@@ -324,6 +330,7 @@ class McpTools:
                 )
                 if generation == self._generation:
                     self._broken.set()
+            TOOL_ERRORS.labels(label).inc()
             raise ToolsUnavailable(f"the MCP server failed twice calling {name}: {failure!r}")
 
     async def call_data(

@@ -18,7 +18,6 @@ from urllib.parse import quote
 
 import httpx
 import msgspec
-from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 from pydantic import TypeAdapter, ValidationError
 
 from aspri.config import Settings
@@ -69,11 +68,10 @@ def path_segment(value: str) -> str:
 
 
 def new_http_client(settings: Settings) -> httpx.AsyncClient:
-    """The shared client: keep-alive pool, timeouts, API key, trace context on every request."""
+    """The shared client: keep-alive pool, timeouts, API key (trace context and baggage on
+    every request when tracing is on: ``setup_tracing`` instruments httpx)."""
     headers = {"X-API-Key": settings.api_key} if settings.api_key else {}
-    client = httpx.AsyncClient(timeout=TIMEOUT, headers=headers)
-    HTTPXClientInstrumentor.instrument_client(client)
-    return client
+    return httpx.AsyncClient(timeout=TIMEOUT, headers=headers)
 
 
 class Gateways:

@@ -2,7 +2,8 @@
 
 Built on the SDK's FastMCP. One ``httpx.AsyncClient`` serves every session of the process (the
 SDK's lifespan runs once per session, so the client is opened here, around the transport).
-Each tool call gets a span that continues the caller's trace from ``_meta.traceparent`` and one
+Each tool call gets a span that continues the caller's trace from ``_meta.traceparent`` (and its
+``baggage``, which names the inbound event, so the gateway calls made inside carry it too) and one
 log line; any failure comes back as a tool error with text the model can act on, never as an
 exception that ends the session or the server.
 """
@@ -30,7 +31,7 @@ from aspri.mcp import cron_tools, whatsapp_tools
 from aspri.mcp.auth import StaticTokenVerifier, auth_settings
 from aspri.mcp.gateway import GatewayError, Gateways, new_http_client
 from aspri.mcp.meta import request_meta
-from aspri.telemetry.tracing import context_from, tracer
+from aspri.telemetry.tracing import continued, tracer
 
 log = logging.getLogger(__name__)
 _tracer = tracer(__name__)
@@ -85,12 +86,12 @@ class AspriMCP(FastMCP[Any]):
         if request is not None:
             attributes["jsonrpc.request.id"] = str(request.request_id)
         started = time.perf_counter()
-        with _tracer.start_as_current_span(
-            f"tools/call {name}",
-            context=context_from(meta.get("traceparent"), meta.get("tracestate")),
-            kind=SpanKind.SERVER,
-            attributes=attributes,
-        ) as span:
+        with (
+            continued(meta),  # traceparent, tracestate and baggage (the eventId)
+            _tracer.start_as_current_span(
+                f"tools/call {name}", kind=SpanKind.SERVER, attributes=attributes
+            ) as span,
+        ):
             try:
                 result = await super().call_tool(name, arguments)
             except ToolError as exc:

@@ -1,28 +1,21 @@
 """The async iterator an agent function loops over.
 
 Asking for the next event acks the previous one: the handler body finished. Each event runs in a
-consumer span that is a child of the producer's trace context, with ``eventId`` in every log line.
+consumer span that is a child of the producer's trace context, with ``eventId`` in every log line
+and the agent's processing metrics (``aspri.telemetry.consumer``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from typing import TYPE_CHECKING, Any
-
-from opentelemetry import context as otel_context
-from opentelemetry import trace
-from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from aspri.schemas import Event, UndecodableEvent
 from aspri.streams.spec import Delivery
-from aspri.telemetry.logs import event_id_var
-from aspri.telemetry.tracing import context_from
+from aspri.telemetry.consumer import Handling
 
 if TYPE_CHECKING:
     from aspri.streams.agent import AgentRunner
-
-_tracer = trace.get_tracer("aspri.streams")
 
 
 class EventStream:
@@ -40,8 +33,7 @@ class EventStream:
         self.queue = queue
         self.retry = retry
         self.current: Delivery | None = None
-        self._span: trace.Span | None = None
-        self._token: object | None = None
+        self._handling: Handling | None = None
 
     def __aiter__(self) -> EventStream:
         return self
@@ -77,37 +69,9 @@ class EventStream:
 
     def _open_span(self, event: Event[Any]) -> None:
         spec = self.runner.spec
-        span = _tracer.start_span(
-            f"{spec.stream} process",
-            context=context_from(event.traceparent, event.tracestate),
-            kind=SpanKind.CONSUMER,
-            attributes={
-                "messaging.system": "redis",
-                "messaging.operation.type": "process",
-                "messaging.destination.name": spec.stream,
-                "messaging.consumer.group.name": spec.group,
-                "messaging.message.id": event.entry_id or "",
-                "aspri.event_id": event.event_id,
-                "aspri.event_type": event.type,
-                "aspri.deliveries": event.deliveries,
-            },
-        )
-        self._span = span
-        self._token = (
-            otel_context.attach(trace.set_span_in_context(span)),
-            event_id_var.set(event.event_id),
-        )
+        self._handling = Handling(spec.name, spec.stream, spec.group, event)
 
     def close_span(self, exc: BaseException | None) -> None:
-        if self._span is None:
-            return
-        if exc is not None:
-            self._span.record_exception(exc)
-            self._span.set_status(Status(StatusCode.ERROR, str(exc)))
-        self._span.end()
-        ctx_token, id_token = self._token  # type: ignore[misc]
-        with contextlib.suppress(ValueError):
-            otel_context.detach(ctx_token)
-            event_id_var.reset(id_token)
-        self._span = None
-        self._token = None
+        handling, self._handling = self._handling, None
+        if handling is not None:
+            handling.close(exc)

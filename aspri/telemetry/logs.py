@@ -1,7 +1,10 @@
 """Structured logs: one line per record, with service, eventId and trace id.
 
 ``LOG_FORMAT=json`` writes JSON lines (production, compose); ``text`` writes the same fields as
-``key=value`` for people at a terminal. Message bodies and tokens are never logged at info level.
+``key=value`` for people at a terminal; ``auto`` (the default) picks ``text`` when stderr is a
+terminal and ``json`` otherwise. A line written inside a span carries ``traceId`` and ``spanId``;
+a line written while an event is handled (or a request about one runs) carries ``eventId``.
+Message bodies and tokens are never logged at info level.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import time
 from typing import Any
 
 import msgspec
-from opentelemetry import trace
+from opentelemetry import baggage, trace
 
 event_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("event_id", default=None)
 """The eventId being handled in this task; set by the stream runtime, read by every log line."""
@@ -33,12 +36,13 @@ def _fields(record: logging.LogRecord, service: str) -> dict[str, Any]:
         "logger": record.name,
         "msg": record.getMessage(),
     }
-    event_id = event_id_var.get()
+    event_id = event_id_var.get() or baggage.get_baggage("aspri.event_id")
     if event_id:
-        out["eventId"] = event_id
+        out["eventId"] = str(event_id)
     span = trace.get_current_span().get_span_context()
     if span.is_valid:
         out["traceId"] = format(span.trace_id, "032x")
+        out["spanId"] = format(span.span_id, "016x")
     for key, value in vars(record).items():
         if key not in _RESERVED and not key.startswith("_"):
             out[key] = value
@@ -66,8 +70,10 @@ class TextFormatter(JsonFormatter):
         return f"{head} {tail}".rstrip() + (f"\n{exc}" if exc else "")
 
 
-def setup_logging(service: str, fmt: str = "text", level: str = "INFO") -> None:
+def setup_logging(service: str, fmt: str = "auto", level: str = "INFO") -> None:
     """Route every logger of the process through one structured handler on stderr."""
+    if fmt == "auto":
+        fmt = "text" if sys.stderr.isatty() else "json"
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter(service) if fmt == "json" else TextFormatter(service))
     root = logging.getLogger()

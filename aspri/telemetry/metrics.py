@@ -10,18 +10,23 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    generate_latest,
+    start_http_server,
+)
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from aspri.schemas.envelope import text
 from aspri.streams import keys
+from aspri.telemetry.instruments import PROCESS
 
 WATCHED = (keys.WHATSAPP_MESSAGES, keys.CRON_EVENTS, keys.CRON_JOBS)
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
-PROCESS = CollectorRegistry()
-"""Counters of what this process decided (rendered after the stream metrics)."""
 CRON_JOBS_REJECTED = Counter(
     "aspri_cron_jobs_rejected",
     "Job definitions the scheduler could not plan and recorded as cronjob:rejected",
@@ -65,3 +70,12 @@ async def render(redis: Redis, streams: Sequence[str] = WATCHED) -> bytes:
             lag.labels(stream, name).set(int(group.get("lag") or 0))
             pending.labels(stream, name).set(int(group.get("pending") or 0))
     return generate_latest(registry) + generate_latest(PROCESS)
+
+
+def serve_process_metrics(host: str, port: int) -> None:
+    """Serve this process's counters at ``http://host:port/metrics`` (engine, scheduler).
+
+    A thread of prometheus_client's own, outside the event loop: it answers even while the loop
+    is busy or stuck, which is when an operator looks.
+    """
+    start_http_server(port, addr=host, registry=PROCESS)

@@ -31,6 +31,7 @@ from aspri.schemas import REGISTRY, CronTrigger, Event
 from aspri.schemas.cron import FiredRun, JobFired, JobRecord, JobSkipped, Skip
 from aspri.schemas.envelope import text
 from aspri.streams import keys
+from aspri.telemetry.tracing import EVENT_ID
 
 _tracer = trace.get_tracer("aspri.scheduler")
 
@@ -209,7 +210,10 @@ class RunWriter:
                     "messaging.system": "redis",
                     "messaging.destination.name": keys.CRON_EVENTS,
                     "messaging.batch.message_count": len(part),
-                    "aspri.event_id": [p.event_id for p in part[:20]],
+                    # one trigger per chunk is the usual case: then the tag search finds it
+                    EVENT_ID: (
+                        part[0].event_id if len(part) == 1 else [p.event_id for p in part[:20]]
+                    ),
                     "aspri.job_id": [p.job_id for p in part[:20]],
                 },
             )

@@ -39,7 +39,14 @@ from aspri.schemas.cron import (
 )
 from aspri.streams import EventLog, Table, keys
 from aspri.streams.connect import outage, wait_for_store
+from aspri.telemetry.instruments import (
+    FIRE_DELAY_SECONDS,
+    SCHEDULER_FIRES,
+    SCHEDULER_JOBS,
+    SCHEDULER_JOBS_PLANNED,
+)
 from aspri.telemetry.metrics import CRON_JOBS_REJECTED
+from aspri.telemetry.tracing import EVENT_ID
 
 log = logging.getLogger(__name__)
 _tracer = trace.get_tracer("aspri.scheduler")
@@ -108,6 +115,8 @@ class Scheduler:
         self.rejected = 0
         self._rejections: dict[str, Event[JobRejected]] = {}
         self._planned: dict[str, Prepared] = {}
+        SCHEDULER_JOBS.set_function(lambda: len(self.table.state.jobs))
+        SCHEDULER_JOBS_PLANNED.set_function(lambda: len(self._planned))
         self._buckets: dict[int, dict[str, Prepared]] = {}
         self._times: list[int] = []
         self._dirty: set[str] = set()
@@ -342,6 +351,8 @@ class Scheduler:
         with _tracer.start_as_current_span("scheduler fire") as span:
             span.set_attribute("aspri.runs", len(fires))
             span.set_attribute("aspri.skips", len(skips))
+            if len(fires) == 1:  # the usual tick: this trace is that trigger's
+                span.set_attribute(EVENT_ID, fires[0].event_id)
             self._quiet.clear()
             try:
                 await self.writer.write(self.lease.token, self.table.last_id, fires, skips)
@@ -358,6 +369,9 @@ class Scheduler:
             finally:
                 self._quiet.set()
         self.fired += len(fires)
+        SCHEDULER_FIRES.inc(len(fires))
+        for run in fires:
+            FIRE_DELAY_SECONDS.observe(max(0, now - run.scheduled) / 1000)
         for skipped in skips:
             self.skipped += skipped.data.count
             log.info(

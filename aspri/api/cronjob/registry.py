@@ -244,7 +244,7 @@ class JobRegistry:
                         span.add_event("append conflict", {"attempt": attempt})
                         await asyncio.sleep(random.uniform(0, min(0.05, 0.001 * 2**attempt)))
                         continue
-                    span.set_attribute("aspri.event_id", event.event_id)
+                    span.set_attribute("aspri.job_event_id", event.event_id)
                     await self.table.wait_for(appended.id)
                     log.info(
                         f"job {name}",

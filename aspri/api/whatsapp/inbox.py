@@ -20,7 +20,7 @@ from aspri.api.whatsapp.hub import Hub
 from aspri.schemas import REGISTRY, Event, WhatsAppMessage
 from aspri.streams import keys
 from aspri.streams.log import Appended, EventLog
-from aspri.telemetry.tracing import tracer
+from aspri.telemetry.tracing import tag_current_span, tracer
 
 log = logging.getLogger(__name__)
 _tracer = tracer("aspri.whatsapp")
@@ -48,6 +48,7 @@ class Inbox:
         chat = keys.chat(message.chat_id)
         streams = [chat] if message.from_me else [keys.WHATSAPP_MESSAGES, chat]
         event = REGISTRY.event(message, source="whatsapp")
+        tag_current_span(event.event_id)  # the webhook or web chat request that brought it
         with _tracer.start_as_current_span(
             f"{keys.WHATSAPP_MESSAGES} publish",
             kind=SpanKind.PRODUCER,

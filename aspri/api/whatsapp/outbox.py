@@ -36,7 +36,8 @@ from aspri.schemas.api import SentMessage
 from aspri.schemas.envelope import text
 from aspri.streams import keys
 from aspri.streams.log import EventLog
-from aspri.telemetry.tracing import tracer
+from aspri.telemetry.instruments import SEND_FAILURES, SENDS
+from aspri.telemetry.tracing import EVENT_ID, event_id_of, tracer
 
 log = logging.getLogger(__name__)
 _tracer = tracer("aspri.whatsapp")
@@ -136,16 +137,27 @@ class Outbox:
                     message_ids=[p.message_id for p in done],
                 )
                 await self._save(state_key, {"result": _ENC.encode(sent)})
-                span.set_attribute("aspri.event_id", sent.event_id)
+                span.set_attribute("aspri.sent_event_id", sent.event_id)
+                if event_id_of() is None:  # a send of its own (REST), not part of a turn
+                    span.set_attribute(EVENT_ID, sent.event_id)
                 return sent
 
     async def _send_part(
         self, chat_id: str, body: str, key: str, index: int, total: int, causation_id: str | None
     ) -> _Part:
         waited = await self.pacer.wait_turn(chat_id)
+        channel = self.channel.name
         try:
-            message_id = await self.channel.send_text(chat_id, body)
+            with _tracer.start_as_current_span(
+                f"{channel} send_text",
+                kind=SpanKind.CLIENT,
+                attributes={"messaging.system": "whatsapp", "aspri.channel": channel},
+                record_exception=False,
+            ):
+                message_id = await self.channel.send_text(chat_id, body)
+            SENDS.labels(channel).inc()
         except ChannelError as exc:
+            SEND_FAILURES.labels(channel).inc()
             trace.get_current_span().record_exception(exc)
             log.warning(
                 "channel refused a message",

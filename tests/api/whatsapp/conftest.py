@@ -34,7 +34,7 @@ from tests.helpers import wait_until
 @pytest.fixture(scope="session", autouse=True)
 def tracing() -> None:
     """Real spans (not exported), so events carry a traceparent as in production."""
-    setup_tracing("aspri-whatsapp-test")
+    setup_tracing("aspri-whatsapp-test", force=True)
 
 
 class FakeClock:
