@@ -147,6 +147,7 @@ class Settings:
     retry_backoff_s: float = 1.0
     engine_concurrency: int = 8
     idempotency_ttl_s: int = 7 * 24 * 3600
+    stream_trim_keep: int = 1000
     cron_grace_s: float = 60.0
     cron_lease_s: float = 10.0
     cron_allow_seconds: bool = False
@@ -226,6 +227,7 @@ class Settings:
             idempotency_ttl_s=_read(
                 e, "IDEMPOTENCY_TTL_SECONDS", d.idempotency_ttl_s, _positive_int
             ),
+            stream_trim_keep=_read(e, "STREAM_TRIM_KEEP", d.stream_trim_keep, _positive_int),
             cron_grace_s=_read(e, "CRON_GRACE_SECONDS", d.cron_grace_s, _positive_float),
             cron_lease_s=_read(e, "CRON_LEASE_SECONDS", d.cron_lease_s, _positive_float),
             cron_allow_seconds=_read(e, "CRON_ALLOW_SECONDS", d.cron_allow_seconds, _bool),

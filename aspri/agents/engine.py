@@ -9,6 +9,7 @@ side by side under different ``CONSUMER_NAME``s. Each worker keeps one MCP sessi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -32,6 +33,8 @@ from aspri.streams import StreamApp, keys
 from aspri.streams.connect import open_redis
 from aspri.streams.health import Beat
 from aspri.streams.log import EventLog
+from aspri.streams.supervise import supervise
+from aspri.streams.trim import Trimmer
 from aspri.telemetry.instruments import SESSIONS_ACTIVE
 
 log = logging.getLogger(__name__)
@@ -105,6 +108,9 @@ class Engine:
         self.triggers = Triggers(self.conversation, self.access)
         self.active = ActiveChats(settings.session_timeout_minutes * 60)
         SESSIONS_ACTIVE.set_function(self.active.count)
+        self.trimmer = Trimmer(
+            redis, [keys.WHATSAPP_MESSAGES, keys.CRON_EVENTS], keep=settings.stream_trim_keep
+        )
         self.app = StreamApp(
             keys.ENGINE_GROUP,
             redis,
@@ -140,9 +146,20 @@ class Engine:
         """Rebuild the access rules from their stream, then consume until stopped."""
         await self.access.start()
         try:
-            await self.app.run(burst=burst)
+            async with self.trimming():
+                await self.app.run(burst=burst)
         finally:
             await self.access.stop()
+
+    @contextlib.asynccontextmanager
+    async def trimming(self) -> AsyncIterator[None]:
+        """Trim what every group is done with from the work queues while the body runs."""
+        trim = asyncio.create_task(supervise("trim", self.trimmer.run), name="trim")
+        try:
+            yield
+        finally:
+            trim.cancel()
+            await asyncio.gather(trim, return_exceptions=True)
 
     async def stop(self) -> None:
         await self.app.stop()
@@ -183,7 +200,7 @@ async def serve(settings: Settings) -> None:
                 ttl_s=settings.health_ttl_s,
                 details=lambda: {"modelReady": problem is None},
             )
-            async with beat:  # the runtime itself rides out an outage of the event log
+            async with beat, engine.trimming():  # the runtime rides out an event log outage
                 await engine.app.run_until_signal()
         finally:
             await tools.close()
