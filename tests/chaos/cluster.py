@@ -324,3 +324,30 @@ class Load:
             self.indeterminate.append(body["text"])
         else:
             raise AssertionError(f"the gateway refused a message: {r.status_code} {r.text}")
+
+
+def children(pid: int, needle: str) -> list[int]:
+    """Pids of the direct children of ``pid`` whose command line contains ``needle``."""
+    out = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            parent = (entry / "stat").read_text().rsplit(")", 1)[1].split()[1]
+            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if parent == str(pid) and needle in cmd:
+            out.append(int(entry.name))
+    return out
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process, in MB (0 when it is gone)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
