@@ -11,8 +11,10 @@ job, then measures sequential round trips (one request in flight, after a warm-u
 - stdio: ``tools/call cronjob_get`` to ``aspri mcp`` spawned over stdio (as the engine does);
 - HTTP: ``tools/call cronjob_get`` to ``aspri mcp --transport http`` over streamable HTTP, with a
   bearer token;
-each MCP variant once with the SDK's stock ``ClientSession`` and once without its per-result
-schema re-validation (see ``TrustingSession``).
+each MCP variant once with the SDK's stock ``ClientSession.call_tool`` and once the way the
+engine calls (``aspri.agents.tools.ResultCheck``: the same output-schema check of each result,
+with validators compiled once instead of the schema re-validated against its metaschema on every
+call — python-sdk issue #3133).
 
 The tool call does the same REST call inside the MCP server, so the difference is the cost of
 the MCP hop: JSON-RPC framing, argument and output validation, the span and the log line. All
@@ -40,7 +42,9 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from importlib.metadata import version
+from typing import Any
 
 import httpx
 from mcp import ClientSession, StdioServerParameters
@@ -48,22 +52,31 @@ from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.types import CallToolResult
 
+from aspri.agents.tools import ResultCheck
 from aspri.streams.server import EmbeddedServer, free_port
 
 ASPRI = str(Path(sys.executable).parent / "aspri")
 TOKEN = "bench-token"
 
 
-class TrustingSession(ClientSession):
-    """The SDK client minus its re-validation of each result against the output schema.
+Call = Callable[[ClientSession, dict[str, Any]], Awaitable[CallToolResult]]
 
-    mcp 1.30's client calls one-shot ``jsonschema.validate`` per result, which re-checks the
-    schema against the JSON Schema metaschema every time (python-sdk issue #3133). Measured
-    separately so the server's own cost is visible next to what a stock client adds.
-    """
 
-    async def _validate_tool_result(self, name: str, result: CallToolResult) -> None:
-        return None
+async def stock(session: ClientSession, arguments: dict[str, Any]) -> CallToolResult:
+    return await session.call_tool("cronjob_get", arguments)
+
+
+async def engine_path(session: ClientSession) -> Call:
+    """The engine's call: ``tools/call`` through ``send_request``, checked by ``ResultCheck``."""
+    results = ResultCheck()
+    results.learn((await session.list_tools()).tools)
+
+    async def call(session: ClientSession, arguments: dict[str, Any]) -> CallToolResult:
+        return await results.call(
+            session, "cronjob_get", arguments, read_timeout=timedelta(seconds=30), meta=None
+        )
+
+    return call
 
 
 @dataclass
@@ -173,19 +186,17 @@ async def run(calls: int, warmup: int, workdir: Path) -> list[Result]:
             results = [await measure("REST GET /api/jobs/{id}", rest_call, calls, warmup)]
 
             params = StdioServerParameters(command=ASPRI, args=["mcp"], env=env)
-            for label, session_type in (
-                ("", ClientSession),
-                (" (no re-validation)", TrustingSession),
-            ):
+            for label in ("", " (engine's checked path)"):
                 with (workdir / "mcp-stdio.log").open("a") as errlog:
                     async with (
                         stdio_client(params, errlog=errlog) as (read, write),
-                        session_type(read, write) as session,
+                        ClientSession(read, write) as session,
                     ):
                         await session.initialize()
+                        call = await engine_path(session) if label else stock
 
-                        async def stdio_call() -> None:
-                            check(await session.call_tool("cronjob_get", arguments))
+                        async def stdio_call(call: Call = call) -> None:
+                            check(await call(session, arguments))
 
                         results.append(
                             await measure(f"MCP stdio{label}", stdio_call, calls, warmup)
@@ -193,19 +204,17 @@ async def run(calls: int, warmup: int, workdir: Path) -> list[Result]:
 
             headers = {"Authorization": f"Bearer {TOKEN}"}
             url = f"http://127.0.0.1:{mcp_port}/mcp"
-            for label, session_type in (
-                ("", ClientSession),
-                (" (no re-validation)", TrustingSession),
-            ):
+            for label in ("", " (engine's checked path)"):
                 async with (
                     httpx.AsyncClient(headers=headers, timeout=30) as client,
                     streamable_http_client(url, http_client=client) as (read, write, _),
-                    session_type(read, write) as session,
+                    ClientSession(read, write) as session,
                 ):
                     await session.initialize()
+                    call = await engine_path(session) if label else stock
 
-                    async def http_call() -> None:
-                        check(await session.call_tool("cronjob_get", arguments))
+                    async def http_call(call: Call = call) -> None:
+                        check(await call(session, arguments))
 
                     results.append(await measure(f"MCP HTTP{label}", http_call, calls, warmup))
             results.append(await measure("REST GET (again)", rest_call, calls, warmup))

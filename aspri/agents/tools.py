@@ -59,7 +59,7 @@ CALL_KEY: ContextVar[str | None] = ContextVar("aspri_tool_call_key", default=Non
 _TRANSPORT_ERRORS = (anyio.ClosedResourceError, anyio.BrokenResourceError, anyio.EndOfStream)
 
 
-class _ResultCheck:
+class ResultCheck:
     """Checks each structured tool result against the tool's output schema, compiled once.
 
     ``ClientSession.call_tool`` validates the output schema itself against its metaschema on
@@ -185,7 +185,7 @@ class McpTools:
         """Tools whose input schema takes an ``idempotency_key`` argument."""
         self.restarts = 0
         self._session: ClientSession | None = None
-        self._results = _ResultCheck()
+        self._results = ResultCheck()
         self._generation = 0
         self._ready = asyncio.Event()
         self._changed = asyncio.Condition()
