@@ -10,7 +10,6 @@ import argparse
 import sys
 
 from aspri.config import ConfigError, Settings
-from aspri.streams.connect import StoreRefused
 from aspri.telemetry.logs import setup_logging
 from aspri.telemetry.tracing import TracingConfigError, setup_tracing
 
@@ -42,6 +41,12 @@ def main(argv: list[str] | None = None) -> int:
         from aspri.health_check import main as check
 
         return check(settings, args.service, args.name)
+    if args.command == "up":  # a taken port stops `up` before anything is imported or started
+        from aspri.ports import busy_ports, port_message
+
+        if busy := busy_ports(settings):
+            print(port_message(busy), file=sys.stderr)
+            return 1
     service = settings.service_name or f"aspri-{args.command}"
     setup_logging(service, settings.log_format, settings.log_level)
     try:
@@ -67,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
         from aspri.mcp.server import main as mcp_main
 
         return mcp_main(settings, transport=args.transport)
+    from aspri.streams.connect import StoreRefused  # loaded by every command already
+
     try:
         return run(settings)
     except StoreRefused as exc:  # wrong credentials: say which setting, never the password

@@ -21,7 +21,7 @@ import signal
 import sys
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Literal
@@ -153,9 +153,12 @@ class Supervisor:
         first_delay_s: float = 0.1,
         max_delay_s: float = 10.0,
         fatal_codes: frozenset[int] = frozenset(),
+        on_start: Callable[[Child], None] = lambda _child: None,
     ) -> None:
         self.max_quick_failures = max_quick_failures
         self.fatal_codes = fatal_codes
+        self.on_start = on_start
+        """Called after every (re)start of a child, e.g. to publish its new pid."""
         self.quick_s = quick_s
         self.first_delay_s = first_delay_s
         self.max_delay_s = max_delay_s
@@ -173,6 +176,7 @@ class Supervisor:
         """Start ``spec`` now and keep it running."""
         child = self.children[spec.name] = Child(spec)
         await child.start()
+        self.on_start(child)
         self._tasks[spec.name] = asyncio.create_task(self._keep(child), name=f"keep:{spec.name}")
         return child
 
@@ -205,6 +209,7 @@ class Supervisor:
             except OSError as exc:  # the command itself cannot run
                 self._give_up(child, f"it cannot be started: {exc}")
                 return
+            self.on_start(child)
 
     def _give_up(self, child: Child, why: str) -> None:
         child.state = "failed"

@@ -8,30 +8,33 @@ is restarted (Valkey on the same port and data directory); one that keeps failin
 with its last output and ends ``aspri up`` with status 1. The banner comes once every part is
 healthy, or after a deadline with the parts that are not. Ctrl-C (SIGINT) or SIGTERM stops the
 engine and scheduler, then the gateways, then Valkey, so no service loses its store while
-stopping and a second start finds every chat and job again.
+stopping and a second start finds every chat and job again. ``ASPRI_DATA_DIR/up.json`` says
+what runs (each child's current pid), for tools and fault-injection tests.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
+import json
 import logging
 import os
 import signal
-import socket
 import sys
 import time
 import webbrowser
+from pathlib import Path
 
 import httpx
 from redis.asyncio import Redis
+from redis.exceptions import AuthenticationError, NoPermissionError
 
 from aspri.config import Settings
-from aspri.streams.connect import StoreRefused, outage, redacted, refused
+from aspri.ports import busy_ports, port_message
+from aspri.streams.connect import STORE_DOWN, StoreRefused, redacted, refused
 from aspri.streams.health import instances
 from aspri.streams.server import free_port, valkey_command
-from aspri.supervisor import Spec, Supervisor
+from aspri.supervisor import Child, Spec, Supervisor
 
 log = logging.getLogger(__name__)
 
@@ -49,32 +52,32 @@ class StartFailed(Exception):
     """``aspri up`` cannot start; the message says why and what to do."""
 
 
-def busy_ports(settings: Settings) -> list[tuple[str, int]]:
-    """The (variable, port) pairs of the gateways whose port something else already holds."""
-    busy = []
-    for variable, port in (
-        ("WHATSAPP_PORT", settings.whatsapp_port),
-        ("CRONJOB_PORT", settings.cronjob_port),
-    ):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
-            try:
-                sock.bind((settings.host, port))
-            except OSError as exc:
-                if exc.errno != errno.EADDRINUSE:
-                    raise
-                busy.append((variable, port))
-    return busy
+def state_file(settings: Settings) -> Path:
+    """Where ``aspri up`` says what runs: its pid, the store's URL, each child's current pid
+    (for tools and fault-injection tests that kill a part on purpose)."""
+    return settings.data_dir / "up.json"
 
 
-def _port_message(busy: list[tuple[str, int]]) -> str:
-    lines = [f"aspri up: port {port} ({variable}) is already in use" for variable, port in busy]
-    variable, port = busy[0]
-    lines.append(
-        f"Stop what listens there, or choose another port, e.g. `{variable}={port + 10} make up`"
-        f" (or `{variable}={port + 10} aspri up`). Nothing was started."
-    )
-    return "\n".join(lines)
+class StateFile:
+    """Keeps ``state_file`` current: rewritten (atomically) whenever a child (re)starts."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.redis_url: str | None = None
+        self.supervisor: Supervisor | None = None
+
+    def write(self, _child: Child | None = None) -> None:
+        if self.supervisor is None:
+            return
+        children = {name: c.pid for name, c in self.supervisor.children.items()}
+        body = {"pid": os.getpid(), "redisUrl": self.redis_url, "children": children}
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = self.path.with_suffix(".tmp")
+        temporary.write_text(json.dumps(body))
+        temporary.replace(self.path)
+
+    def remove(self) -> None:
+        self.path.unlink(missing_ok=True)
 
 
 def service_env(settings: Settings, redis_url: str) -> dict[str, str]:
@@ -116,9 +119,9 @@ async def _reachable(url: str, *, timeout_s: float) -> None:
             try:
                 await client.ping()
                 return
-            except Exception as exc:
-                if not outage(exc):
-                    raise refused(url, exc) from None
+            except (AuthenticationError, NoPermissionError) as exc:
+                raise refused(url, exc) from None
+            except STORE_DOWN as exc:
                 if time.monotonic() > deadline:
                     raise StartFailed(
                         f"aspri up: REDIS_URL ({redacted(url)}) does not answer: {exc}"
@@ -209,18 +212,21 @@ def _banner(settings: Settings, model: str, unhealthy: dict[str, str]) -> str:
 
 
 async def run(settings: Settings, *, open_browser: bool = True) -> int:
-    busy = busy_ports(settings)
+    busy = busy_ports(settings)  # again: `aspri.cli` checked before importing this module
     if busy:
-        print(_port_message(busy), file=sys.stderr)
+        print(port_message(busy), file=sys.stderr)
         return 1
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stopping.set)
-    supervisor = Supervisor(fatal_codes=frozenset({CONFIG_ERROR}))
+    state = StateFile(state_file(settings))
+    supervisor = Supervisor(fatal_codes=frozenset({CONFIG_ERROR}), on_start=state.write)
+    state.supervisor = supervisor
     redis: Redis | None = None
     try:
-        redis_url = await start_store(supervisor, settings)
+        redis_url = state.redis_url = await start_store(supervisor, settings)
+        state.write()
         redis = Redis.from_url(redis_url, socket_connect_timeout=1.0, socket_timeout=5.0)
         env = service_env(settings, redis_url)
         for name in SERVICES:
@@ -251,6 +257,7 @@ async def run(settings: Settings, *, open_browser: bool = True) -> int:
         return 1
     finally:
         await supervisor.stop(*STOP_ORDER)
+        state.remove()
         if redis is not None:
             await redis.aclose()
         log.info("ASPRI stopped")
