@@ -80,6 +80,7 @@ def up_env(tmp_path: Path, **extra: str) -> dict[str, str]:
         "OLLAMA_BASE_URL": f"http://127.0.0.1:{free_port()}",
         "ASPRI_NO_BROWSER": "1",
         "CONSUMER_NAME": "up-test",
+        "LOG_FORMAT": "text",  # the assertions read log lines
         **extra,
     }
     env.pop("REDIS_URL", None)
