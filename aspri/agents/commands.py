@@ -205,6 +205,8 @@ class Commands:
         state = self.access.state
         lines = [f"DM policy: {self.settings.dm_policy}"]
         owners = [chatid.number(o) for o in self.settings.owner_numbers]
+        if state.linked and self.settings.whatsapp_engine == "browser":
+            owners.append(f"{chatid.number(state.linked)} (this account)")
         lines.append("Owners: " + (", ".join(owners) or "(none set)"))
         lines.append(
             "Approved: " + (", ".join(chatid.number(c) for c in sorted(state.contacts)) or "none")
@@ -214,10 +216,9 @@ class Commands:
         pending = self.access.pending()
         if pending:
             lines.append("Waiting for /pair:")
-            lines += [
-                f"• {p.code} — {p.name or ''} {chatid.number(p.chat_id)}".replace("  ", " ")
-                for p in pending
-            ]
+            for p in pending:
+                who = f"{p.name} {chatid.number(p.chat_id)}" if p.name else chatid.number(p.chat_id)
+                lines.append(f"• {p.code} — {who}")
         return "\n".join(lines)
 
     async def _all_jobs(self) -> list[dict[str, Any]]:
