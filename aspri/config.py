@@ -120,6 +120,7 @@ class Settings:
     cronjob_port: int = 3002
     mcp_port: int = 3003
     host: str = "127.0.0.1"
+    public_hosts: tuple[str, ...] = ()
     whatsapp_url: str = "http://127.0.0.1:3001"
     cronjob_url: str = "http://127.0.0.1:3002"
     whatsapp_engine: str = "local"
@@ -189,6 +190,7 @@ class Settings:
             cronjob_port=cronjob_port,
             mcp_port=_read(e, "MCP_PORT", d.mcp_port, _port),
             host=host,
+            public_hosts=_read(e, "ASPRI_PUBLIC_HOSTS", d.public_hosts, _csv),
             whatsapp_url=_read(e, "WHATSAPP_URL", f"http://127.0.0.1:{whatsapp_port}", _str),
             cronjob_url=_read(e, "CRONJOB_URL", f"http://127.0.0.1:{cronjob_port}", _str),
             whatsapp_engine=_read(

@@ -29,6 +29,7 @@ import httpx
 from redis.asyncio import Redis
 from redis.exceptions import AuthenticationError, NoPermissionError
 
+from aspri import apikey
 from aspri.config import Settings
 from aspri.ports import busy_ports, port_message
 from aspri.streams.connect import STORE_DOWN, StoreRefused, redacted, refused
@@ -81,8 +82,14 @@ class StateFile:
 
 
 def service_env(settings: Settings, redis_url: str) -> dict[str, str]:
-    """The environment every service gets: ours, plus where the store and the data are."""
-    return {**os.environ, "REDIS_URL": redis_url, "ASPRI_DATA_DIR": str(settings.data_dir)}
+    """The environment every service gets: ours, plus where the store and the data are, and
+    the API key in force (so every child agrees on it)."""
+    return {
+        **os.environ,
+        "REDIS_URL": redis_url,
+        "ASPRI_DATA_DIR": str(settings.data_dir),
+        "ASPRI_API_KEY": apikey.effective(settings) or apikey.OFF,
+    }
 
 
 def service_spec(name: str, env: dict[str, str]) -> Spec:
@@ -189,9 +196,18 @@ async def model_status(settings: Settings) -> tuple[bool, str]:
     return False, f"{problem}.{hint} Slash commands (/help, /remind, /jobs) already work."
 
 
+def chat_link(settings: Settings) -> str:
+    """The web chat's address: a one-time sign-in link unless ``ASPRI_API_KEY=off``."""
+    wa = f"http://127.0.0.1:{settings.whatsapp_port}"
+    key = apikey.effective(settings)
+    return f"{wa}/chat" if key is None else f"{wa}/chat/login?token={apikey.login_token(key)}"
+
+
 def _banner(settings: Settings, model: str, unhealthy: dict[str, str]) -> str:
     wa = f"http://127.0.0.1:{settings.whatsapp_port}"
     cron = f"http://127.0.0.1:{settings.cronjob_port}"
+    key = apikey.effective(settings)
+    where = "ASPRI_API_KEY=off: the APIs are open" if key is None else _key_source(settings)
     head = ["  ASPRI is up."]
     if unhealthy:
         head = [f"  ASPRI started, but not every part is healthy after {READY_TIMEOUT_S:.0f} s:"]
@@ -200,15 +216,23 @@ def _banner(settings: Settings, model: str, unhealthy: dict[str, str]) -> str:
         [
             "",
             *head,
-            f"  Web chat          {wa}/chat",
+            f"  Web chat          {chat_link(settings)}",
+            "                    (one-time link; `aspri link` prints a new one)",
             f"  WhatsApp API      {wa}/schema/swagger",
             f"  Cron API          {cron}/schema/swagger",
+            f"  API key           {where}",
             f"  Model             {model}",
             f"  Data              {settings.data_dir.resolve()}",
             "  Stop              Ctrl-C",
             "",
         ]
     )
+
+
+def _key_source(settings: Settings) -> str:
+    if os.environ.get("ASPRI_API_KEY", "").strip():
+        return "from ASPRI_API_KEY (send it as X-API-Key)"
+    return f"in {apikey.key_file(settings.data_dir).resolve()} (send it as X-API-Key)"
 
 
 async def run(settings: Settings, *, open_browser: bool = True) -> int:
@@ -242,7 +266,7 @@ async def run(settings: Settings, *, open_browser: bool = True) -> int:
             )
             if open_browser:
                 with contextlib.suppress(webbrowser.Error):
-                    webbrowser.open(f"http://127.0.0.1:{settings.whatsapp_port}/chat")
+                    webbrowser.open(chat_link(settings))  # its own link: the printed one stays
         failed = asyncio.create_task(supervisor.failed.wait())
         stop = asyncio.create_task(stopping.wait())
         await asyncio.wait({failed, stop}, return_when=asyncio.FIRST_COMPLETED)

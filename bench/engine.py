@@ -47,6 +47,8 @@ from aspri.streams import EventLog, keys
 from aspri.streams.server import EmbeddedServer, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
+API_KEY = "bench-api-key"
+AUTH = {"X-API-Key": API_KEY}
 
 
 class InstantModel(GenericFakeChatModel):
@@ -213,7 +215,7 @@ class Replies:
 
     async def _listen(self, connected: asyncio.Event) -> None:
         async with (
-            httpx.AsyncClient(timeout=None) as client,
+            httpx.AsyncClient(timeout=None, headers=AUTH) as client,
             client.stream("GET", self.url) as response,
         ):
             connected.set()
@@ -255,7 +257,10 @@ async def measure(
     numbers = [f"62{run}{w:08d}" for w in range(persons)]
     replies = Replies(base)
     limits = httpx.Limits(max_connections=persons + 10)
-    async with httpx.AsyncClient(timeout=60, limits=limits) as http, replies.listening():
+    async with (
+        httpx.AsyncClient(timeout=60, limits=limits, headers=AUTH) as http,
+        replies.listening(),
+    ):
         # warm-up: a first turn in a fresh worker pays for lazy imports and compilation; a
         # few people at once so that every worker gets some
         await asyncio.gather(
@@ -320,6 +325,7 @@ async def bench(args: argparse.Namespace) -> None:
             "CRONJOB_URL": f"http://127.0.0.1:{cron_port}",
             "LOG_LEVEL": "warning",
             "ENGINE_CONCURRENCY": str(args.concurrency),
+            "ASPRI_API_KEY": API_KEY,
         }
         env.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
         aspri = [sys.executable, "-m", "aspri.cli"]

@@ -41,6 +41,8 @@ from aspri.schemas.api import LocalMessageAccepted, LocalMessageRequest, Success
 from aspri.streams.server import EmbeddedServer, free_port  # noqa: E402
 
 SENDERS = 200
+API_KEY = "bench-api-key"
+"""The gateway's key in this run; every request sends it, as real clients must."""
 
 
 # ------------------------------------------------------------------ the two servers
@@ -77,7 +79,7 @@ def serve_gateway(redis_url: str, port: int, variant: str) -> None:
 
     async def main() -> None:
         redis = Redis.from_url(redis_url)
-        app = create_app(Settings(redis_url=redis_url), redis)
+        app = create_app(Settings(redis_url=redis_url, api_key=API_KEY), redis)
         if lean:  # Litestar's default logging config resets the root level
             logging.getLogger().setLevel(logging.WARNING)
         await gateway_server(app, "127.0.0.1", port).serve()
@@ -139,7 +141,8 @@ async def load(url: str, seconds: float, concurrency: int) -> tuple[int, list[fl
                 body = msgspec.json.encode({"from": sender, "text": f"message {i}"})
                 head = (
                     f"POST /api/local/messages HTTP/1.1\r\nHost: {host}\r\n"
-                    f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+                    f"X-API-Key: {API_KEY}\r\nContent-Type: application/json\r\n"
+                    f"Content-Length: {len(body)}\r\n\r\n"
                 )
                 began = time.perf_counter()
                 writer.write(head.encode() + body)
@@ -171,7 +174,11 @@ def start(kind: str, redis_url: str) -> tuple[subprocess.Popen[bytes], str]:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
-            httpx.post(f"{url}/api/local/messages", json={"from": "+15550000000", "text": "warm"})
+            httpx.post(
+                f"{url}/api/local/messages",
+                json={"from": "+15550000000", "text": "warm"},
+                headers={"X-API-Key": API_KEY},
+            )
             return proc, url
         except httpx.TransportError:
             time.sleep(0.05)

@@ -57,6 +57,8 @@ from aspri.streams.server import EmbeddedServer, free_port
 
 ASPRI = str(Path(sys.executable).parent / "aspri")
 TOKEN = "bench-token"
+API_KEY = "bench-api-key"
+"""The gateways' key (``ASPRI_API_KEY``) in this run; the MCP HTTP transport has its own token."""
 
 
 Call = Callable[[ClientSession, dict[str, Any]], Awaitable[CallToolResult]]
@@ -155,6 +157,7 @@ async def run(calls: int, warmup: int, workdir: Path) -> list[Result]:
             "WHATSAPP_PORT": str(whatsapp_port),
             "MCP_PORT": str(mcp_port),
             "MCP_TOKEN": TOKEN,
+            "ASPRI_API_KEY": API_KEY,
             "CRONJOB_URL": cron_url,
             "WHATSAPP_URL": f"http://127.0.0.1:{whatsapp_port}",
         }
@@ -166,7 +169,7 @@ async def run(calls: int, warmup: int, workdir: Path) -> list[Result]:
                 f"http://127.0.0.1:{mcp_port}",
                 workdir / "mcp-http.log",
             ),
-            httpx.AsyncClient(timeout=30) as rest,
+            httpx.AsyncClient(timeout=30, headers={"X-API-Key": API_KEY}) as rest,
         ):
             created = await rest.post(
                 f"{cron_url}/api/jobs",

@@ -1,4 +1,4 @@
-"""Test helpers: waiting on conditions with a deadline (never a fixed sleep)."""
+"""Test helpers: waiting on conditions with a deadline (never a fixed sleep), the API key."""
 
 from __future__ import annotations
 
@@ -11,7 +11,16 @@ from typing import Any
 
 import uvicorn
 
+from aspri.apikey import engine_credential
 from aspri.streams.server import free_port
+
+API_KEY = "test-api-key-0123456789"
+"""The key every test gateway is started with (``Settings(api_key=API_KEY)``,
+``ASPRI_API_KEY`` for subprocesses)."""
+AUTH = {"X-API-Key": API_KEY}
+"""Headers of an authenticated caller (the owner's scripts, the MCP Inspector, a test)."""
+ENGINE_AUTH = {"X-API-Key": engine_credential(API_KEY)}
+"""Headers of the engine's own credential (may use ``engine:`` keys and ``causationId``)."""
 
 
 async def wait_until(

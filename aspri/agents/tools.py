@@ -46,6 +46,7 @@ from mcp.types import (
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from referencing import Registry
 
+from aspri import apikey
 from aspri.config import Settings
 from aspri.telemetry.instruments import TOOL_CALLS, TOOL_ERRORS, tool_label
 from aspri.telemetry.tracing import inject, tracer
@@ -139,9 +140,11 @@ def mcp_environment(settings: Settings) -> dict[str, str]:
         "ASPRI_TIMEZONE": settings.timezone,
         "OTEL_SERVICE_NAME": "aspri-mcp",  # its own service in traces, whatever the engine's is
     }
-    for name, value in (("ASPRI_API_KEY", settings.api_key), ("REDIS_URL", settings.redis_url)):
-        if value:
-            env[name] = value
+    if settings.redis_url:
+        env["REDIS_URL"] = settings.redis_url
+    key = apikey.effective(settings)
+    # The engine's own credential, not the key: only it may use the engine's idempotency keys.
+    env["ASPRI_API_KEY"] = apikey.engine_credential(key) if key else apikey.OFF
     return env
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from litestar import Litestar, MediaType, Request, Response, get
 from litestar.datastructures import State
@@ -26,6 +26,9 @@ from aspri.api.openapi_ui import swagger_assets, swagger_ui
 from aspri.schemas.api import ErrorBody, Failure
 from aspri.telemetry import metrics, tracing
 
+if TYPE_CHECKING:
+    from aspri.api.access import Access
+
 log = logging.getLogger(__name__)
 
 _STATUS_CODES = {
@@ -37,6 +40,7 @@ _STATUS_CODES = {
     409: "conflict",
     413: "payload_too_large",
     415: "unsupported_media_type",
+    421: "unknown_host",
     422: "unprocessable",
     429: "rate_limited",
     502: "bad_gateway",
@@ -47,8 +51,10 @@ _STATUS_CODES = {
 class ApiError(HTTPException):
     """An error the client can act on; rendered as the envelope with ``code`` and ``message``."""
 
-    def __init__(self, status_code: int, code: str, message: str) -> None:
-        super().__init__(status_code=status_code, detail=message)
+    def __init__(
+        self, status_code: int, code: str, message: str, *, headers: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(status_code=status_code, detail=message, headers=headers)
         self.code = code
 
 
@@ -56,12 +62,14 @@ RETRY_AFTER = {"Retry-After": "1"}
 """Sent with every 503: the event log usually comes back within a second or two."""
 
 
-def failure(status: int, code: str, message: str) -> Response[Failure]:
+def failure(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> Response[Failure]:
     return Response(
         Failure(error=ErrorBody(code=code, message=message)),
         status_code=status,
         media_type=MediaType.JSON,
-        headers=RETRY_AFTER if status == 503 else None,
+        headers=headers or (RETRY_AFTER if status == 503 else None),
     )
 
 
@@ -79,7 +87,7 @@ def _validation_message(exc: ValidationException) -> str:
 def _on_http_error(_request: Request[Any, Any, Any], exc: HTTPException) -> Response[Failure]:
     status = exc.status_code
     if isinstance(exc, ApiError):
-        return failure(status, exc.code, exc.detail)
+        return failure(status, exc.code, exc.detail, exc.headers)
     if isinstance(exc, ValidationException):
         return failure(400, "invalid_request", _validation_message(exc))
     return failure(status, _STATUS_CODES.get(status, "error"), exc.detail)
@@ -118,14 +126,20 @@ def create_gateway(
     request_max_body_size: int = 1024 * 1024,
     state: dict[str, Any] | None = None,
     redis: Redis | None = None,
+    access: Access,
 ) -> Litestar:
-    """A Litestar app with the envelope, OpenAPI at ``/schema`` (UI at ``/schema/swagger``) and,
-    given the event log's ``redis``, Prometheus metrics of its streams at ``/metrics``."""
+    """A Litestar app with the envelope, ``access`` checked on every request (api/access.py),
+    OpenAPI at ``/schema`` (UI at ``/schema/swagger``) and, given the event log's ``redis``,
+    Prometheus metrics of its streams at ``/metrics`` (behind the key, like the API)."""
+    from aspri.api.access import SECURITY, AccessMiddleware, openapi_components
+
     openapi = OpenAPIConfig(
         title=title,
         version="1",
         description=description,
         path="/schema",
+        components=openapi_components(),
+        security=SECURITY,
         render_plugins=[swagger_ui()],
     )
     extra: list[ControllerRouterHandler] = []
@@ -144,6 +158,7 @@ def create_gateway(
             swagger_assets(),
         ],
         openapi_config=openapi,
+        middleware=[AccessMiddleware(access)],
         exception_handlers={
             HTTPException: _on_http_error,
             RedisError: _on_log_unavailable,

@@ -20,6 +20,7 @@ import httpx
 import msgspec
 from pydantic import TypeAdapter, ValidationError
 
+from aspri import apikey
 from aspri.config import Settings
 
 log = logging.getLogger(__name__)
@@ -70,7 +71,8 @@ def path_segment(value: str) -> str:
 def new_http_client(settings: Settings) -> httpx.AsyncClient:
     """The shared client: keep-alive pool, timeouts, API key (trace context and baggage on
     every request when tracing is on: ``setup_tracing`` instruments httpx)."""
-    headers = {"X-API-Key": settings.api_key} if settings.api_key else {}
+    key = apikey.effective(settings)
+    headers = {"X-API-Key": key} if key else {}
     return httpx.AsyncClient(timeout=TIMEOUT, headers=headers)
 
 

@@ -26,6 +26,7 @@ from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from aspri import apikey
 from aspri.config import Settings
 from aspri.mcp import cron_tools, whatsapp_tools
 from aspri.mcp.auth import StaticTokenVerifier, auth_settings
@@ -137,8 +138,9 @@ def error_text(tool: str, exc: ToolError) -> str:
 
 
 def build_server(settings: Settings, gateways: Gateways) -> AspriMCP:
-    """The server with its eleven tools; bearer auth on HTTP when ``MCP_TOKEN`` is set."""
-    token = settings.mcp_token
+    """The server with its eleven tools; on HTTP a bearer token is required: ``MCP_TOKEN``,
+    else the API key (none only with ``ASPRI_API_KEY=off`` and no ``MCP_TOKEN``)."""
+    token = http_token(settings)
     server = AspriMCP(
         name="aspri",
         instructions=INSTRUCTIONS,
@@ -158,6 +160,10 @@ def build_server(settings: Settings, gateways: Gateways) -> AspriMCP:
     return server
 
 
+def http_token(settings: Settings) -> str | None:
+    return settings.mcp_token or apikey.effective(settings)
+
+
 async def _health(_request: Request) -> JSONResponse:
     """Liveness for supervisors and compose; not behind the token, it tells nothing secret."""
     return JSONResponse({"success": True, "data": {"status": "ok", "path": HTTP_PATH}})
@@ -171,9 +177,10 @@ async def serve(settings: Settings, transport: Transport = "stdio") -> None:
             log.info("mcp server on stdio", extra={"tools": len(await server.list_tools())})
             await server.run_stdio_async()
             return
-        if not settings.mcp_token and settings.host not in ("127.0.0.1", "localhost", "::1"):
+        if http_token(settings) is None:
             log.warning(
-                "MCP over HTTP without MCP_TOKEN: anyone who can reach the port can use the tools",
+                "MCP over HTTP without a token (ASPRI_API_KEY=off, no MCP_TOKEN): anyone who "
+                "can reach the port can use the tools",
                 extra={"host": settings.host},
             )
         config = uvicorn.Config(
@@ -188,7 +195,7 @@ async def serve(settings: Settings, transport: Transport = "stdio") -> None:
             "mcp server on streamable http",
             extra={
                 "url": f"http://{settings.host}:{settings.mcp_port}{HTTP_PATH}",
-                "auth": bool(settings.mcp_token),
+                "auth": http_token(settings) is not None,
             },
         )
         await uvicorn.Server(config).serve()

@@ -81,6 +81,11 @@ def whatsapp_send_lock(key: str) -> str:
     return f"whatsapp:send:{key}:lock"
 
 
+def login_used(nonce: str) -> str:
+    """Set (until the link expires) once a one-time web-chat login link has been used."""
+    return f"whatsapp:login:used:{nonce}"
+
+
 CRON_HANDOVER = "cronjob:scheduler:handover"
 """Pushed to when a scheduler gives its lease up, so a waiting one takes over at once."""
 

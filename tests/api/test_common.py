@@ -8,7 +8,12 @@ from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from aspri.api.access import Access
 from aspri.api.common import create_gateway
+from aspri.config import Settings
+from tests.helpers import API_KEY, AUTH
+
+ACCESS = Access.from_settings(Settings(api_key=API_KEY))
 
 
 @get("/boom/redis")
@@ -22,8 +27,11 @@ async def bug() -> None:
 
 
 async def test_redis_failure_is_503_and_a_bug_is_a_500_envelope_without_details() -> None:
-    app = create_gateway(title="t", description="d", route_handlers=[redis_down, bug])
-    async with AsyncTestClient(app) as client:
+    app = create_gateway(
+        title="t", description="d", route_handlers=[redis_down, bug], access=ACCESS
+    )
+    async with AsyncTestClient(app, base_url="http://127.0.0.1") as client:
+        client.headers.update(AUTH)
         down = await client.get("/boom/redis")
         assert down.status_code == 503
         assert down.json() == {
@@ -51,11 +59,12 @@ async def test_metrics_report_backlog_pending_and_dead_letters(redis: Redis) -> 
     await redis.xgroup_create("whatsapp:messages", "ai-engine", id="0")
     await redis.xreadgroup("ai-engine", "w1", {"whatsapp:messages": ">"}, count=1)
     await redis.xadd("whatsapp:messages:dlq", {"error": "boom"})
-    app = create_gateway(title="t", description="d", route_handlers=[], redis=redis)
+    app = create_gateway(title="t", description="d", route_handlers=[], redis=redis, access=ACCESS)
     # In this event loop (the redis client is bound to it): httpx straight to the ASGI app.
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
-        reply = await client.get("/metrics")
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+        assert (await client.get("/metrics")).status_code == 401  # behind the key, like the API
+        reply = await client.get("/metrics", headers={"Authorization": f"Bearer {API_KEY}"})
     assert reply.status_code == 200
     assert reply.headers["content-type"].startswith("text/plain; version=0.0.4")
     lines = set(reply.text.splitlines())

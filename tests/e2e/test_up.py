@@ -3,13 +3,14 @@
 Runs the real command as a subprocess on free ports with its own data directory (embedded
 Valkey, both gateways, the scheduler, one engine worker with its MCP server). No model is
 reachable here (OLLAMA_BASE_URL points at a closed port), which is exactly when slash commands
-must still work.
+must still work. No ``ASPRI_API_KEY`` is given: the key file `aspri up` creates protects the APIs.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -51,8 +52,13 @@ def wait_for(check, timeout: float = 120.0):  # type: ignore[no-untyped-def]
     raise AssertionError(f"not within {timeout}s")
 
 
-def replies(base: str) -> list[dict[str, object]]:
-    page = httpx.get(f"{base}/api/messages/{PHONE}", timeout=5).json()["data"]
+def auth_of(tmp_path: Path) -> dict[str, str]:
+    """The key ``aspri up`` created in its data directory, as request headers."""
+    return {"X-API-Key": (tmp_path / "data" / "api-key").read_text().strip()}
+
+
+def replies(base: str, auth: dict[str, str]) -> list[dict[str, object]]:
+    page = httpx.get(f"{base}/api/messages/{PHONE}", headers=auth, timeout=5).json()["data"]
     return [m for m in page["messages"] if m["fromMe"]]
 
 
@@ -84,12 +90,15 @@ def up_env(tmp_path: Path, **extra: str) -> dict[str, str]:
         **extra,
     }
     env.pop("REDIS_URL", None)
+    env.pop("ASPRI_API_KEY", None)
     return env
 
 
-def send_help(base: str) -> None:
+def send_help(base: str, auth: dict[str, str]) -> None:
     sent = httpx.post(
-        f"{base}/api/local/messages", json={"from": PHONE, "name": "Ann", "text": "/help"}
+        f"{base}/api/local/messages",
+        json={"from": PHONE, "name": "Ann", "text": "/help"},
+        headers=auth,
     )
     assert sent.status_code == 202, sent.text
 
@@ -102,22 +111,34 @@ def test_up_answers_help_stops_on_sigint_and_keeps_history(tmp_path: Path) -> No
     proc = start(env, log_path)
     try:
         wait_for(lambda: httpx.get(f"{base}/health", timeout=2).status_code == 200)
-        send_help(base)
-        first = wait_for(lambda: replies(base))
+        assert (tmp_path / "data" / "api-key").stat().st_mode & 0o777 == 0o600
+        auth = auth_of(tmp_path)
+        refused = httpx.post(f"{base}/api/local/messages", json={"from": PHONE, "text": "hi"})
+        assert refused.status_code == 401, refused.text
+        send_help(base, auth)
+        first = wait_for(lambda: replies(base, auth))  # the engine's MCP server has the key
         assert "/remind" in str(first[0]["body"])  # the help text lists the commands
     finally:
         log = ctrl_c(proc, log_path)
     assert proc.returncode == 0, log[-3000:]
     assert "no Ollama answers" in log  # the banner says what to do about the model
+    link = re.search(r"http://127\.0\.0\.1:\d+/chat/login\?token=\S+", log)
+    assert link is not None, log[-3000:]  # the banner prints a one-time sign-in link
+    assert auth["X-API-Key"] not in log  # but never the key itself
 
     proc = start(env, log_path)
     try:
         wait_for(lambda: httpx.get(f"{base}/health", timeout=2).status_code == 200)
-        again = replies(base)
+        again = replies(base, auth)  # the same key: it lives in the data directory
         assert [m["body"] for m in again] == [m["body"] for m in first]
-        page = httpx.get(f"{base}/api/messages/{PHONE}").json()["data"]["messages"]
-        assert any(m["body"] == "/help" and not m["fromMe"] for m in page)
-        assert len(replies(base)) == 1  # the restarted engine did not answer /help again
+        page = httpx.get(f"{base}/api/messages/{PHONE}", headers=auth).json()["data"]
+        assert any(m["body"] == "/help" and not m["fromMe"] for m in page["messages"])
+        assert len(replies(base, auth)) == 1  # the restarted engine did not answer /help again
+        with httpx.Client() as browser:  # the printed link signs a browser in, once
+            assert browser.get(f"{base}/chat").status_code == 401
+            assert browser.get(link.group(0), follow_redirects=True).status_code == 200
+            assert browser.get(f"{base}/api/chats").status_code == 200
+        assert httpx.get(link.group(0)).status_code == 401
     finally:
         ctrl_c(proc, log_path)
 
@@ -137,8 +158,9 @@ def test_valkey_killed_under_up_comes_back_and_ctrl_c_stops_it_last(tmp_path: Pa
     try:
         wait_for(lambda: "ASPRI is up." in log_path.read_text(), timeout=120)
         assert os.getpgid(valkey_of(tmp_path / "data")[0]) != proc.pid  # own group
-        send_help(base)
-        wait_for(lambda: replies(base))
+        auth = auth_of(tmp_path)
+        send_help(base, auth)
+        wait_for(lambda: replies(base, auth))
         pid, port = valkey_of(tmp_path / "data")
 
         # A long outage: the supervisor is paused while Valkey is dead, so it cannot restart it.
@@ -148,7 +170,7 @@ def test_valkey_killed_under_up_comes_back_and_ctrl_c_stops_it_last(tmp_path: Pa
             down = wait_for(lambda: (r := httpx.get(f"{base}/health")).status_code == 503 and r)
             assert down.headers["Retry-After"] == "1"
             assert down.json()["data"]["details"]["down"] == ["eventLog"]
-            chats = httpx.get(f"{base}/api/chats")
+            chats = httpx.get(f"{base}/api/chats", headers=auth)
             assert chats.status_code == 503 and chats.headers["Retry-After"] == "1"
             assert chats.json()["error"]["code"] == "unavailable"
             assert httpx.get(f"{cron}/health").status_code == 503
@@ -168,10 +190,10 @@ def test_valkey_killed_under_up_comes_back_and_ctrl_c_stops_it_last(tmp_path: Pa
         wait_for(lambda: valkey_of(tmp_path / "data")[0] != pid, timeout=10)
         new_pid, new_port = valkey_of(tmp_path / "data")
         assert new_pid != pid and new_port == port
-        assert len(replies(base)) == 1  # the data came back with it (AOF)
+        assert len(replies(base, auth)) == 1  # the data came back with it (AOF)
         wait_for(lambda: httpx.get(f"{cron}/health").status_code == 200, timeout=30)
-        send_help(base)
-        wait_for(lambda: len(replies(base)) == 2, timeout=60)
+        send_help(base, auth)
+        wait_for(lambda: len(replies(base, auth)) == 2, timeout=60)
         stopping_at = len(log_path.read_text())
     finally:
         log = ctrl_c(proc, log_path)

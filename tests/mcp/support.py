@@ -24,7 +24,7 @@ from aspri.config import Settings
 from aspri.mcp.gateway import Gateways, new_http_client
 from aspri.mcp.server import build_server
 from aspri.streams.server import free_port
-from tests.helpers import wait_until
+from tests.helpers import API_KEY, wait_until
 
 ASPRI = str(Path(sys.executable).parent / "aspri")
 
@@ -45,7 +45,12 @@ class GatewayProcess:
         return f"http://127.0.0.1:{self.port}"
 
     async def start(self) -> None:
-        env = os.environ | self.env | {self.port_variable: str(self.port)}
+        env = (
+            os.environ
+            | {"ASPRI_API_KEY": API_KEY}
+            | self.env
+            | {self.port_variable: str(self.port)}
+        )
         with self.log_path.open("ab") as log:
             self.proc = await asyncio.create_subprocess_exec(
                 ASPRI, self.command, env=env, stdout=log, stderr=log
@@ -93,8 +98,9 @@ async def stdio_session(env: Mapping[str, str]) -> AsyncIterator[ClientSession]:
 
 
 @asynccontextmanager
-async def http_session(url: str, token: str | None = None) -> AsyncIterator[ClientSession]:
-    """A streamable HTTP session to ``url`` (``.../mcp``), with a bearer token when given."""
+async def http_session(url: str, token: str | None = API_KEY) -> AsyncIterator[ClientSession]:
+    """A streamable HTTP session to ``url`` (``.../mcp``), with a bearer token (the test API
+    key unless another or None is given)."""
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     async with (
         httpx.AsyncClient(headers=headers, timeout=30) as client,

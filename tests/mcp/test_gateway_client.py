@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -18,6 +19,7 @@ from litestar import Request, delete, get, post
 from litestar.params import FromPath, FromQuery
 from litestar.response import Response
 
+from aspri.api.access import Access
 from aspri.api.common import ApiError, create_gateway
 from aspri.config import Settings
 from aspri.mcp.gateway import GatewayError, Gateways, new_http_client
@@ -73,6 +75,7 @@ async def upstream() -> AsyncIterator[str]:
         title="stand-in",
         description="failure modes for the MCP gateway client",
         route_handlers=[flaky_get, flaky_post, flaky_delete, refuse, headers, plain],
+        access=Access.from_settings(Settings(api_key="k-123")),
     )
     async with serve_asgi(app) as url:
         yield url
@@ -148,14 +151,27 @@ async def test_headers_carry_api_key_and_idempotency_key(gateways: Gateways) -> 
     assert data["idempotency-key"] == "key-7"
 
 
-async def test_no_api_key_header_when_unset(upstream: str) -> None:
-    settings = Settings(whatsapp_url=upstream, cronjob_url=upstream)
+async def test_a_wrong_key_is_refused_and_off_sends_none(upstream: str) -> None:
+    wrong = Settings(whatsapp_url=upstream, cronjob_url=upstream, api_key="k-999")
+    async with new_http_client(wrong) as http:
+        gateways = Gateways(http, wrong)
+        with pytest.raises(GatewayError) as caught:
+            await gateways.call(gateways.whatsapp, "GET", "/api/headers")
+    assert caught.value.status == 401 and "X-API-Key" in str(caught.value)
+    off = Settings(whatsapp_url=upstream, cronjob_url=upstream, api_key="off")
+    async with new_http_client(off) as http:
+        assert "x-api-key" not in http.headers
+
+
+async def test_without_a_key_setting_the_key_file_is_used(upstream: str, tmp_path: Path) -> None:
+    (tmp_path / "api-key").write_text("k-123\n")
+    settings = Settings(whatsapp_url=upstream, cronjob_url=upstream, data_dir=tmp_path)
     async with new_http_client(settings) as http:
         data = await Gateways(http, settings).call(
             Gateways(http, settings).whatsapp, "GET", "/api/headers"
         )
     # (traceparent depends on whether another test installed a tracer provider: not asserted)
-    assert (data["x-api-key"], data["idempotency-key"]) == (None, None)
+    assert (data["x-api-key"], data["idempotency-key"]) == ("k-123", None)
 
 
 async def test_foreign_body_names_the_service(gateways: Gateways) -> None:
@@ -167,7 +183,7 @@ async def test_foreign_body_names_the_service(gateways: Gateways) -> None:
 
 async def test_unreachable_names_service_and_url() -> None:
     url = f"http://127.0.0.1:{free_port()}"
-    settings = Settings(whatsapp_url=url, cronjob_url=url)
+    settings = Settings(whatsapp_url=url, cronjob_url=url, api_key="k-123")
     async with new_http_client(settings) as http:
         gateways = Gateways(http, settings)
         with pytest.raises(GatewayError) as caught:

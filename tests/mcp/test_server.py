@@ -15,6 +15,7 @@ from pydantic import BaseModel, ValidationError
 from aspri.config import Settings
 from aspri.mcp import models
 from aspri.schemas import api
+from tests.helpers import API_KEY
 from tests.mcp.support import memory_session, text_of
 
 TOOLS = {
@@ -40,7 +41,9 @@ READ_ONLY = {
 
 
 def _down(nowhere: str) -> Settings:
-    return Settings(whatsapp_url=nowhere, cronjob_url=nowhere, timezone="Asia/Jakarta")
+    return Settings(
+        whatsapp_url=nowhere, cronjob_url=nowhere, timezone="Asia/Jakarta", api_key=API_KEY
+    )
 
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"

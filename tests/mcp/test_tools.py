@@ -25,7 +25,7 @@ from aspri.mcp.gateway import Gateways, new_http_client
 from aspri.mcp.server import build_server
 from aspri.streams import keys
 from aspri.streams.server import EmbeddedServer
-from tests.helpers import serve_asgi
+from tests.helpers import API_KEY, AUTH, serve_asgi
 from tests.mcp.support import (
     GatewayProcess,
     data_of,
@@ -52,6 +52,7 @@ class Stack:
             "WHATSAPP_URL": self.whatsapp.url,
             "CRONJOB_URL": self.cron.url,
             "LOG_LEVEL": "warning",
+            "ASPRI_API_KEY": API_KEY,
             **overrides,
         }
 
@@ -65,7 +66,7 @@ async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack
         cron = GatewayProcess("cron", "CRONJOB_PORT", env, base / "cron.log")
         try:
             await asyncio.gather(whatsapp.start(), cron.start())
-            settings = Settings(whatsapp_url=whatsapp.url, cronjob_url=cron.url)
+            settings = Settings(whatsapp_url=whatsapp.url, cronjob_url=cron.url, api_key=API_KEY)
             async with new_http_client(settings) as http:
                 server = build_server(settings, Gateways(http, settings))
                 async with serve_asgi(server.streamable_http_app()) as mcp_base:
@@ -82,7 +83,7 @@ def new_number() -> str:
 async def new_contact(stack: Stack, name: str) -> tuple[str, str]:
     """A person who wrote to the assistant through the local channel: (number, chatId)."""
     number = new_number()
-    async with httpx.AsyncClient() as client:
+    async with httpx.AsyncClient(headers=AUTH) as client:
         response = await client.post(
             f"{stack.whatsapp.url}/api/local/messages",
             json={"from": number, "name": name, "text": "hello"},
@@ -143,7 +144,7 @@ async def exercise_every_tool(session: ClientSession, stack: Stack) -> None:
     assert deleted["deleted"] is True and deleted["job"]["jobId"] == job_id
     gone = await session.call_tool("cronjob_get", {"job_id": job_id})
     assert gone.isError
-    async with httpx.AsyncClient() as client:
+    async with httpx.AsyncClient(headers=AUTH) as client:
         rest = await client.get(f"{stack.cron.url}/api/jobs/{job_id}")
     assert rest.status_code == 404
     assert text_of(gone) == rest.json()["error"]["message"]
@@ -166,7 +167,7 @@ async def test_bad_arguments_give_the_gateways_message(stack: Stack) -> None:
         "schedule": "61 * * * *",
         "payload": {"chatId": "6281234567890@c.us", "message": "x"},
     }
-    async with httpx.AsyncClient() as client:
+    async with httpx.AsyncClient(headers=AUTH) as client:
         rest = await client.post(f"{stack.cron.url}/api/jobs", json=bad_job | {"timezone": "UTC"})
     assert rest.status_code == 400
     async with http_session(stack.mcp_url) as session:
@@ -194,7 +195,7 @@ async def test_bad_arguments_give_the_gateways_message(stack: Stack) -> None:
 
 
 async def history(stack: Stack, chat_id: str) -> list[str]:
-    async with httpx.AsyncClient() as client:
+    async with httpx.AsyncClient(headers=AUTH) as client:
         response = await client.get(f"{stack.whatsapp.url}/api/messages/{chat_id}?limit=100")
     return [m["body"] for m in response.json()["data"]["messages"]]
 

@@ -18,7 +18,7 @@ from aspri.config import Settings
 from aspri.mcp.gateway import Gateways, new_http_client
 from aspri.mcp.server import build_server
 from aspri.streams.server import free_port
-from tests.helpers import serve_asgi, wait_until
+from tests.helpers import API_KEY, serve_asgi, wait_until
 from tests.mcp.support import ASPRI, http_session, text_of
 
 INITIALIZE = {
@@ -35,11 +35,19 @@ MCP_HEADERS = {"Accept": "application/json, text/event-stream"}
 
 
 def gateway_env(nowhere: str, **extra: str) -> dict[str, str]:
-    return {"WHATSAPP_URL": nowhere, "CRONJOB_URL": nowhere, "LOG_LEVEL": "warning", **extra}
+    return {
+        "WHATSAPP_URL": nowhere,
+        "CRONJOB_URL": nowhere,
+        "LOG_LEVEL": "warning",
+        "ASPRI_API_KEY": API_KEY,
+        **extra,
+    }
 
 
 async def test_http_requires_the_token_when_set(nowhere: str) -> None:
-    settings = Settings(whatsapp_url=nowhere, cronjob_url=nowhere, mcp_token="s3cret")
+    settings = Settings(
+        whatsapp_url=nowhere, cronjob_url=nowhere, mcp_token="s3cret", api_key=API_KEY
+    )
     async with new_http_client(settings) as http:
         server = build_server(settings, Gateways(http, settings))
         async with serve_asgi(server.streamable_http_app()) as base, httpx.AsyncClient() as raw:
@@ -56,13 +64,27 @@ async def test_http_requires_the_token_when_set(nowhere: str) -> None:
                 assert text_of(result).startswith(f"the cron service at {nowhere}")
 
 
-async def test_http_without_token_configured_is_open(nowhere: str) -> None:
-    settings = Settings(whatsapp_url=nowhere, cronjob_url=nowhere)
+async def test_http_without_mcp_token_requires_the_api_key(nowhere: str) -> None:
+    settings = Settings(whatsapp_url=nowhere, cronjob_url=nowhere, api_key=API_KEY)
+    async with new_http_client(settings) as http:
+        server = build_server(settings, Gateways(http, settings))
+        async with serve_asgi(server.streamable_http_app()) as base, httpx.AsyncClient() as raw:
+            for headers in ({}, {"Authorization": "Bearer wrong"}):
+                response = await raw.post(
+                    f"{base}/mcp", json=INITIALIZE, headers=MCP_HEADERS | headers
+                )
+                assert response.status_code == 401, headers
+            async with http_session(f"{base}/mcp", token=API_KEY) as session:
+                assert len((await session.list_tools()).tools) == 11
+
+
+async def test_http_is_open_only_when_the_key_is_off(nowhere: str) -> None:
+    settings = Settings(whatsapp_url=nowhere, cronjob_url=nowhere, api_key="off")
     async with new_http_client(settings) as http:
         server = build_server(settings, Gateways(http, settings))
         async with (
             serve_asgi(server.streamable_http_app()) as base,
-            http_session(f"{base}/mcp") as session,
+            http_session(f"{base}/mcp", token=None) as session,
         ):
             assert len((await session.list_tools()).tools) == 11
 

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from litestar import Litestar
 from redis.asyncio import Redis
 
+from aspri.api.access import Access
 from aspri.api.common import create_gateway
 from aspri.api.cronjob.registry import JobRegistry
 from aspri.api.cronjob.routes import routes
@@ -24,12 +25,13 @@ for `payload.chatId` or `payload.phoneNumber`.
 def create_app(
     redis: Redis,
     *,
+    access: Access,
     now: Callable[[], float] = time.time,
     grace_s: float = 60.0,
     snapshot_every: int | None = 10_000,
     limits: Limits = DEFAULT_LIMITS,
 ) -> Litestar:
-    """The gateway; its registry is rebuilt from the stream when the app starts."""
+    """The gateway, behind ``access``; its registry is rebuilt from the stream at start."""
     registry = JobRegistry(
         redis, now=now, snapshot_every=snapshot_every, max_jobs_per_chat=limits.max_jobs_per_chat
     )
@@ -41,4 +43,5 @@ def create_app(
         on_shutdown=[registry.stop],
         state={"registry": registry},
         redis=redis,
+        access=access,
     )

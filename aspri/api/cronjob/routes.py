@@ -185,7 +185,14 @@ def routes(
         """Pause the job; it keeps its definition and can be started again."""
         return view(await registry.stop_job(job_id))
 
-    @get("/health", tags=["health"], summary="Health", responses=_errors())
+    @get(
+        "/health",
+        tags=["health"],
+        summary="Health",
+        responses=_errors(),
+        opt={"public": True},
+        security=[{}],
+    )
     async def health() -> Success[Health]:
         """Whether the registry is reachable (503 if not), how many jobs it has, and whether a
         scheduler works: ``degraded`` with ``down: ["scheduler"]`` when no scheduler's health

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 
 import uvicorn
 
+from aspri.api.access import Access
 from aspri.api.cronjob.app import create_app
 from aspri.api.cronjob.validation import Limits
 from aspri.config import Settings
@@ -40,7 +41,8 @@ async def _serve(settings: Settings) -> bool:
             allow_seconds=settings.cron_allow_seconds,
             max_jobs_per_chat=settings.cron_max_jobs_per_chat,
         )
-        app = create_app(redis, grace_s=settings.cron_grace_s, limits=limits)
+        access = Access.from_settings(settings)
+        app = create_app(redis, grace_s=settings.cron_grace_s, limits=limits, access=access)
         config = uvicorn.Config(
             app,
             host=settings.host,

@@ -10,6 +10,7 @@ from litestar.di import Provide
 from litestar.types import ControllerRouterHandler
 from redis.asyncio import Redis
 
+from aspri.api.access import Access
 from aspri.api.common import create_gateway
 from aspri.api.whatsapp.channel import Channel
 from aspri.api.whatsapp.engines.cloud import CloudChannel
@@ -57,8 +58,16 @@ def create_app(
     def provide_gateway() -> Gateway:
         return gateway
 
+    access = Access.from_settings(settings, cookies=isinstance(channel, LocalChannel))
+
+    def provide_access() -> Access:
+        return access
+
     handlers: list[ControllerRouterHandler] = list(ROUTES)
-    dependencies = {"gateway": Provide(provide_gateway, sync_to_thread=False)}
+    dependencies = {
+        "gateway": Provide(provide_gateway, sync_to_thread=False),
+        "access": Provide(provide_access, sync_to_thread=False),
+    }
     if isinstance(channel, LocalChannel):
         from aspri.api.whatsapp.local_routes import local_routes
 
@@ -90,4 +99,5 @@ def create_app(
         request_max_body_size=4 * MAX_MESSAGE_BYTES + 64 * 1024,
         state={"gateway": gateway},
         redis=redis,
+        access=access,
     )

@@ -8,39 +8,84 @@ chats from the REST API, posts typed messages to ``/api/local/messages`` and lis
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import msgspec
-from litestar import MediaType, Response, get, post
+from litestar import MediaType, Request, Response, get, post
+from litestar.datastructures import Cookie
 from litestar.di import NamedDependency
-from litestar.params import JSONBody, QueryParameter
+from litestar.params import FromQuery, JSONBody, QueryParameter
 from litestar.response import Redirect, ServerSentEvent, ServerSentEventMessage
 from litestar.static_files import create_static_files_router
 from litestar.types import ControllerRouterHandler
 
+from aspri import apikey
+from aspri.api.access import COOKIE, PUBLIC, Access, caller_of
 from aspri.api.whatsapp.engines.local import LocalChannel
 from aspri.api.whatsapp.gateway import Gateway
 from aspri.api.whatsapp.routes import check_text, parse_chat_id
 from aspri.schemas.api import LocalMessageAccepted, LocalMessageRequest, Success
+from aspri.streams import keys
 
 STATIC = Path(__file__).parent / "static"
 _ENC = msgspec.json.Encoder()
+log = logging.getLogger(__name__)
+
+_LOGIN_NEEDED = """<!doctype html><meta charset="utf-8"><title>ASPRI: sign in</title>
+<body style="font-family:sans-serif;max-width:36em;margin:4em auto">
+<h1>Sign in to the ASPRI web chat</h1><p>{reason}</p>
+<p>Open the link that <code>aspri up</code> printed, or run <code>aspri link</code> on this
+machine for a new one. API clients send the key as <code>X-API-Key</code>.</p></body>"""
 
 
-@get("/", include_in_schema=False)
+def _login_needed(reason: str) -> Response[bytes]:
+    body = _LOGIN_NEEDED.format(reason=reason).encode()
+    return Response(body, status_code=401, media_type=MediaType.HTML)
+
+
+@get("/", include_in_schema=False, opt={PUBLIC: True})
 async def home() -> Redirect:
     return Redirect("/chat")
 
 
-@get("/chat", media_type=MediaType.HTML, include_in_schema=False)
-async def chat_page() -> Response[bytes]:
+@get("/chat", media_type=MediaType.HTML, include_in_schema=False, opt={PUBLIC: True})
+async def chat_page(request: Request[Any, Any, Any]) -> Response[bytes]:
+    """The page, for a signed-in browser; else a short page saying how to sign in."""
+    if caller_of(request) is None:
+        return _login_needed("This browser is not signed in.")
     return Response(
         (STATIC / "chat.html").read_bytes(),
         media_type=MediaType.HTML,
         headers={"Cache-Control": "no-cache"},
     )
+
+
+@get("/chat/login", include_in_schema=False, opt={PUBLIC: True})
+async def login(
+    gateway: NamedDependency[Gateway], access: NamedDependency[Access], token: FromQuery[str] = ""
+) -> Response[Any]:
+    """Trade a one-time link (``aspri up`` / ``aspri link``) for a session cookie."""
+    if access.key is None:
+        return Redirect("/chat")
+    checked = apikey.check_login_token(access.key, token)
+    if checked is None:
+        return _login_needed("This sign-in link is not valid or has expired.")
+    nonce, expires = checked
+    if not await gateway.redis.set(keys.login_used(nonce), 1, nx=True, exat=expires):
+        log.warning("a used web-chat sign-in link was presented again")
+        return _login_needed("This sign-in link was already used.")
+    cookie = Cookie(
+        key=COOKIE,
+        value=apikey.session_cookie(access.key),
+        max_age=apikey.SESSION_TTL_S,
+        path="/",
+        httponly=True,
+        samesite="strict",
+    )
+    return Redirect("/chat", cookies=[cookie])
 
 
 @post("/api/local/messages", status_code=202, tags=["local"])
@@ -79,6 +124,6 @@ async def _events(gateway: Gateway, wanted: str | None) -> AsyncIterator[ServerS
 
 def local_routes() -> list[ControllerRouterHandler]:
     assets = create_static_files_router(
-        path="/chat/assets", directories=[STATIC], include_in_schema=False
+        path="/chat/assets", directories=[STATIC], include_in_schema=False, opt={PUBLIC: True}
     )
-    return [home, chat_page, post_local_message, local_events, assets]
+    return [home, chat_page, login, post_local_message, local_events, assets]

@@ -7,12 +7,13 @@ the same with every engine and survive restarts.
 from __future__ import annotations
 
 import logging
-from typing import Annotated
+from typing import Annotated, Any
 
-from litestar import Response, get, post
+from litestar import Request, Response, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
 
+from aspri.api.access import caller_of, check_reserved
 from aspri.api.common import RETRY_AFTER, ApiError
 from aspri.api.whatsapp.gateway import MAX_MESSAGE_BYTES, Gateway
 from aspri.api.whatsapp.history import read_page, valid_cursor
@@ -54,18 +55,25 @@ def check_text(value: str, field: str) -> None:
 async def send_message(
     data: JSONBody[SendMessageRequest],
     gateway: NamedDependency[Gateway],
+    request: Request[Any, Any, Any],
     idempotency_header: Annotated[str | None, HeaderParameter(name="Idempotency-Key")] = None,
 ) -> Success[SentMessage]:
     """Send a text to a number or chat id; the same idempotency key sends only once.
 
     Long texts are split at the channel's limit. 502/503 when the channel could not send
-    (nothing is recorded as sent then; retry with the same key).
+    (nothing is recorded as sent then; retry with the same key). Keys starting with
+    ``engine:`` or ``cron:`` and ``causationId`` (which marks a message as answered) are the
+    engine's own: 403 for any other caller.
     """
     chat_id = parse_chat_id(data.phone_number, "phoneNumber")
     check_text(data.message, "message")
     key = data.idempotency_key or idempotency_header
     if key is not None and not 1 <= len(key) <= 256:
         raise ApiError(400, "invalid_request", "idempotencyKey: 1 to 256 characters")
+    check_reserved(request, "idempotencyKey", key)
+    if data.causation_id is not None and caller_of(request) != "engine":
+        reason = "causationId: only the engine marks which message a reply answers"
+        raise ApiError(403, "reserved_field", reason)
     sent = await gateway.outbox.send(chat_id, data.message, key=key, causation_id=data.causation_id)
     return Success(data=sent)
 
@@ -117,7 +125,7 @@ async def session_qr(gateway: NamedDependency[Gateway]) -> Success[SessionQr]:
     return Success(data=SessionQr(state=state, qr=qr))
 
 
-@get("/health", tags=["health"])
+@get("/health", tags=["health"], opt={"public": True}, security=[{}])
 async def health(gateway: NamedDependency[Gateway]) -> Response[Success[Health]]:
     """``ok`` when the log answers and the channel works, ``degraded`` when the channel does
     not, ``down`` (503) when the log is unreachable; ``details.down`` names what is not

@@ -27,13 +27,14 @@ from redis.asyncio import Redis
 
 from aspri.agents.engine import Engine
 from aspri.agents.tools import McpTools
+from aspri.api.access import Access
 from aspri.api.cronjob.app import create_app as cron_app
 from aspri.api.whatsapp.app import create_app as whatsapp_app
 from aspri.config import Settings
 from aspri.schemas import Event
 from aspri.schemas.chat import ChatTurn
 from aspri.streams import EventLog, keys
-from tests.helpers import serve_asgi, wait_until
+from tests.helpers import API_KEY, AUTH, serve_asgi, wait_until
 
 Script = Callable[[list[BaseMessage]], AIMessage | Awaitable[AIMessage]]
 
@@ -231,13 +232,17 @@ async def running_stack(redis_url: str, data_dir: Path) -> AsyncIterator[Stack]:
     redis, whatsapp_redis, cron_redis = (Redis.from_url(redis_url) for _ in range(3))
     await redis.flushdb()
     base = Settings(
-        redis_url=redis_url, data_dir=data_dir, timezone="Asia/Jakarta", log_level="WARNING"
+        redis_url=redis_url,
+        data_dir=data_dir,
+        timezone="Asia/Jakarta",
+        log_level="WARNING",
+        api_key=API_KEY,
     )
     try:
         async with (
             serve_asgi(whatsapp_app(base, whatsapp_redis)) as whatsapp_url,
-            serve_asgi(cron_app(cron_redis)) as cron_url,
-            httpx.AsyncClient(timeout=30) as http,
+            serve_asgi(cron_app(cron_redis, access=Access.from_settings(base))) as cron_url,
+            httpx.AsyncClient(timeout=30, headers=AUTH) as http,
         ):
             settings = replace(base, whatsapp_url=whatsapp_url, cronjob_url=cron_url)
             tools = McpTools(settings)

@@ -11,8 +11,11 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
+from aspri.api.access import Access
 from aspri.api.cronjob.app import create_app
 from aspri.api.cronjob.validation import DEFAULT_LIMITS, Limits
+from aspri.config import Settings
+from tests.helpers import API_KEY, AUTH
 
 
 @contextlib.asynccontextmanager
@@ -22,10 +25,13 @@ async def gateway(
     now: Callable[[], float] = time.time,
     snapshot_every: int | None = None,
     limits: Limits = DEFAULT_LIMITS,
+    headers: dict[str, str] | None = None,
 ) -> AsyncIterator[httpx.AsyncClient]:
-    """One gateway process: its own connection, its own registry rebuilt at start."""
+    """One gateway process: its own connection, its own registry rebuilt at start; the client
+    sends the API key unless other ``headers`` are given."""
     client = Redis.from_url(redis_url)
-    app = create_app(client, now=now, snapshot_every=snapshot_every, limits=limits)
+    access = Access.from_settings(Settings(api_key=API_KEY))
+    app = create_app(client, now=now, snapshot_every=snapshot_every, limits=limits, access=access)
     started, stop = asyncio.Event(), asyncio.Event()
 
     async def lifespan() -> None:  # entered and left in one task, as a server does
@@ -39,7 +45,11 @@ async def gateway(
         task.result()
     transport = httpx.ASGITransport(app=app)
     try:
-        async with httpx.AsyncClient(transport=transport, base_url="http://cron.test") as http:
+        async with httpx.AsyncClient(
+            transport=transport,
+            base_url="http://127.0.0.1",
+            headers=AUTH if headers is None else headers,
+        ) as http:
             yield http
     finally:
         stop.set()

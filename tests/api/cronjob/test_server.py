@@ -17,7 +17,7 @@ from redis.asyncio import Redis
 
 from aspri.streams import keys
 from aspri.streams.server import free_port
-from tests.helpers import wait_until
+from tests.helpers import API_KEY, AUTH, wait_until
 
 ASPRI = str(Path(sys.executable).parent / "aspri")
 
@@ -48,7 +48,13 @@ async def test_gateway_and_scheduler_processes(
 ) -> None:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    env = dict(os.environ, REDIS_URL=redis_url, CRONJOB_PORT=str(port), CONSUMER_NAME="sched-1")
+    env = dict(
+        os.environ,
+        REDIS_URL=redis_url,
+        CRONJOB_PORT=str(port),
+        CONSUMER_NAME="sched-1",
+        ASPRI_API_KEY=API_KEY,
+    )
     gateway = await spawn("cron", env, tmp_path / "cron.log")
     scheduler = await spawn("scheduler", env, tmp_path / "scheduler.log")
     try:
@@ -57,7 +63,7 @@ async def test_gateway_and_scheduler_processes(
         assert (await health(url) or {})["details"]["scheduler"] == "sched-1"
         run_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 2))
         body = {"name": "soon", "runAt": run_at, "payload": {"chatId": "1@c.us", "message": "hi"}}
-        async with httpx.AsyncClient(base_url=url) as client:
+        async with httpx.AsyncClient(base_url=url, headers=AUTH) as client:
             job = (await client.post("/api/jobs", json=body)).json()["data"]
             await wait_until(lambda: redis.xlen(keys.CRON_EVENTS), timeout=15)
             done = (await client.get(f"/api/jobs/{job['jobId']}")).json()["data"]
@@ -70,7 +76,7 @@ async def test_gateway_and_scheduler_processes(
     gateway = await spawn("cron", env, tmp_path / "cron2.log")  # a restart loses nothing
     try:
         await wait_until(lambda: health(url), timeout=90)
-        async with httpx.AsyncClient(base_url=url) as client:
+        async with httpx.AsyncClient(base_url=url, headers=AUTH) as client:
             again = (await client.get(f"/api/jobs/{job['jobId']}")).json()["data"]
         assert again == done
     finally:
@@ -84,7 +90,8 @@ async def test_gateway_fails_to_start_when_its_port_is_taken(
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
-        env = dict(os.environ, REDIS_URL=redis_url, CRONJOB_PORT=str(taken.getsockname()[1]))
+        port = str(taken.getsockname()[1])
+        env = dict(os.environ, REDIS_URL=redis_url, CRONJOB_PORT=port, ASPRI_API_KEY=API_KEY)
         gateway = await spawn("cron", env, tmp_path / "cron.log")
         assert await asyncio.wait_for(gateway.wait(), 30) == 3  # uvicorn's startup failure
 
@@ -108,6 +115,7 @@ async def test_health_says_when_the_scheduler_is_killed_and_when_it_is_back(
         REDIS_URL=redis_url,
         CRONJOB_PORT=str(port),
         CONSUMER_NAME="sched-k",
+        ASPRI_API_KEY=API_KEY,
         HEALTH_TTL_SECONDS="1.5",
     )
 

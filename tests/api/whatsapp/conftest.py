@@ -28,7 +28,7 @@ from aspri.schemas import Event
 from aspri.streams.log import EventLog
 from aspri.streams.server import free_port
 from aspri.telemetry.tracing import setup_tracing
-from tests.helpers import wait_until
+from tests.helpers import API_KEY, AUTH, wait_until
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -91,13 +91,17 @@ class FakeChannel(Channel):
 
 
 def settings_for(**overrides: Any) -> Settings:
-    base: dict[str, Any] = {"send_rate_per_s": 1000.0, "send_per_chat_interval_s": 0.0}
+    base: dict[str, Any] = {
+        "send_rate_per_s": 1000.0,
+        "send_per_chat_interval_s": 0.0,
+        "api_key": API_KEY,
+    }
     return Settings(**(base | overrides))
 
 
 @dataclass
 class Running:
-    """A started gateway and an HTTP client talking to it."""
+    """A started gateway and an HTTP client talking to it with the API key (``AUTH``)."""
 
     app: Litestar
     client: httpx.AsyncClient
@@ -129,7 +133,9 @@ def open_gateway(redis: Redis) -> GatewayFactory:
         app = create_app(settings_for(**overrides), redis, channel, clock=clock)
         async with app.lifespan():
             transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
+            async with httpx.AsyncClient(
+                transport=transport, base_url="http://127.0.0.1", headers=AUTH
+            ) as client:
                 yield Running(app, client, redis, channel, clock)
 
     return factory
@@ -151,7 +157,9 @@ def serve_gateway(redis: Redis) -> GatewayFactory:
         try:
             await wait_until(lambda: server.started or task.done(), 10)
             assert server.started, "the gateway did not start"
-            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+            async with httpx.AsyncClient(
+                base_url=f"http://127.0.0.1:{port}", headers=AUTH
+            ) as client:
                 yield Running(app, client, redis, channel, clock)
         finally:
             server.stop()

@@ -9,6 +9,7 @@ import httpx
 
 from aspri.streams import keys
 from tests.api.whatsapp.conftest import GatewayFactory
+from tests.helpers import ENGINE_AUTH
 
 ALICE = "6281234567890@c.us"
 
@@ -48,6 +49,7 @@ async def test_send_message_records_outbound_in_chat_only(open_gateway: GatewayF
         response = await gw.client.post(
             "/api/send-message",
             json={"phoneNumber": "+62 812 3456 7890", "message": "Hi Alice", "causationId": "ev-1"},
+            headers=ENGINE_AUTH,  # causationId is the engine's
         )
         assert response.status_code == 200, response.text
         body = response.json()

@@ -72,6 +72,10 @@ def signed(payload: Any, secret: str = SECRET) -> tuple[bytes, dict[str, str]]:
     return body, {"X-Hub-Signature-256": f"sha256={signature}", "Content-Type": "application/json"}
 
 
+JSON = {"Content-Type": "application/json"}
+"""What Meta sends with every delivery (any other media type is refused with 415)."""
+
+
 async def deliver(client: httpx.AsyncClient, payload: Any, secret: str = SECRET) -> httpx.Response:
     body, headers = signed(payload, secret)
     return await client.post("/webhooks/whatsapp", content=body, headers=headers)
@@ -124,7 +128,7 @@ async def test_missing_or_wrong_signature_is_401_and_no_event(open_gateway: Gate
         wrong = await deliver(gw.client, payload, secret="not-the-secret")
         assert wrong.status_code == 401 and wrong.json()["error"]["code"] == "bad_signature"
         body, _ = signed(payload)
-        unsigned = await gw.client.post("/webhooks/whatsapp", content=body)
+        unsigned = await gw.client.post("/webhooks/whatsapp", content=body, headers=JSON)
         assert unsigned.status_code == 401
         tampered_body, headers = signed(payload)
         tampered = await gw.client.post(
@@ -135,7 +139,9 @@ async def test_missing_or_wrong_signature_is_401_and_no_event(open_gateway: Gate
         assert tampered.status_code == 401
         # Not even parsed: a wrongly signed body that is not JSON is still 401, not 400.
         junk = await gw.client.post(
-            "/webhooks/whatsapp", content=b"{not json", headers={"X-Hub-Signature-256": "sha256=00"}
+            "/webhooks/whatsapp",
+            content=b"{not json",
+            headers={"X-Hub-Signature-256": "sha256=00"} | JSON,
         )
         assert junk.status_code == 401
         assert await gw.stream(keys.WHATSAPP_MESSAGES) == []
@@ -200,7 +206,7 @@ async def test_statuses_and_odd_shapes_are_ignored_without_losing_good_messages(
         not_json = await gw.client.post(
             "/webhooks/whatsapp",
             content=raw,
-            headers={"X-Hub-Signature-256": f"sha256={signature}"},
+            headers={"X-Hub-Signature-256": f"sha256={signature}"} | JSON,
         )
         assert not_json.status_code == 400 and not_json.json()["error"]["code"] == "invalid_json"
         assert len(await gw.stream(keys.WHATSAPP_MESSAGES)) == 2

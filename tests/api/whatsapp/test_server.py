@@ -19,7 +19,7 @@ from aspri.config import Settings
 from aspri.streams import keys
 from aspri.streams.log import EventLog
 from aspri.streams.server import free_port
-from tests.helpers import wait_until
+from tests.helpers import API_KEY, AUTH, wait_until
 
 
 def test_engine_is_chosen_by_setting() -> None:
@@ -42,7 +42,7 @@ async def run_cli(env: dict[str, str]) -> asyncio.subprocess.Process:
         "-m",
         "aspri.cli",
         "whatsapp",
-        env=os.environ | env,
+        env=os.environ | {"ASPRI_API_KEY": API_KEY} | env,
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
     )
@@ -55,7 +55,7 @@ async def test_cli_serves_and_stops_cleanly(redis_url: str, tmp_path: Path, redi
         {"REDIS_URL": redis_url, "WHATSAPP_PORT": str(port), "ASPRI_DATA_DIR": str(tmp_path)}
     )
     try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers=AUTH) as client:
 
             async def healthy() -> bool:
                 try:

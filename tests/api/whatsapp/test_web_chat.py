@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 from playwright.async_api import async_playwright, expect
 
+from aspri.apikey import login_token
 from aspri.streams import keys
 from tests.api.whatsapp.conftest import GatewayFactory
-from tests.helpers import wait_until
+from tests.helpers import API_KEY, wait_until
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = [
@@ -40,7 +41,11 @@ async def test_chat_in_the_browser(serve_gateway: GatewayFactory) -> None:
             page = await browser.new_page(viewport={"width": 1200, "height": 760})
             errors: list[str] = []
             page.on("pageerror", lambda exc: errors.append(str(exc)))
+            # Not signed in: the page says how; the one-time link signs this browser in.
             await page.goto(f"{gw.client.base_url}/chat")
+            await expect(page.locator("h1")).to_contain_text("Sign in")
+            await page.goto(f"{gw.client.base_url}/chat/login?token={login_token(API_KEY)}")
+            assert page.url == f"{gw.client.base_url}/chat"
             await expect(page.locator("#connection")).to_have_attribute("data-state", "online")
 
             # A malformed number is refused in the page, with the reason.

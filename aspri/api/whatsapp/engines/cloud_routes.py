@@ -16,7 +16,13 @@ from aspri.schemas.api import Success
 log = logging.getLogger(__name__)
 
 
-@get("/webhooks/whatsapp", media_type=MediaType.TEXT, tags=["cloud"])
+@get(
+    "/webhooks/whatsapp",
+    media_type=MediaType.TEXT,
+    tags=["cloud"],
+    opt={"public": True},
+    security=[{}],
+)
 async def verify_webhook(
     cloud: NamedDependency[CloudChannel],
     mode: Annotated[str | None, QueryParameter(name="hub.mode")] = None,
@@ -33,7 +39,13 @@ async def verify_webhook(
     return challenge
 
 
-@post("/webhooks/whatsapp", status_code=200, tags=["cloud"])
+@post(
+    "/webhooks/whatsapp",
+    status_code=200,
+    tags=["cloud"],
+    opt={"public": True},
+    security=[{}],
+)
 async def receive_webhook(
     request: Request[Any, Any, Any], cloud: NamedDependency[CloudChannel]
 ) -> Success[WebhookReceipt]:
