@@ -11,7 +11,7 @@ from typing import Any
 
 import uvicorn
 
-from aspri.apikey import engine_credential
+from aspri.apikey import engine_credential, login_token
 from aspri.streams.server import free_port
 
 API_KEY = "test-api-key-0123456789"
@@ -21,6 +21,11 @@ AUTH = {"X-API-Key": API_KEY}
 """Headers of an authenticated caller (the owner's scripts, the MCP Inspector, a test)."""
 ENGINE_AUTH = {"X-API-Key": engine_credential(API_KEY)}
 """Headers of the engine's own credential (may use ``engine:`` keys and ``causationId``)."""
+
+
+def chat_login_url(base_url: str) -> str:
+    """A one-time link that signs a browser in to the web chat (as ``aspri up`` prints)."""
+    return f"{base_url}/chat/login?token={login_token(API_KEY)}"
 
 
 async def wait_until(

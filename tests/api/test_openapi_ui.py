@@ -10,11 +10,12 @@ import pytest
 from playwright.async_api import Page, Route, async_playwright, expect
 from redis.asyncio import Redis
 
+from aspri.api.access import Access
 from aspri.api.cronjob.app import create_app as create_cron_app
 from aspri.api.whatsapp.app import create_app as create_whatsapp_app
 from aspri.api.whatsapp.engines.local import LocalChannel
 from aspri.config import Settings
-from tests.helpers import serve_asgi
+from tests.helpers import API_KEY, serve_asgi
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = [
@@ -52,8 +53,9 @@ async def offline(page: Page) -> list[str]:
 
 
 async def test_both_openapi_uis_render_offline(redis: Redis) -> None:
-    whatsapp = create_whatsapp_app(Settings(), redis, LocalChannel())
-    cron = create_cron_app(redis)
+    settings = Settings(api_key=API_KEY)
+    whatsapp = create_whatsapp_app(settings, redis, LocalChannel())
+    cron = create_cron_app(redis, access=Access.from_settings(settings))
     async with (
         serve_asgi(whatsapp) as whatsapp_url,
         serve_asgi(cron) as cron_url,
@@ -75,6 +77,8 @@ async def test_both_openapi_uis_render_offline(redis: Redis) -> None:
                 for operation in operations:
                     await expect(paths.filter(has_text=operation).first).to_be_visible()
                 await expect(page.get_by_text("Unable to render this definition")).to_have_count(0)
+                # The API key scheme is declared: the Authorize button is there.
+                await expect(page.locator(".auth-wrapper .authorize")).to_be_visible()
                 # Headless Chromium loads no favicon by itself: fetch the one the page names.
                 icon = await page.locator("link[rel=icon]").get_attribute("href")
                 assert icon is not None and icon.startswith("/"), icon

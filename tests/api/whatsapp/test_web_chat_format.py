@@ -8,6 +8,7 @@ from playwright.async_api import Browser, async_playwright, expect
 
 from tests.api.whatsapp.conftest import GatewayFactory
 from tests.api.whatsapp.test_web_chat import ARGS, ARTIFACTS, CHROMIUM
+from tests.helpers import chat_login_url
 
 ALICE = "6281234567890@c.us"
 CRON = "*/30 9-17 * * 1-5"
@@ -49,7 +50,7 @@ CASES = [
 
 async def rendered(browser: Browser, url: str, texts: list[str]) -> list[str]:
     page = await browser.new_page()
-    await page.goto(f"{url}/chat")
+    await page.goto(chat_login_url(url))  # signs in, then shows /chat
     html: list[str] = await page.evaluate(
         """(texts) => texts.map((t) => {
              const box = document.createElement("div");
@@ -93,6 +94,8 @@ async def test_header_names_the_contact_after_a_deep_link_and_a_reload(
             page = await browser.new_page(viewport={"width": 1200, "height": 760})
             errors: list[str] = []
             page.on("pageerror", lambda exc: errors.append(str(exc)))
+            await page.goto(chat_login_url(str(gw.client.base_url)))
+            await page.goto("about:blank")  # the deep link below is then a fresh page load
             await page.goto(f"{gw.client.base_url}/chat#{ALICE.replace('@', '%40')}")
             await expect(page.locator("#chat-name")).to_have_text("Alice")
             bubble = page.locator(".bubble.in")
