@@ -295,11 +295,14 @@ class Load:
     def chat_ids(self) -> list[str]:
         return [f"{n}@c.us" for n in self.numbers]
 
-    async def run(self, concurrency: int = 16, *, pace_s: float = 0.0) -> None:
+    async def run(
+        self, concurrency: int = 16, *, pace_s: float = 0.0, seqs: range | None = None
+    ) -> None:
+        """Every chat sends its messages ``seqs`` (all of them by default)."""
         room = asyncio.Semaphore(concurrency)
 
         async def person(number: str) -> None:
-            for seq in range(self.per_chat):
+            for seq in seqs or range(self.per_chat):
                 async with room:
                     await self.say(number, seq)
                 if pace_s:
