@@ -37,7 +37,7 @@ async def sample_rss(c: Cluster, peaks: dict[str, float], stop: asyncio.Event) -
 
 
 async def test_llm_slow_then_down_then_back(tmp_path: Path) -> None:
-    chats, per_phase = (100, 30) if LONG else (30, 3)
+    chats, per_phase = (100, 30) if LONG else (20, 3)
     async with (
         scripted_llm() as (model, base_url),
         cluster(
@@ -48,7 +48,7 @@ async def test_llm_slow_then_down_then_back(tmp_path: Path) -> None:
         ) as c,
     ):
         await c.gateways()
-        await c.engines_up(2)
+        await c.engines_up(1)
         start_rss = {s.name: rss_mb(s.pid) for s in c.services}
         load = Load(c, chats, 3 * per_phase, text="hello {token}")
         peaks: dict[str, float] = {}

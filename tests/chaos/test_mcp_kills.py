@@ -35,7 +35,7 @@ async def kill_mcp_every(c: Cluster, period: float, kills: list[int], stop: asyn
 
 
 async def test_mcp_server_killed_mid_tool_call(tmp_path: Path) -> None:
-    chats, per_chat = (100, 100) if LONG else (30, 10)
+    chats, per_chat = (100, 100) if LONG else (20, 10)
     async with cluster(tmp_path) as c:
         await c.gateways()
         await c.engines_up(1)

@@ -46,7 +46,7 @@ async def healthy(http: httpx.AsyncClient, url: str) -> bool:
 
 
 async def test_valkey_killed_under_up_mid_load(tmp_path: Path) -> None:
-    chats, per_chat = (100, 100) if LONG else (30, 10)
+    chats, per_chat = (100, 100) if LONG else (20, 10)
     port = free_port()
     env = {
         **os.environ,

@@ -30,10 +30,10 @@ async def sample_length(c: Cluster, lengths: list[int], stop: asyncio.Event) -> 
 
 
 async def test_work_queue_stays_bounded_and_chats_keep_everything(tmp_path: Path) -> None:
-    chats, per_chat = (100, 100) if LONG else (40, 15)
+    chats, per_chat = (100, 100) if LONG else (30, 10)
     async with cluster(tmp_path, STREAM_TRIM_KEEP=str(KEEP)) as c:
         await c.gateways()
-        await c.engines_up(2)
+        await c.engines_up(1)
         load = Load(c, chats, per_chat)
         lengths: list[int] = []
         stop = asyncio.Event()
