@@ -27,9 +27,8 @@ from redis.asyncio import Redis
 from aspri.streams import keys
 from aspri.streams.server import EmbeddedServer, free_port
 from tests.chaos.checker import Accepted, Observed, observe
-from tests.helpers import wait_until
+from tests.helpers import API_KEY, AUTH, wait_until
 
-API_KEY = "chaos-suite-key"
 LONG = os.environ.get("CHAOS_LONG", "") not in ("", "0")
 """``make chaos``: the long forms (10,000 messages) instead of the quick ones."""
 START_TIMEOUT = 180.0
@@ -259,7 +258,7 @@ async def cluster(root: Path, **env: str) -> AsyncIterator[Cluster]:
     }
     base_env.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
     try:
-        async with httpx.AsyncClient(timeout=30, headers={"X-API-Key": API_KEY}) as http:
+        async with httpx.AsyncClient(timeout=30, headers=AUTH) as http:
             c = Cluster(root, url, redis, http, base_env)
             try:
                 yield c

@@ -29,9 +29,9 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from aspri.streams.server import free_port
 from tests.chaos.checker import check, figures, latencies_ms, recovery_ms
-from tests.chaos.cluster import API_KEY, LONG, START_TIMEOUT, Cluster, Load, now_ms
+from tests.chaos.cluster import LONG, START_TIMEOUT, Cluster, Load, now_ms
 from tests.e2e.test_up import valkey_of
-from tests.helpers import wait_until
+from tests.helpers import API_KEY, AUTH, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.chaos, pytest.mark.timeout(1800 if LONG else 420)]
 
@@ -72,7 +72,7 @@ async def test_valkey_killed_under_up_mid_load(tmp_path: Path) -> None:
     url = f"http://127.0.0.1:{port}"
     data = tmp_path / "data" / "valkey"
     try:
-        async with httpx.AsyncClient(timeout=30, headers={"X-API-Key": API_KEY}) as http:
+        async with httpx.AsyncClient(timeout=30, headers=AUTH) as http:
             await wait_until(lambda: healthy(http, url), START_TIMEOUT * 2, interval=0.2)
             _, store_port = valkey_of(data)
             redis = Redis.from_url(
