@@ -39,6 +39,7 @@ _STATUS_CODES = {
     405: "method_not_allowed",
     409: "conflict",
     413: "payload_too_large",
+    408: "request_timeout",
     415: "unsupported_media_type",
     421: "unknown_host",
     422: "unprocessable",
@@ -90,7 +91,8 @@ def _on_http_error(_request: Request[Any, Any, Any], exc: HTTPException) -> Resp
         return failure(status, exc.code, exc.detail, exc.headers)
     if isinstance(exc, ValidationException):
         return failure(400, "invalid_request", _validation_message(exc))
-    return failure(status, _STATUS_CODES.get(status, "error"), exc.detail)
+    # Litestar's own errors carry headers too (a 405 says which methods are allowed).
+    return failure(status, _STATUS_CODES.get(status, "error"), exc.detail, exc.headers)
 
 
 def _on_log_unavailable(request: Request[Any, Any, Any], exc: RedisError) -> Response[Failure]:
@@ -132,6 +134,7 @@ def create_gateway(
     OpenAPI at ``/schema`` (UI at ``/schema/swagger``) and, given the event log's ``redis``,
     Prometheus metrics of its streams at ``/metrics`` (behind the key, like the API)."""
     from aspri.api.access import SECURITY, AccessMiddleware, openapi_components
+    from aspri.api.limits import BodyLimits
 
     openapi = OpenAPIConfig(
         title=title,
@@ -158,7 +161,7 @@ def create_gateway(
             swagger_assets(),
         ],
         openapi_config=openapi,
-        middleware=[AccessMiddleware(access)],
+        middleware=[AccessMiddleware(access), BodyLimits(request_max_body_size)],
         exception_handlers={
             HTTPException: _on_http_error,
             RedisError: _on_log_unavailable,

@@ -13,6 +13,7 @@ import uvicorn
 from aspri.api.access import Access
 from aspri.api.cronjob.app import create_app
 from aspri.api.cronjob.validation import Limits
+from aspri.api.limits import server_options
 from aspri.config import Settings
 from aspri.streams.connect import open_redis
 
@@ -52,6 +53,7 @@ async def _serve(settings: Settings) -> bool:
             use_colors=False,
             lifespan="on",
             timeout_graceful_shutdown=5,
+            **server_options(),
         )
         server = _Server(config)
         where = {"url": f"http://{settings.host}:{settings.cronjob_port}"}

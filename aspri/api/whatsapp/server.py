@@ -12,6 +12,7 @@ from types import FrameType
 import uvicorn
 from litestar import Litestar
 
+from aspri.api.limits import server_options
 from aspri.api.whatsapp.app import create_app, make_channel
 from aspri.api.whatsapp.gateway import Gateway
 from aspri.config import ConfigError, Settings
@@ -63,6 +64,7 @@ def gateway_server(app: Litestar, host: str, port: int, *, signals: bool = True)
         access_log=False,
         use_colors=False,
         timeout_graceful_shutdown=5,
+        **server_options(),
     )
     gateway: Gateway = app.state.gateway
     return GatewayServer(config, gateway, signals=signals)
