@@ -1,5 +1,5 @@
-"""Are the gateways' ports free? Checked by ``aspri up`` before it imports or starts anything
-else (stdlib only: it answers within a second even on a busy machine)."""
+"""Are the ports ``aspri up`` needs free? Checked before it imports or starts anything else
+(stdlib only: it answers within a second even on a busy machine)."""
 
 from __future__ import annotations
 
@@ -10,12 +10,16 @@ from aspri.config import Settings
 
 
 def busy_ports(settings: Settings) -> list[tuple[str, int]]:
-    """The (variable, port) pairs of the gateways whose port something else already holds."""
+    """The (variable, port) pairs whose port something else already holds: the gateways', and
+    with ``METRICS_PORT`` the engine's (that port) and the scheduler's (the next one)."""
+    wanted = [("WHATSAPP_PORT", settings.whatsapp_port), ("CRONJOB_PORT", settings.cronjob_port)]
+    if settings.metrics_port is not None:
+        wanted += [
+            ("METRICS_PORT", settings.metrics_port),
+            ("METRICS_PORT", settings.metrics_port + 1),
+        ]
     busy = []
-    for variable, port in (
-        ("WHATSAPP_PORT", settings.whatsapp_port),
-        ("CRONJOB_PORT", settings.cronjob_port),
-    ):
+    for variable, port in wanted:
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
             try:

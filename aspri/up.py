@@ -93,6 +93,8 @@ def service_env(settings: Settings, redis_url: str) -> dict[str, str]:
 
 
 def service_spec(name: str, env: dict[str, str]) -> Spec:
+    if name == "scheduler" and env.get("METRICS_PORT"):  # the engine has METRICS_PORT itself
+        env = {**env, "METRICS_PORT": str(int(env["METRICS_PORT"]) + 1)}
     return Spec(name, [sys.executable, "-m", "aspri.cli", name], env=env)
 
 

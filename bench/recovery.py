@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -32,6 +33,7 @@ import httpx
 from aspri.streams.server import free_port
 
 PHONE = "15550002222"
+KEY = secrets.token_urlsafe(24)
 
 
 def wait(check: Callable[[], Any], timeout: float = 120.0, interval: float = 0.01) -> Any:
@@ -62,6 +64,7 @@ def main() -> None:
             "OLLAMA_BASE_URL": f"http://127.0.0.1:{free_port()}",
             "ASPRI_NO_BROWSER": "1",
             "LOG_LEVEL": "warning",
+            "ASPRI_API_KEY": KEY,
         }
         env.pop("REDIS_URL", None)
         log = Path(tmp) / "up.log"
@@ -82,7 +85,7 @@ def main() -> None:
 
 def run(kills: int, data: Path, wa: str, cron: str, log: Path) -> list[dict[str, float]]:
     wait(lambda: "ASPRI is up." in log.read_text(), timeout=180)
-    client = httpx.Client(timeout=5.0)
+    client = httpx.Client(timeout=5.0, headers={"X-API-Key": KEY})
 
     def replies() -> int:
         page = client.get(f"{wa}/api/messages/{PHONE}").json()["data"]["messages"]
