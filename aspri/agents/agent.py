@@ -27,6 +27,7 @@ from langgraph.prebuilt.tool_node import ToolCallRequest
 from langgraph.types import Command
 from opentelemetry.trace import Span, SpanKind
 
+from aspri.agents.model_state import ModelState
 from aspri.agents.prompt import TOOL_RESULT, system_prompt
 from aspri.agents.scope import Refused, Scope
 from aspri.agents.tools import CALL_KEY, ToolFailed
@@ -75,9 +76,10 @@ def _position(messages: Sequence[BaseMessage], call_id: str | None) -> str | Non
 class TurnMiddleware(AgentMiddleware[Any, TurnContext, Any]):
     """System prompt, model timing and tool-call idempotency keys for every turn."""
 
-    def __init__(self, provider: str) -> None:
+    def __init__(self, provider: str, state: ModelState) -> None:
         super().__init__()
         self.provider = provider
+        self.state = state
 
     async def awrap_model_call(
         self,
@@ -100,14 +102,16 @@ class TurnMiddleware(AgentMiddleware[Any, TurnContext, Any]):
         ) as span:
             try:
                 response = await handler(request)
-            except Exception:
+            except Exception as exc:
                 LLM_ERRORS.labels(self.provider, ctx.model).inc()
+                self.state.failed(exc)
                 raise
             finally:
                 elapsed = time.perf_counter() - began
                 LLM_SECONDS.labels(self.provider, ctx.model).observe(elapsed)
                 ctx.llm_ms += elapsed * 1000
                 ctx.llm_calls += 1
+            self.state.answered()
             _usage(span, self.provider, ctx.model, response)
             return response
 
@@ -208,11 +212,13 @@ def _as_data(result: ToolMessage | Command[Any]) -> ToolMessage | Command[Any]:
     return result.model_copy(update={"content": content})
 
 
-def build_agent(model: BaseChatModel, tools: Sequence[BaseTool], provider: str) -> Any:
+def build_agent(
+    model: BaseChatModel, tools: Sequence[BaseTool], provider: str, state: ModelState
+) -> Any:
     """The compiled agent graph; run it with ``run_agent``. ``provider`` (``LLM_PROVIDER``)
-    names the model's API in spans and metrics."""
+    names the model's API in spans and metrics; every model call's outcome goes to ``state``."""
     return create_agent(
-        model, list(tools), middleware=[TurnMiddleware(provider)], context_schema=TurnContext
+        model, list(tools), middleware=[TurnMiddleware(provider, state)], context_schema=TurnContext
     )
 
 

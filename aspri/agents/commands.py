@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 
 from aspri.agents import when
 from aspri.agents.access import Access, Principal, as_chat_id
+from aspri.agents.model_state import ModelState, remedy
 from aspri.agents.prompt import HELP
 from aspri.agents.scope import targets
 from aspri.agents.session import Message, Session
@@ -58,12 +59,14 @@ class Commands:
         log_: EventLog,
         tools: McpTools,
         access: Access,
+        model: ModelState,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
         self.log = log_
         self.tools = tools
         self.access = access
+        self.model = model
         self.clock = clock
         self.zone = ZoneInfo(settings.timezone)
 
@@ -106,12 +109,22 @@ class Commands:
         running = sum(1 for j in jobs if j.get("status") == "running")
         history = [m for m in session.history(session.last_id)]
         return (
-            f"Model: {self.settings.model_name} ({self.settings.llm_provider})\n"
+            f"Model: {self.settings.model_name} ({self.settings.llm_provider}), "
+            f"{self._model_state()}\n"
             f"Conversation: {len(history)} messages (the last "
             f"{self.settings.session_history_limit} are remembered; a new conversation starts "
             f"after {self.settings.session_timeout_minutes} min of silence or /reset)\n"
             f"Jobs: {running} running, {len(jobs)} in total\n"
             f"Time: {self._now():%a %d %b %H:%M} {self.settings.timezone}"
+        )
+
+    def _model_state(self) -> str:
+        since = datetime.fromtimestamp(self.model.since, self.zone)
+        if self.model.answering:
+            return f"answering since {since:%a %d %b %H:%M}"
+        return (
+            f"not answering since {since:%a %d %b %H:%M} ({self.model.problem}). "
+            f"{remedy(self.settings)}"
         )
 
     async def _jobs(self, chat_id: str) -> str:

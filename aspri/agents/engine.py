@@ -23,6 +23,7 @@ from aspri.agents.access import Access
 from aspri.agents.agent import build_agent
 from aspri.agents.commands import Commands
 from aspri.agents.llm import build_model, probe
+from aspri.agents.model_state import ModelState
 from aspri.agents.session import SessionStore
 from aspri.agents.tools import McpTools, ToolsUnavailable
 from aspri.agents.triggers import Triggers
@@ -94,15 +95,17 @@ class Engine:
             timeout_minutes=settings.session_timeout_minutes,
         )
         self.access = Access(settings, self.log, clock)
-        commands = Commands(settings, self.log, tools, self.access, clock)
+        self.model = ModelState(lambda: probe(settings), clock=clock)
+        commands = Commands(settings, self.log, tools, self.access, self.model, clock)
         self.conversation = Conversation(
             settings,
             self.log,
             self.sessions,
             tools,
-            build_agent(model, tools.tools, settings.llm_provider),
+            build_agent(model, tools.tools, settings.llm_provider, self.model),
             commands,
             self.access,
+            self.model,
             clock,
         )
         self.triggers = Triggers(self.conversation, self.access)
@@ -173,6 +176,7 @@ async def serve(settings: Settings) -> None:
         try:
             engine = Engine(settings, redis, tools, build_model(settings))
             problem = await probe(settings)
+            engine.model.probed(problem)
             log.info(
                 "engine worker started",
                 extra={
@@ -198,7 +202,7 @@ async def serve(settings: Settings) -> None:
                 "engine",
                 settings.consumer_name,
                 ttl_s=settings.health_ttl_s,
-                details=lambda: {"modelReady": problem is None},
+                details=lambda: {"modelReady": engine.model.answering},
             )
             async with beat, engine.trimming():  # the runtime rides out an event log outage
                 await engine.app.run_until_signal()

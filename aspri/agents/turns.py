@@ -30,6 +30,7 @@ from opentelemetry import trace
 from aspri.agents.access import Access, Principal
 from aspri.agents.agent import TurnContext, run_agent
 from aspri.agents.commands import Commands
+from aspri.agents.model_state import ModelState, remedy
 from aspri.agents.prompt import as_messages, trigger_message
 from aspri.agents.scope import Scope
 from aspri.agents.session import Message, Session, SessionStore
@@ -82,10 +83,12 @@ class Conversation:
         agent: Any,
         commands: Commands,
         access: Access,
+        model: ModelState,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
         self.access = access
+        self.model = model
         self.log = log_
         self.sessions = sessions
         self.tools = tools
@@ -222,25 +225,34 @@ class Conversation:
             },
         ) as span:
             span.set_attribute("aspri.principal", principal.kind)
+            kind = "command" if command else "reply"
             if command:
                 text = await self.commands.run(session, cause, base, principal)
                 ctx = None
+            elif not await self.model.ready():
+                text, ctx, kind = self._offline(), None, "model-offline"
             else:
                 ctx = self._context(principal, base)
                 history = as_messages(session.history(cause.entry_id), self.access.is_owner)
-                text = await run_agent(self.agent, history, ctx)
+                try:
+                    text = await run_agent(self.agent, history, ctx)
+                except Exception:
+                    if self.model.answering:  # a failure that did not open the breaker: retry
+                        raise
+                    text, ctx, kind = self._offline(), None, "model-offline"
+            span.set_attribute("aspri.turn.kind", kind)
             agent_ms = (time.perf_counter() - began) * 1000
             sent, send_ms = await self._send(session.chat_id, text, f"{base}:reply", cause.event_id)
             turn = ChatTurn(
                 chat_id=session.chat_id,
                 cause=cause.event_id,
-                kind="command" if command else "reply",
+                kind=kind,
                 answered=[m.event_id for m in segment],
                 through=cause.entry_id,
                 reply_message_id=sent.get("messageId"),
                 reply_event_id=sent.get("eventId"),
                 tool_calls=ctx.tool_calls if ctx else [],
-                model=None if command else self.settings.model_name,
+                model=self.settings.model_name if kind == "reply" else None,
                 llm_calls=ctx.llm_calls if ctx else 0,
                 timings=self._timings(ctx, fold_ms, agent_ms, send_ms, began),
                 deliveries=event.deliveries,
@@ -321,6 +333,14 @@ class Conversation:
             _annotate(span, turn)
 
     # ------------------------------------------------------------------ pieces
+
+    def _offline(self) -> str:
+        """The answer to free text while the model is known to be unreachable."""
+        return (
+            f"I cannot answer that right now: my model ({self.settings.model_name}) is not "
+            f"reachable ({self.model.problem}). {remedy(self.settings)} "
+            "Ask me again once it runs. Commands like /help, /remind and /jobs still work."
+        )
 
     def _context(self, principal: Principal, base: str) -> TurnContext:
         return TurnContext(

@@ -51,9 +51,10 @@ class ChatTurn(Payload, frozen=True, kw_only=True):
     cause: str
     kind: str = "reply"
     """``reply`` (the model), ``command`` (a slash command), ``cron`` (a prompt trigger),
-    ``failed`` (the apology after the last delivery), ``recovered`` (recorded after a crash),
-    ``ignored`` (not for the assistant: a stranger, a group not allowed or not addressed),
-    ``pairing`` (a stranger's messages, answered only by the pairing notice)."""
+    ``failed`` (the apology after the last delivery), ``model-offline`` (free text answered
+    at once with what to do, the model being known unreachable), ``recovered`` (recorded
+    after a crash), ``ignored`` (not for the assistant: a stranger, a group not allowed or not
+    addressed), ``pairing`` (a stranger's messages, answered only by the pairing notice)."""
     answered: list[str] = msgspec.field(default_factory=list)
     """Event ids of the user messages this turn answered, oldest first."""
     through: str | None = None
