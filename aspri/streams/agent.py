@@ -5,7 +5,8 @@ Delivery is at-least-once and the ack policy explicit: an entry is acked only wh
 restarts the function; the entry is re-claimed (its delivery count goes up) after a backoff and
 handed to the function again, and after ``max_deliveries`` it moves to ``<stream>:dlq``.
 Entries with the same key run in stream order, one at a time across every consumer of the group:
-each key has a queue of entry ids filled atomically at read time and a lease with a fencing token.
+each key has a queue of entry ids filled atomically at read time and a lease with a fencing token
+(see ``ordering``). Acks are flushed in batches: one XACK, or one script for keyed entries.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from aspri.streams.spec import AgentSpec, Delivery, HandlerTimeout, Permanent, d
 from aspri.streams.supervise import BACKOFF, TRANSIENT, supervise
 
 log = logging.getLogger(__name__)
+_json = msgspec.json.encode
 
 
 class AgentRunner:
@@ -54,6 +56,7 @@ class AgentRunner:
         self._renew = redis.register_script(scripts.RENEW)
         self._keep = redis.register_script(scripts.HEARTBEAT)
         self._acks: list[str] = []
+        self._keyed: list[tuple[Delivery, list[str]]] = []  # finished, with dead-letter fields
         self._flushing = asyncio.Lock()
         self._ack_wakeup = asyncio.Event()
         self._order = KeyOrder(
@@ -61,11 +64,12 @@ class AgentRunner:
             redis,
             consumer,
             self._ready,
-            self._release,
+            self._abandon,
             lambda: self._stopping.is_set() and not self.burst,
         )
         self.processed = 0
         self.beats = 0
+        self.fenced = 0
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -147,7 +151,10 @@ class AgentRunner:
         """Own pending entries first, then entries of dead consumers and new ones."""
         await self._dispatch_pending()
         next_claim = 0.0
+        task = asyncio.current_task()
         while not self._stopping.is_set():
+            if task is not None and task.cancelling():  # redis-py may swallow a cancel
+                raise asyncio.CancelledError
             now = time.monotonic()
             claimed = 0
             if now >= next_claim:
@@ -184,19 +191,29 @@ class AgentRunner:
             )
             entries = reply[0][1] if reply else []
             for entry_id, raw in entries:
-                await self._dispatch(Delivery(text(entry_id), fields_as_text(raw), "", 1))
+                await self._dispatch(Delivery(text(entry_id), raw, "", 1))
             return len(entries)
-        prefix = keys.key_queue(spec.stream, spec.group, "")
         got, payload = await self._read_keyed(
-            keys=[spec.stream], args=[spec.group, self.consumer, spec.batch, spec.key, prefix]
+            keys=[spec.stream, keys.lease_counter(spec.stream, spec.group)],
+            args=[
+                spec.group,
+                self.consumer,
+                spec.batch,
+                spec.key,
+                keys.key_queue(spec.stream, spec.group, ""),
+                keys.lease(spec.stream, spec.group, ""),
+                spec.lease_ms,
+            ],
         )
         if not got:
             if block is not None:  # nothing new: sleep on the stream until something arrives
                 await self.redis.xread({spec.stream: text(payload)}, count=1, block=block)
             return 0
-        for entry_id, flat, key in payload:
-            raw = dict(zip(flat[::2], flat[1::2], strict=True))
-            await self._dispatch(Delivery(text(entry_id), fields_as_text(raw), text(key), 1))
+        for entry_id, flat, key, prev, grant in payload:
+            pairs = iter(flat)
+            d = Delivery(text(entry_id), dict(zip(pairs, pairs, strict=False)), text(key), 1)
+            d.prev, d.grant = text(prev), text(grant)
+            await self._dispatch(d)
         return len(payload)
 
     async def _dispatch_pending(self) -> None:
@@ -241,14 +258,17 @@ class AgentRunner:
         )
         counts = {text(p["message_id"]): int(p["times_delivered"]) for p in pending}
         for entry_id, raw in entries:
-            fields = fields_as_text(raw)
             eid = text(entry_id)
-            await self._dispatch(Delivery(eid, fields, self._key_of(fields), counts.get(eid, 1)))
+            key = self._key_of(fields_as_text(raw))
+            await self._dispatch(Delivery(eid, raw, key, counts.get(eid, 1)))
         return len(entries)
 
     def _key_of(self, fields: dict[str, str]) -> str:
         if self.spec.key is None:
             return ""
+        tagged = fields.get(f"key:{self.spec.key}")
+        if tagged:
+            return tagged
         try:
             value = msgspec.json.decode(fields.get("data", "{}")).get(self.spec.key)
         except (msgspec.DecodeError, AttributeError):
@@ -267,7 +287,12 @@ class AgentRunner:
     def _release(self, d: Delivery) -> None:
         if self._held.pop(d.entry_id, None) is not None:
             self._room.release()
-        d.done.set()
+
+    def _abandon(self, d: Delivery) -> None:
+        """``d`` stays pending, unfinished here: delivered again once it looks idle."""
+        self._release(d)
+        if d.key:
+            self._order.abandoned(d)
 
     # ---------------------------------------------------------------- working
 
@@ -317,10 +342,10 @@ class AgentRunner:
             )
         except RedisError as exc:  # left pending and no longer held: taken over when idle
             log.warning("retry claim failed", extra={"entry": d.entry_id, "error": str(exc)})
-            self._release(d)
+            self._abandon(d)
             return None
         if not claimed or claimed[0][1] is None:  # acked elsewhere or trimmed away
-            self._release(d)
+            self._abandon(d)
             return None
         d.deliveries += 1
         return d
@@ -329,44 +354,38 @@ class AgentRunner:
         await self._finish_entry(d, dead_letter=None)
 
     async def _finish_entry(self, d: Delivery, *, dead_letter: str | None) -> None:
-        spec = self.spec
+        """Queue the ack of ``d`` for the next flush and let its key's next entry start."""
         self.processed += 1
         self._progress.set()
-        if not d.key and dead_letter is None:  # the fast path: batched XACK
-            self._release(d)
+        self._release(d)
+        if d.key:
+            dead = [] if dead_letter is None else self._dead_letter(d, dead_letter)
+            self._keyed.append((d, dead))
+            self._order.finished(d)
+        elif dead_letter is None:
             self._acks.append(d.entry_id)
-            self._ack_wakeup.set()
-            return
-        args: list[Any] = [
-            spec.group,
-            d.entry_id,
-            d.lease,
-            keys.wake_channel(spec.stream, spec.group),
-            "1" if dead_letter is not None else "0",
-        ]
-        if dead_letter is not None:
-            args += dead_letter_fields(d, dead_letter, spec, self.consumer)
-        kq = keys.key_queue(spec.stream, spec.group, d.key) if d.key else ""
-        lease = keys.lease(spec.stream, spec.group, d.key) if d.key else ""
-        finish_keys = [spec.stream, kq, lease, keys.dlq(spec.stream)]
-        # Until the server answers: a lost connection must not leave the key's next entry
-        # waiting, and giving up would hand the entry to someone else to do it again.
+        else:
+            await self._dead_letter_now(d, self._dead_letter(d, dead_letter))
+        self._ack_wakeup.set()
+
+    def _dead_letter(self, d: Delivery, reason: str) -> list[str]:
+        log.error(
+            "moving to dead-letter stream",
+            extra={"agent": self.spec.name, "entry": d.entry_id, "reason": reason},
+        )
+        return dead_letter_fields(d, reason, self.spec, self.consumer)
+
+    async def _dead_letter_now(self, d: Delivery, fields: list[str]) -> None:
+        """An entry without a key: copied to the DLQ and acked in one transaction."""
+        spec = self.spec
         async for attempt in AsyncRetrying(
             retry=retry_if_exception_type(TRANSIENT), wait=BACKOFF, before_sleep=self._retrying
         ):
             with attempt:
-                result = text(await self._finish(keys=finish_keys, args=args))
-        self._release(d)  # only now may the key's next entry start
-        if result == "fenced":
-            log.warning(
-                "lease lost before ack; another consumer owns the entry",
-                extra={"agent": spec.name, "entry": d.entry_id},
-            )
-        elif dead_letter is not None:
-            log.error(
-                "moved to dead-letter stream",
-                extra={"agent": spec.name, "entry": d.entry_id, "reason": dead_letter},
-            )
+                async with self.redis.pipeline(transaction=True) as pipe:
+                    pipe.execute_command("XADD", keys.dlq(spec.stream), "*", *fields)
+                    pipe.xack(spec.stream, spec.group, d.entry_id)
+                    await pipe.execute()
 
     def _retrying(self, state: RetryCallState) -> None:
         error = state.outcome.exception() if state.outcome is not None else None
@@ -379,13 +398,49 @@ class AgentRunner:
             self._ack_wakeup.clear()
 
     async def _flush_acks(self) -> None:
-        """XACK what finished; an id leaves the list only once the server has acked it, so a
+        """Ack what finished; an entry leaves the lists only once the server has acked it, so a
         failed XACK (raised to the acker's supervisor, retried after a backoff) loses nothing."""
         async with self._flushing:
             while self._acks:
                 ids = self._acks[: self.spec.batch * 10]
                 await self.redis.xack(self.spec.stream, self.spec.group, *ids)
                 del self._acks[: len(ids)]  # others only append meanwhile
+            while self._keyed:
+                await self._flush_keyed(self._keyed[: self.spec.batch * 10])
+
+    async def _flush_keyed(self, batch: list[tuple[Delivery, list[str]]]) -> None:
+        """One script for a batch of keyed finishes, grouped by key and lease."""
+        spec = self.spec
+        groups: dict[tuple[str, str], list[str]] = {}
+        dead: dict[str, list[str]] = {}
+        for d, fields in batch:
+            groups.setdefault((d.key, d.lease), []).append(d.entry_id)
+            if fields:
+                dead[d.entry_id] = fields
+        stopping = self._stopping.is_set() and not self.burst  # hand every key over
+        order = self._order
+        sent = [
+            (key, lease, "" if stopping else order.next_id(key), entries)
+            for (key, lease), entries in groups.items()
+        ]
+        statuses = await self._finish(
+            keys=[spec.stream, keys.dlq(spec.stream)],
+            args=[
+                spec.group,
+                keys.wake_channel(spec.stream, spec.group),
+                spec.lease_ms,
+                keys.key_queue(spec.stream, spec.group, ""),
+                keys.lease(spec.stream, spec.group, ""),
+                _json(sent),
+                _json(dead),
+                self.consumer,
+            ],
+        )
+        del self._keyed[: len(batch)]  # others only append meanwhile
+        for (key, lease, next_id, entries), status in zip(sent, statuses, strict=True):
+            if status == b"fenced":
+                self.fenced += len(entries)
+            order.flushed(key, text(status), lease, len(entries), next_id)
 
     async def _final_flush(self) -> None:
         """On the way out: keep trying for a while; what stays unacked is redelivered."""
@@ -415,18 +470,22 @@ class AgentRunner:
                 return
             self.beats += 1
             now = loop.time()
+            self._order.forget_idle(now - interval)
             held = [d for d in self._held.values() if d.deadline is None or d.deadline > now]
-            if not held:
-                continue
-            await self._keep(
-                keys=[self.spec.stream],
-                args=[self.spec.group, self.consumer, *(d.entry_id for d in held)],
-            )
-            leased = [d for d in held if d.lease]
+            if held:
+                await self._keep(
+                    keys=[self.spec.stream],
+                    args=[self.spec.group, self.consumer, *(d.entry_id for d in held)],
+                )
+            leased = [
+                (key, lease)
+                for key, lease, first in self._order.leases()
+                if first.deadline is None or first.deadline > now
+            ]
             if leased:
                 await self._renew(
-                    keys=[keys.lease(self.spec.stream, self.spec.group, d.key) for d in leased],
-                    args=[self.spec.lease_ms, *(d.lease for d in leased)],
+                    keys=[keys.lease(self.spec.stream, self.spec.group, k) for k, _ in leased],
+                    args=[self.spec.lease_ms, *(lease for _, lease in leased)],
                 )
 
     def decode(self, d: Delivery) -> Event[Any]:
@@ -434,5 +493,7 @@ class AgentRunner:
             d.fields, entry_id=d.entry_id, stream=self.spec.stream, deliveries=d.deliveries
         )
         if self.spec.schema and not isinstance(event.data, self.spec.schema):
-            raise UndecodableEvent(f"unexpected event type {event.type!r} for this agent", d.fields)
+            raise UndecodableEvent(
+                f"unexpected event type {event.type!r} for this agent", fields_as_text(d.fields)
+            )
         return event

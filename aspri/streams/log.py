@@ -6,6 +6,10 @@ An append is one Lua script, so three guarantees hold atomically on the server:
 - ``idempotency_key``: a retried append returns the ids of the first one instead of writing again;
 - several streams: the same event lands in all of them or in none (e.g. ``whatsapp:messages``
   and ``chat:{chatId}``).
+
+The payload fields agents order by (``KEY_FIELDS``) are also written as top-level fields
+``key:<name>``, so the runtime's read script finds an entry's key without decoding its payload;
+entries without them (older ones, other producers) still work: the script decodes the payload.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 from redis.asyncio import Redis
 
 from aspri.schemas import REGISTRY, Event, Registry, UndecodableEvent
@@ -49,6 +54,30 @@ local joined = table.concat(ids, ' ')
 if idem ~= '' then redis.call('SET', idem, joined, 'EX', ARGV[2]) end
 return {'ok', joined}
 """
+
+
+KEY_FIELDS = ("chatId", "jobId")
+"""Payload fields (wire names) that agents use as ``key=``: copied to ``key:<name>`` fields."""
+
+_key_attrs: dict[type, tuple[tuple[str, str], ...]] = {}
+
+
+def key_fields(event: Event[Any]) -> dict[str, str]:
+    """The ``key:<name>`` fields of ``event``: its payload's ``KEY_FIELDS`` that have a value."""
+    kind = type(event.data)
+    attrs = _key_attrs.get(kind)
+    if attrs is None:
+        attrs = _key_attrs[kind] = tuple(
+            (f"key:{f.encode_name}", f.name)
+            for f in msgspec.structs.fields(kind)
+            if f.encode_name in KEY_FIELDS
+        )
+    out: dict[str, str] = {}
+    for wire, attr in attrs:
+        value = getattr(event.data, attr)
+        if isinstance(value, str | int) and value != "":
+            out[wire] = str(value)
+    return out
 
 
 class AppendConflict(Exception):
@@ -109,7 +138,7 @@ class EventLog:
         if event.traceparent is None:
             event = inject_traceparent(event)
         flat: list[str | bytes] = []
-        for name, value in self.registry.to_fields(event).items():
+        for name, value in (self.registry.to_fields(event) | key_fields(event)).items():
             flat += [name, value]
         idem = keys.idempotency(idempotency_key) if idempotency_key else ""
         args = [expected_last_id or "", self.idempotency_ttl_s, maxlen or "", *flat]

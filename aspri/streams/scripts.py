@@ -2,8 +2,13 @@
 
 READ_KEYED = """
 -- Read new entries for a consumer and, in the same atomic step, queue each one behind the
--- earlier entries of its key. A Python key function could not run here, which is why an agent's
--- key is the name of a field of its payload.
+-- earlier entries of its key, so two consumers reading at once cannot invert a key's order.
+-- The key is the entry's top-level field 'key:<name>' or, in entries written without it, the
+-- field <name> of the JSON payload (a Python key function could not run here). For each entry
+-- the reply says which entry was queued just before it ('' when it heads the queue) and, when it
+-- heads the queue and no other consumer holds the key, the lease just taken for it.
+-- KEYS: stream, lease counter   ARGV: group, consumer, count, key name, queue prefix,
+-- lease prefix, lease ms
 local r = redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', ARGV[3],
                      'STREAMS', KEYS[1], '>')
 if not r then
@@ -11,35 +16,56 @@ if not r then
   if #last > 0 then return {0, last[1][1]} end
   return {0, '0-0'}
 end
+local tagged = 'key:' .. ARGV[4]
+local mine = ARGV[2] .. '|'
 local out = {}
 for _, e in ipairs(r[1][2]) do
   local f = e[2]
-  local key = ''
+  local key, data = '', nil
   for j = 1, #f, 2 do
-    if f[j] == 'data' then
-      local ok, obj = pcall(cjson.decode, f[j + 1])
-      if ok and type(obj) == 'table' then
-        local v = obj[ARGV[4]]
-        if type(v) == 'string' or type(v) == 'number' then key = tostring(v) end
+    if f[j] == tagged then key = f[j + 1]; break end
+    if f[j] == 'data' then data = f[j + 1] end
+  end
+  if key == '' and data then
+    local ok, obj = pcall(cjson.decode, data)
+    if ok and type(obj) == 'table' then
+      local v = obj[ARGV[4]]
+      if type(v) == 'string' or type(v) == 'number' then key = tostring(v) end
+    end
+  end
+  local prev, grant = '', ''
+  if key ~= '' then
+    local q = ARGV[5] .. key
+    if redis.call('RPUSH', q, e[1]) > 1 then
+      prev = redis.call('LINDEX', q, -2)
+    else
+      local lease = ARGV[6] .. key
+      local cur = redis.call('GET', lease)
+      if not cur or string.sub(cur, 1, #mine) == mine then
+        grant = mine .. redis.call('INCR', KEYS[2])
+        redis.call('SET', lease, grant, 'PX', ARGV[7])
       end
     end
   end
-  if key ~= '' then redis.call('RPUSH', ARGV[5] .. key, e[1]) end
-  out[#out + 1] = {e[1], f, key}
+  out[#out + 1] = {e[1], f, key, prev, grant}
 end
 return {1, out}
 """
 
-BEGIN = """
+TAKE = """
 -- May this consumer start entry ARGV[1]? Only while the entry is still pending for it (not taken
 -- over by another consumer), heads its key's queue, and nobody else holds the key's lease; then
--- take the lease with a new fencing token.
--- KEYS: key queue, lease, lease counter, stream   ARGV: id, consumer, lease ms, group
+-- hold the lease: the value it already holds (ARGV[5]) is kept, else a new fencing token.
+-- KEYS: key queue, lease, lease counter, stream   ARGV: id, consumer, lease ms, group, held value
 local p = redis.call('XPENDING', KEYS[4], ARGV[4], ARGV[1], ARGV[1], 1)
 if #p == 0 or p[1][2] ~= ARGV[2] then return {'gone', '', 0} end
 local head = redis.call('LINDEX', KEYS[1], 0)
 if head and head ~= ARGV[1] then return {'wait', head, 0} end
 local cur = redis.call('GET', KEYS[2])
+if cur and cur == ARGV[5] then
+  redis.call('PEXPIRE', KEYS[2], ARGV[3])
+  return {'ok', cur, 0}
+end
 if cur and string.sub(cur, 1, #ARGV[2] + 1) ~= ARGV[2] .. '|' then
   return {'busy', cur, redis.call('PTTL', KEYS[2])}
 end
@@ -49,25 +75,48 @@ return {'ok', ARGV[2] .. '|' .. token, 0}
 """
 
 FINISH = """
--- Ack an entry (optionally after copying it to the dead-letter stream), release its key's lease
--- and announce the key's next entry on the wake channel. Refused when the lease was lost.
--- KEYS: stream, key queue ('' if none), lease, dlq   ARGV: group, id, lease value, wake channel,
--- dlq flag, dlq fields...
-if ARGV[3] ~= '' then
-  local cur = redis.call('GET', KEYS[3])
-  if cur and cur ~= ARGV[3] then return 'fenced' end
-  if cur then redis.call('DEL', KEYS[3]) end
+-- Finish a batch of keyed entries, key by key. Unless the key's lease was lost (then nothing of
+-- that key is acked: 'fenced'), ack its entries (copying those with dead-letter fields to the
+-- dead-letter stream first) and drop them from the key's queue. Then keep the lease when the
+-- queue's next entry is this consumer's ('kept': its next local one, or one it read and has
+-- not seen yet), or release it and announce that entry on the wake channel: a hand-over
+-- ('released'). The batch comes as JSON: one argument instead of several per entry.
+-- KEYS: stream, dlq   ARGV: group, wake channel, lease ms, queue prefix, lease prefix,
+-- [[key, lease value, next local id, [ids...]], ...], {id: [dead-letter fields...], ...},
+-- consumer
+local groups, dead = cjson.decode(ARGV[6]), cjson.decode(ARGV[7])
+local out, acked = {}, {}
+for g = 1, #groups do
+  local key, value, nxt, ids = groups[g][1], groups[g][2], groups[g][3], groups[g][4]
+  local q, lease = ARGV[4] .. key, ARGV[5] .. key
+  local cur = redis.call('GET', lease)
+  if cur and cur ~= value then
+    out[g] = 'fenced'
+  else
+    for _, id in ipairs(ids) do
+      local fields = dead[id]
+      if fields then redis.call('XADD', KEYS[2], '*', unpack(fields)) end
+      acked[#acked + 1] = id
+      redis.call('LREM', q, 1, id)
+    end
+    local head = redis.call('LINDEX', q, 0)
+    local mine = head and head == nxt
+    if head and not mine then
+      local p = redis.call('XPENDING', KEYS[1], ARGV[1], head, head, 1)
+      mine = #p > 0 and p[1][2] == ARGV[8]
+    end
+    if mine then
+      redis.call('SET', lease, value, 'PX', ARGV[3])
+      out[g] = 'kept'
+    else
+      if cur then redis.call('DEL', lease) end
+      if head then redis.call('PUBLISH', ARGV[2], head) end
+      out[g] = 'released'
+    end
+  end
 end
-if ARGV[5] == '1' then
-  redis.call('XADD', KEYS[4], '*', unpack(ARGV, 6))
-end
-redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
-if KEYS[2] ~= '' then
-  redis.call('LREM', KEYS[2], 1, ARGV[2])
-  local head = redis.call('LINDEX', KEYS[2], 0)
-  if head then redis.call('PUBLISH', ARGV[4], head) end
-end
-return 'ok'
+if #acked > 0 then redis.call('XACK', KEYS[1], ARGV[1], unpack(acked)) end
+return out
 """
 
 RENEW = """

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from aspri.schemas import Event, Payload
+from aspri.schemas.envelope import fields_as_text
 
 AgentFn = Callable[[AsyncIterator[Event[Any]]], Awaitable[None]]
 
@@ -47,18 +47,24 @@ class AgentSpec:
         return f"{self.group}/{self.stream}/{getattr(self.fn, '__name__', 'agent')}"
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Delivery:
     """An entry handed to a worker: the raw fields, its key and how often it was delivered."""
 
     entry_id: str
-    fields: dict[str, str]
+    fields: dict[Any, Any]
+    """As the server sent them (bytes), so decoding takes the registry's fast path."""
     key: str
     deliveries: int
     lease: str = ""
     deadline: float | None = None
     """Loop time by which the handler in progress must be done (None: not in a handler)."""
-    done: asyncio.Event = field(default_factory=asyncio.Event)
+    prev: str | None = None
+    """The entry queued just before this one in its key's queue ('' if none, None: unknown)."""
+    grant: str = ""
+    """The key's lease, when the read script took it for this entry."""
+    confirmed: bool = False
+    """The server said this entry heads its key's queue under a lease this consumer holds."""
 
 
 def dead_letter_fields(d: Delivery, reason: str, spec: AgentSpec, consumer: str) -> list[str]:
@@ -76,6 +82,6 @@ def dead_letter_fields(d: Delivery, reason: str, spec: AgentSpec, consumer: str)
         "consumer",
         consumer,
     ]
-    for name, value in d.fields.items():
+    for name, value in fields_as_text(d.fields).items():
         out += [name, value]
     return out

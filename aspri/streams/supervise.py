@@ -8,6 +8,7 @@ jitter (tenacity's policy), which starts small again once the task has run for a
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -57,7 +58,15 @@ async def _streak(
     async def attempt() -> None:
         nonlocal started
         started = time.monotonic()
-        await run()
+        try:
+            await run()
+        except Exception:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                # redis-py turns a cancel that lands mid-command into a connection error: the
+                # task is being cancelled, so end it instead of restarting it
+                raise asyncio.CancelledError from None
+            raise
 
     retrying = AsyncRetrying(
         retry=retry_if_exception(flapping),
