@@ -160,6 +160,8 @@ class Settings:
     whatsapp_cloud_phone_number_id: str | None = None
     whatsapp_cloud_api_base: str = "https://graph.facebook.com/v21.0"
     send_rate_per_s: float = 80.0
+    inbound_rate_per_minute: float = 20.0
+    inbound_burst: int = 10
     send_per_chat_interval_s: float = 0.0
     chromium_path: str = "/usr/bin/chromium"
     browser_url: str = "https://web.whatsapp.com"
@@ -245,6 +247,10 @@ class Settings:
                 e, "WHATSAPP_CLOUD_API_BASE", d.whatsapp_cloud_api_base, _str
             ),
             send_rate_per_s=_read(e, "WHATSAPP_SEND_RATE", d.send_rate_per_s, _positive_float),
+            inbound_rate_per_minute=_read(
+                e, "INBOUND_RATE_PER_MINUTE", d.inbound_rate_per_minute, _positive_float
+            ),
+            inbound_burst=_read(e, "INBOUND_BURST", d.inbound_burst, _positive_int),
             send_per_chat_interval_s=_read(
                 e, "WHATSAPP_PER_CHAT_INTERVAL", d.send_per_chat_interval_s, float
             ),

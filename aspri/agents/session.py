@@ -1,9 +1,13 @@
 """A chat's session: the fold of ``chat:{chatId}``, read backwards only as far as it needs.
 
 The session is the last ``history_limit`` messages since the last ``/reset`` or the last
-``timeout`` of silence. It also knows which user messages are answered: a message is answered
-when a recorded turn went through it, or when an outbound message names it (or a later one) as
-its cause. Turns answer in stream order, so "answered" is one watermark, ``answered_through``.
+``timeout`` of silence: the prompt window. Which user messages are answered does not depend on
+that window: a message is answered when a recorded turn (or a ``chat:coalesced`` record) went
+through it, or when an outbound message names it (or a later one) as its cause. Turns answer in
+stream order, so "answered" is one watermark, ``answered_through``, and every user message after
+it is ``pending`` however far back it lies: the fold reads back until it finds the watermark
+(at most ``SCAN_LIMIT`` entries; beyond that ``overflow`` says older ones may wait too).
+Messages the gateway recorded as ``throttled`` are neither in the window nor pending.
 
 ``SessionStore`` keeps recently used sessions as a cache only: a cached session is used after
 checking it against the stream's last id, and brought forward by reading just the new entries.
@@ -16,9 +20,19 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from aspri.schemas import Event, WhatsAppMessage
-from aspri.schemas.chat import ChatReset, ChatTurn
+from aspri.schemas.chat import ChatCoalesced, ChatReset, ChatTurn
 from aspri.streams import ids, keys
 from aspri.streams.log import EventLog
+
+SCAN_LIMIT = 2000
+"""Entries a fold reads back at most to find the answered watermark (a backlog beyond is
+coalesced, see ``Session.backlog``)."""
+
+
+def just_before(entry_id: str) -> str:
+    """The largest entry id below ``entry_id`` (an id need not exist to bound a range)."""
+    ms, seq = ids.parse(entry_id)
+    return f"{ms}-{seq - 1}" if seq else f"{ms - 1}-{2**64 - 1}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +72,11 @@ class Session:
     sent_unrecorded: dict[str, list[Message]] = field(default_factory=dict)
     """For an inbound cause whose reply went out but whose turn is not recorded yet: the user
     messages that reply answered (what a recovered turn records)."""
+    pending: list[Message] = field(default_factory=list)
+    """User messages after ``answered_through``, oldest first, inside the window or not."""
+    overflow: str | None = None
+    """Set when the fold stopped at ``SCAN_LIMIT`` before the watermark: the oldest entry it
+    read; user messages before it may be unanswered too."""
 
     def apply(self, event: Event[Any]) -> None:
         entry_id = event.entry_id or "0-0"
@@ -66,14 +85,18 @@ class Session:
         self.last_id = entry_id
         data = event.data
         if isinstance(data, WhatsAppMessage):
-            self._message(event, data, entry_id)
+            if not data.throttled:
+                self._message(event, data, entry_id)
         elif isinstance(data, ChatTurn):
             self.recorded[data.cause] = None
             self.sent_unrecorded.pop(data.cause, None)
             while len(self.recorded) > 4 * self.history_limit:
                 del self.recorded[next(iter(self.recorded))]
-            if data.through and ids.after(data.through, self.answered_through):
-                self.answered_through = data.through
+            self._answered(data.through, data.answered)
+            self._settled()
+        elif isinstance(data, ChatCoalesced):
+            self._answered(data.through, data.messages)
+            self._settled()
         elif isinstance(data, ChatReset):
             self.messages = [m for m in self.messages if not ids.after(data.start, m.entry_id)]
             self._prune()
@@ -93,22 +116,41 @@ class Session:
             self.messages = []  # silence: a new session starts with this message
             self._prune()
         self.messages.append(msg)
-        if msg.from_me and msg.causation_id:
+        if not msg.from_me:
+            self.pending.append(msg)
+        elif msg.causation_id:
             self.replied[msg.causation_id] = msg
-            cause = next(
-                (m for m in self.messages if not m.from_me and m.event_id == msg.causation_id),
-                None,
-            )
-            if cause is not None and ids.after(cause.entry_id, self.answered_through):
-                answered = [
-                    m for m in self.unanswered() if not ids.after(m.entry_id, cause.entry_id)
-                ]
-                self.answered_through = cause.entry_id
+            cause = next((m for m in self.pending if m.event_id == msg.causation_id), None)
+            if cause is not None:
+                answered = [m for m in self.pending if not ids.after(m.entry_id, cause.entry_id)]
+                self._answered(cause.entry_id, [])
                 if msg.causation_id not in self.recorded:
                     self.sent_unrecorded[msg.causation_id] = answered
         if len(self.messages) > self.history_limit:
             del self.messages[: len(self.messages) - self.history_limit]
             self._prune()
+
+    def _answered(self, through: str | None, event_ids: list[str]) -> None:
+        """Move the watermark to ``through`` and drop what it (or ``event_ids``) answered."""
+        if through and ids.after(through, self.answered_through):
+            self.answered_through = through
+        if self.overflow and not ids.after(just_before(self.overflow), self.answered_through):
+            self.overflow = None
+        done = set(event_ids)
+        self.pending = [
+            m
+            for m in self.pending
+            if ids.after(m.entry_id, self.answered_through) and m.event_id not in done
+        ]
+
+    def _settled(self) -> None:
+        """A record went past an unrecorded reply's messages: nothing is left to recover (a
+        fold starting after them would not see them either)."""
+        self.sent_unrecorded = {
+            c: a
+            for c, a in self.sent_unrecorded.items()
+            if a and ids.after(a[-1].entry_id, self.answered_through)
+        }
 
     def _prune(self) -> None:
         """Forget replies and causes that left the window (a fresh fold would not see them)."""
@@ -124,15 +166,28 @@ class Session:
             replied=dict(self.replied),
             recorded=dict(self.recorded),
             sent_unrecorded={k: list(v) for k, v in self.sent_unrecorded.items()},
+            pending=list(self.pending),
         )
 
     def unanswered(self) -> list[Message]:
-        """User messages of this session not answered yet, oldest first."""
-        return [
-            m
-            for m in self.messages
-            if not m.from_me and ids.after(m.entry_id, self.answered_through)
-        ]
+        """User messages not answered yet, oldest first (in the prompt window or not)."""
+        return list(self.pending)
+
+    def backlog(self) -> tuple[list[Message], str] | None:
+        """Pending messages a turn could not show the model, and the entry they end at.
+
+        Those older than the prompt window (more waited than ``history_limit`` messages, or
+        than the session holds), and when the fold overflowed, everything before what it read.
+        None when every pending message is in the window.
+        """
+        first = self.messages[0].entry_id if self.messages else None
+        older = [m for m in self.pending if first is None or ids.after(first, m.entry_id)]
+        if self.overflow is None and not older:
+            return None
+        ends = [m.entry_id for m in older]
+        if self.overflow is not None:
+            ends.append(just_before(self.overflow))
+        return older, max(ends, key=ids.parse)
 
     def history(self, through: str) -> list[Message]:
         """The conversation for a turn answering the user's messages up to entry ``through``.
@@ -165,14 +220,20 @@ class Session:
 
 
 async def read_session(
-    log_: EventLog, chat_id: str, history_limit: int, timeout_ms: int, end: str = "+"
+    log_: EventLog,
+    chat_id: str,
+    history_limit: int,
+    timeout_ms: int,
+    end: str = "+",
+    scan_limit: int = SCAN_LIMIT,
 ) -> Session:
     """Fold the current session of ``chat_id`` from a bounded backwards read ending at ``end``.
 
-    Reads newest first until the session's start (a reset, a silence longer than the timeout)
-    or until ``history_limit`` messages were seen, then applies those entries oldest first.
-    Anything older cannot change the result: a turn or reply older than every message kept can
-    only have answered messages that are no longer in the window.
+    Reads newest first until both are known: the window (the session's start, a reset or a
+    silence longer than the timeout, or ``history_limit`` messages) and the answered watermark
+    (the newest turn or coalesced record), then applies those entries oldest first. Anything
+    older cannot change the result: the window is full, and every user message older than the
+    watermark is answered. At most ``scan_limit`` entries are read (see ``Session.overflow``).
     """
     stream = keys.chat(chat_id)
     page = history_limit * 2 + 20
@@ -180,33 +241,40 @@ async def read_session(
     messages = 0
     newer_ts: int | None = None
     reset_start: tuple[int, int] | None = None
+    watermark: tuple[int, int] | None = None
+    window_done = done = False
     cursor = end
-    done = False
     while not done:
         batch = await log_.read(stream, "-", cursor, page, reverse=True)
         for event in batch:
             data = event.data
-            if reset_start is not None and ids.parse(event.entry_id or "0-0") < reset_start:
-                done = True
-                break
-            if isinstance(data, WhatsAppMessage):
+            at = ids.parse(event.entry_id or "0-0")
+            if reset_start is not None and at < reset_start:
+                window_done = True
+            if isinstance(data, WhatsAppMessage) and not data.throttled:
                 if newer_ts is not None and newer_ts - event.timestamp > timeout_ms:
-                    done = True  # the silence before the session's first message
-                    break
+                    window_done = True  # the silence before the session's first message
                 messages += 1
                 newer_ts = event.timestamp
+                window_done = window_done or messages > history_limit
             elif isinstance(data, ChatReset) and reset_start is None:
                 reset_start = ids.parse(data.start)
+            elif isinstance(data, ChatTurn | ChatCoalesced) and data.through:
+                watermark = max(watermark or (0, 0), ids.parse(data.through))
             collected.append(event)
-            if messages >= history_limit:
-                done = True
+            # older entries change nothing: the window is full, and every user message older
+            # than the newest answered one is answered (a turn is recorded after what it answers)
+            done = window_done and watermark is not None and at <= watermark
+            if done or len(collected) >= scan_limit:
                 break
-        if len(batch) < page:
+        if done or len(collected) >= scan_limit or len(batch) < page:
             break
         cursor = f"({batch[-1].entry_id}"
     session = Session(chat_id=chat_id, history_limit=history_limit, timeout_ms=timeout_ms)
     for event in reversed(collected):
         session.apply(event)
+    if not done and len(collected) >= scan_limit:
+        session.overflow = collected[-1].entry_id
     return session
 
 

@@ -29,6 +29,7 @@ from opentelemetry import trace
 
 from aspri.agents.access import Access, Principal
 from aspri.agents.agent import TurnContext, run_agent
+from aspri.agents.backlog import coalesce
 from aspri.agents.commands import Commands
 from aspri.agents.model_state import ModelState, remedy
 from aspri.agents.prompt import as_messages, trigger_message
@@ -122,6 +123,8 @@ class Conversation:
             session = await self.sessions.load(chat_id)
             if session.sent_unrecorded:
                 await self._recover(session, event)
+                continue
+            if await coalesce(self.log, session, event):
                 continue
             pending = session.unanswered()
             if limit is None and pending:

@@ -100,6 +100,8 @@ class LocalMessageRequest(Body):
 class LocalMessageAccepted(Body):
     event_id: str
     chat_id: str
+    throttled: bool = False
+    """Recorded, but over the sender's inbound rate limit: the assistant will not answer it."""
 
 
 class SessionQr(Body):

@@ -83,5 +83,25 @@ class ChatReset(Payload, frozen=True, kw_only=True):
     cause: str
 
 
+class ChatCoalesced(Payload, frozen=True, kw_only=True):
+    """``chat:coalesced`` v1: user messages the engine answers only together with later ones.
+
+    More messages waited than a turn can show the model (older than the prompt window of
+    ``SESSION_HISTORY_LIMIT`` messages, or than the session), so no turn answers them one by
+    one: the next turn answers the newest, and this record says which older ones it stands
+    for, so none goes unanswered without a trace. ``through`` is the entry id in
+    ``chat:{chatId}`` up to which everything is now handled; ``messages`` the event ids the fold
+    saw (a backlog longer than it reads is covered by ``through`` alone).
+    """
+
+    chat_id: str
+    cause: str
+    """The event whose handling found the backlog."""
+    messages: list[str] = msgspec.field(default_factory=list)
+    through: str
+    reason: str
+
+
 REGISTRY.register("chat:turn", ChatTurn)
 REGISTRY.register("chat:reset", ChatReset)
+REGISTRY.register("chat:coalesced", ChatCoalesced)

@@ -33,6 +33,9 @@ class WhatsAppMessage(Payload, frozen=True, kw_only=True):
     self_chat: bool = False
     """Written by the linked account in its own chat ("Message yourself"): the owner talking
     to the assistant (browser engine only; set by the channel, never by a request)."""
+    throttled: bool = False
+    """Recorded, but not handed to the engine: the sender was over the inbound rate limit
+    (set by the gateway; the engine neither answers it nor counts it as unanswered)."""
 
 
 class CronTrigger(Payload, frozen=True, kw_only=True):

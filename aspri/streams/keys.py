@@ -98,3 +98,8 @@ def health(service: str, name: str) -> str:
 def health_index(service: str) -> str:
     """Every instance of ``service`` seen lately, scored by its last record (Unix ms)."""
     return f"aspri:health:{service}"
+
+
+def inbound_limit(sender: str) -> str:
+    """One sender's inbound rate limiter state (WhatsApp gateway; expires when idle)."""
+    return f"whatsapp:limit:{sender}"

@@ -32,6 +32,11 @@ CRON_JOBS_REJECTED = Counter(
     "Job definitions the scheduler could not plan and recorded as cronjob:rejected",
     registry=PROCESS,
 )
+INBOUND_THROTTLED = Counter(
+    "aspri_inbound_throttled",
+    "Inbound messages recorded but not handed to the engine: the sender was over the limit",
+    registry=PROCESS,
+)
 
 
 async def render(redis: Redis, streams: Sequence[str] = WATCHED) -> bytes:

@@ -10,15 +10,22 @@ from aspri.api.whatsapp.channel import Channel
 from aspri.api.whatsapp.directory import Directory
 from aspri.api.whatsapp.hub import Hub
 from aspri.api.whatsapp.inbox import Inbox
+from aspri.api.whatsapp.limits import InboundLimiter
 from aspri.api.whatsapp.outbox import Outbox
 from aspri.api.whatsapp.pacing import Clock, Pacer
 from aspri.config import Settings
+from aspri.schemas import Event, WhatsAppMessage
 from aspri.streams.log import EventLog
 
 log = logging.getLogger(__name__)
 
 MAX_MESSAGE_BYTES = 64 * 1024
 """Longest message accepted, inbound or outbound (UTF-8 bytes)."""
+
+SLOW_DOWN = (
+    "You are sending messages faster than I can answer them. I keep every message in our chat, "
+    "but I answer at most {rate} a minute; the ones above that stay unanswered. Please slow down."
+)
 
 
 class Gateway:
@@ -34,7 +41,6 @@ class Gateway:
         self.log = EventLog(redis, idempotency_ttl_s=settings.idempotency_ttl_s)
         self.hub = Hub()
         self.directory = Directory(redis, self.log)
-        self.inbox = Inbox(self.log, self.directory, self.hub)
         pacer = Pacer(settings.send_rate_per_s, settings.send_per_chat_interval_s, clock)
         self.outbox = Outbox(
             redis,
@@ -45,6 +51,24 @@ class Gateway:
             self.hub,
             ttl_s=settings.idempotency_ttl_s,
         )
+        limiter = InboundLimiter(
+            redis, rate_per_minute=settings.inbound_rate_per_minute, burst=settings.inbound_burst
+        )
+        self.inbox = Inbox(self.log, self.directory, self.hub, limiter, self._slow_down)
+
+    async def _slow_down(self, throttled: Event[WhatsAppMessage]) -> None:
+        """The one notice a flooding sender gets (per flood: see ``limits.py``)."""
+        rate = self.settings.inbound_rate_per_minute
+        text = SLOW_DOWN.format(rate=f"{rate:g}")
+        try:
+            await self.outbox.send(
+                throttled.data.chat_id,
+                text,
+                key=f"whatsapp:slow-down:{throttled.event_id}",
+                causation_id=throttled.event_id,
+            )
+        except Exception as exc:  # the message is recorded either way; the notice is a courtesy
+            log.warning("slow-down notice not sent", extra={"error": repr(exc)})
 
     async def start(self) -> None:
         await self.directory.start()

@@ -4,12 +4,15 @@ One atomic append puts the event in ``whatsapp:messages`` (the engine's work que
 ``chat:{chatId}`` (the conversation), keyed by the WhatsApp message id, so a redelivered webhook
 or a reconnecting browser session cannot create a second event. A message the owner's own
 account wrote (``fromMe``) is conversation history but not work: it goes to the chat only, so
-the assistant never answers itself.
+the assistant never answers itself. So does a message from a sender over the inbound rate
+limit: recorded with ``throttled: true``, in the chat only, and the first one of a flood gets
+the sender one "slow down" notice.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 
 import msgspec
 from opentelemetry.trace import SpanKind
@@ -17,9 +20,11 @@ from opentelemetry.trace import SpanKind
 from aspri.api.whatsapp.directory import Directory
 from aspri.api.whatsapp.history import to_chat_message
 from aspri.api.whatsapp.hub import Hub
+from aspri.api.whatsapp.limits import InboundLimiter
 from aspri.schemas import REGISTRY, Event, WhatsAppMessage
 from aspri.streams import keys
 from aspri.streams.log import Appended, EventLog
+from aspri.telemetry.metrics import INBOUND_THROTTLED
 from aspri.telemetry.tracing import tag_current_span, tracer
 
 log = logging.getLogger(__name__)
@@ -34,10 +39,19 @@ def inbound_key(message_id: str) -> str:
 class Inbox:
     """Records inbound messages and tells the projections and live pages about them."""
 
-    def __init__(self, log_: EventLog, directory: Directory, hub: Hub) -> None:
+    def __init__(
+        self,
+        log_: EventLog,
+        directory: Directory,
+        hub: Hub,
+        limiter: InboundLimiter | None = None,
+        slow_down: Callable[[Event[WhatsAppMessage]], Awaitable[None]] | None = None,
+    ) -> None:
         self.log = log_
         self.directory = directory
         self.hub = hub
+        self.limiter = limiter
+        self.slow_down = slow_down
 
     async def receive(self, message: WhatsAppMessage) -> None:
         """The ``on_message`` callback handed to the channel."""
@@ -46,7 +60,16 @@ class Inbox:
     async def record(self, message: WhatsAppMessage) -> tuple[Event[WhatsAppMessage], Appended]:
         """Append ``message`` once; a repeat returns the first append with ``duplicate``."""
         chat = keys.chat(message.chat_id)
-        streams = [chat] if message.from_me else [keys.WHATSAPP_MESSAGES, chat]
+        notify = False
+        if not message.from_me and self.limiter is not None:
+            verdict = await self.limiter.check(
+                message.from_ or message.chat_id, inbound_key(message.id)
+            )
+            if not verdict.accepted:
+                message = msgspec.structs.replace(message, throttled=True)
+                notify = verdict.notify
+        work = not (message.from_me or message.throttled)
+        streams = [keys.WHATSAPP_MESSAGES, chat] if work else [chat]
         event = REGISTRY.event(message, source="whatsapp")
         tag_current_span(event.event_id)  # the webhook or web chat request that brought it
         with _tracer.start_as_current_span(
@@ -68,9 +91,15 @@ class Inbox:
             log.info("inbound message already recorded", extra=extra)
             first = await self.log.read(chat, appended.ids[-1], appended.ids[-1])
             return (first[0] if first else event), appended
-        log.info("inbound message recorded", extra=extra | {"fromMe": message.from_me})
         recorded = msgspec.structs.replace(event, entry_id=appended.ids[-1], stream=chat)
+        if message.throttled:
+            INBOUND_THROTTLED.inc()
+            log.info("inbound message throttled: recorded, not handed on", extra=extra)
+        else:
+            log.info("inbound message recorded", extra=extra | {"fromMe": message.from_me})
         self.directory.mark(message.chat_id)
         if self.hub.subscribers:  # building the message costs; nobody may be watching
             self.hub.publish(to_chat_message(recorded))
+        if notify and self.slow_down is not None:
+            await self.slow_down(recorded)
         return recorded, appended

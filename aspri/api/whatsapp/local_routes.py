@@ -92,12 +92,16 @@ async def login(
 async def post_local_message(
     data: JSONBody[LocalMessageRequest], gateway: NamedDependency[Gateway]
 ) -> Success[LocalMessageAccepted]:
-    """A message typed by a person in the local web chat: recorded as an inbound message."""
+    """A message typed by a person in the local web chat: recorded as an inbound message
+    (``throttled`` when the sender is over the inbound rate limit: recorded, not answered)."""
     chat_id = parse_chat_id(data.from_, "from")
     check_text(data.text, "text")
     name = data.name.strip()[:100] if data.name and data.name.strip() else None
     event, _ = await gateway.inbox.record(LocalChannel.inbound(chat_id, data.text, name))
-    return Success(data=LocalMessageAccepted(event_id=event.event_id, chat_id=chat_id))
+    accepted = LocalMessageAccepted(
+        event_id=event.event_id, chat_id=chat_id, throttled=event.data.throttled
+    )
+    return Success(data=accepted)
 
 
 @get("/api/local/events", tags=["local"])

@@ -8,12 +8,13 @@ from __future__ import annotations
 import random
 from typing import Any
 
+import msgspec
 from redis.asyncio import Redis
 
 from aspri.agents.session import Session, SessionStore, read_session
 from aspri.schemas import REGISTRY, Event, WhatsAppMessage
-from aspri.schemas.chat import ChatReset, ChatTurn
-from aspri.streams import keys
+from aspri.schemas.chat import ChatCoalesced, ChatReset, ChatTurn
+from aspri.streams import ids, keys
 from aspri.streams.log import EventLog
 
 CHAT = "628111@c.us"
@@ -103,24 +104,73 @@ async def test_bounded_fold_equals_the_full_fold(redis: Redis) -> None:
     assert view(full) == view(full_fold(events, limit, timeout))
 
 
-async def test_reading_a_long_chat_reads_only_the_window(redis: Redis) -> None:
+async def test_reading_a_long_answered_chat_reads_only_the_window(redis: Redis) -> None:
     log = CountingLog(redis)
     ts = 1_700_000_000_000
     for n in range(600):
-        await add(log, inbound(n), ts + n)
+        message = await add(log, inbound(n), ts + n)
+        if n % 10 == 9:
+            turn = ChatTurn(chat_id=CHAT, cause=message.event_id, through=message.entry_id)
+            await add(log, turn, ts + n)
     log.entries_read = 0
     session = await read_session(log, CHAT, 50, 60 * MINUTE)
     assert len(session.messages) == 50
     assert session.messages[-1].body == "m599"
+    assert session.unanswered() == [] and session.backlog() is None
     assert log.entries_read <= 2 * 50 + 20
 
 
+async def test_unanswered_does_not_depend_on_the_window(redis: Redis) -> None:
+    """600 messages nobody answered: all are pending, the 550 the window cannot show are the
+    backlog to coalesce; beyond the scan limit, ``overflow`` says where the fold stopped."""
+    log = EventLog(redis)
+    ts = 1_700_000_000_000
+    first = await add(log, inbound(0), ts)
+    for n in range(1, 600):
+        await add(log, inbound(n), ts + n)
+    session = await read_session(log, CHAT, 50, 60 * MINUTE)
+    assert [m.body for m in session.unanswered()] == [f"m{n}" for n in range(600)]
+    backlog = session.backlog()
+    assert backlog is not None
+    older, through = backlog
+    assert [m.body for m in older] == [f"m{n}" for n in range(550)]
+    assert through == older[-1].entry_id and session.overflow is None
+
+    capped = await read_session(log, CHAT, 50, 60 * MINUTE, scan_limit=200)
+    assert len(capped.unanswered()) == 200 and capped.overflow is not None
+    older, through = capped.backlog() or ([], "")
+    assert len(older) == 150 and through == older[-1].entry_id
+    assert [m.body for m in older] == [f"m{n}" for n in range(400, 550)]
+    assert ids.after(through, capped.overflow)  # coalescing through it covers the unread ones
+
+    coalesced = ChatCoalesced(
+        chat_id=CHAT, cause=first.event_id, messages=[], through=through, reason="test"
+    )
+    await add(log, coalesced, ts + 601)
+    after = await read_session(log, CHAT, 50, 60 * MINUTE, scan_limit=200)
+    assert [m.body for m in after.unanswered()] == [f"m{n}" for n in range(550, 600)]
+    assert after.backlog() is None and after.overflow is None
+
+
+async def test_throttled_messages_are_neither_in_the_window_nor_pending(redis: Redis) -> None:
+    log = EventLog(redis)
+    ts = 1_700_000_000_000
+    await add(log, inbound(1), ts)
+    for n in range(2, 40):
+        await add(log, msgspec.structs.replace(inbound(n), throttled=True), ts + n)
+    session = await read_session(log, CHAT, 5, 60 * MINUTE)
+    assert [m.body for m in session.messages] == ["m1"]
+    assert [m.body for m in session.unanswered()] == ["m1"]
+
+
 async def test_silence_starts_a_new_session_and_reset_keeps_its_command(redis: Redis) -> None:
-    """Reading stops at the session's start: a silence, or the start a reset names."""
+    """The window starts at the session's start: a silence, or the start a reset names; the
+    read stops there once the answered watermark is known."""
     log = CountingLog(redis)
     ts = 1_700_000_000_000
     for n in range(100):
-        await add(log, inbound(100 + n, "old"), ts + n)
+        old = await add(log, inbound(100 + n, "old"), ts + n)
+    await add(log, ChatTurn(chat_id=CHAT, cause=old.event_id, through=old.entry_id), ts + 100)
     await add(log, inbound(2, "after an hour"), ts + 61 * MINUTE)
     log.entries_read = 0
     session = await read_session(log, CHAT, 5, 60 * MINUTE)
@@ -145,7 +195,9 @@ async def test_silence_starts_a_new_session_and_reset_keeps_its_command(redis: R
     assert [m.body for m in session.messages] == ["after the reset"] * 5
 
     session = await read_session(log, CHAT, 50, 60 * MINUTE)
-    assert [m.body for m in session.unanswered()][:2] == ["/reset", "hello again"]
+    pending = [m.body for m in session.unanswered()]
+    assert pending[:3] == ["after an hour", "/reset", "hello again"]  # before the reset: kept
+    assert [m.body for m in (session.backlog() or ([], ""))[0]] == ["after an hour"]
     assert [m.body for m in session.history(session.last_id)][:2] == [
         "hello again",
         "after the reset",
