@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import os
 import signal
 import statistics
@@ -33,7 +34,8 @@ from aspri.streams import EventLog, keys
 from aspri.streams.server import free_port
 from tests.helpers import wait_until
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(420)]
+"""About 25 s on an idle 2-core machine; starting the engine alone took a minute under load."""
 
 FLOOD = 1000
 SAMPLES = 25
@@ -60,14 +62,16 @@ def process(args: list[str], env: dict[str, str], log: Path) -> Iterator[subproc
             proc.wait()
 
 
-async def reply_after(redis: Redis, http: httpx.AsyncClient, number: str) -> float:
+async def reply_after(
+    redis: Redis, http: httpx.AsyncClient, number: str, within: float = 30
+) -> float:
     """Seconds from sending ``/help`` as ``number`` until the reply is in its chat."""
     stream = keys.chat(f"{number}@c.us")
     last = await EventLog(redis).last_id(stream)
     began = time.perf_counter()
     sent = await http.post("/api/local/messages", json={"from": number, "text": "/help"})
     assert sent.status_code == 202 and not sent.json()["data"]["throttled"], sent.text
-    deadline = began + 30
+    deadline = began + within
     while time.perf_counter() < deadline:
         got: Any = await redis.xread({stream: last}, block=1000)
         for _, entries in got or []:
@@ -78,7 +82,7 @@ async def reply_after(redis: Redis, http: httpx.AsyncClient, number: str) -> flo
                     and b'"fromMe":true' in fields[b"data"]
                 ):
                     return time.perf_counter() - began
-    raise AssertionError(f"no reply to {number} within 30 s")
+    raise AssertionError(f"no reply to {number} within {within} s")
 
 
 def p(values: list[float], q: float) -> float:
@@ -115,8 +119,9 @@ async def test_one_number_flooding_keeps_others_within_twice_their_latency(
                     return (await http.get("/health")).status_code == 200
                 return False
 
-            await wait_until(up, 30, interval=0.1)
-            for _ in range(5):  # warm up: the engine's MCP session, connections, caches
+            await wait_until(up, 120, interval=0.1)  # a loaded machine starts slowly
+            await reply_after(redis, http, WARM, within=120)  # the engine and its MCP are up
+            for _ in range(4):  # warm up: connections, caches
                 await reply_after(redis, http, WARM)
             unloaded = [await reply_after(redis, http, someone(n)) for n in range(SAMPLES)]
 
@@ -161,7 +166,8 @@ async def test_one_number_flooding_keeps_others_within_twice_their_latency(
     inbound = [e for e in chat if isinstance(e.data, WhatsAppMessage) and not e.data.from_me]
     assert len(inbound) == FLOOD  # every message recorded
     accepted = [e for e in inbound if not e.data.throttled]
-    assert 10 <= len(accepted) <= 10 + 20  # the burst, and what a minute at most adds
+    seconds = float(summary.split("seconds=")[1].split()[0])
+    assert 10 <= len(accepted) <= 10 + math.ceil(seconds * 20 / 60) + 1  # burst + the rate
     notices = [e for e in chat if isinstance(e.data, WhatsAppMessage) and e.data.from_me]
     assert len([n for n in notices if n.data.body == SLOW_DOWN.format(rate="20")]) == 1
     answered = {a for e in chat if isinstance(e.data, ChatTurn) for a in e.data.answered}
