@@ -1,12 +1,14 @@
 """One number sending messages as fast as it can (a separate process in the flood test).
 
-``python -m tests.e2e.flooder <gateway url> <number> <count> <connections>``; prints
+``python -m tests.e2e.flooder <gateway url> <number> <count> <connections>`` (the key in
+``ASPRI_API_KEY``); prints
 ``sent=<n> accepted=<n> throttled=<n> seconds=<s> per_s=<r>`` when done.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import time
 
@@ -27,7 +29,8 @@ async def flood(url: str, number: str, count: int, connections: int) -> None:
 
     began = time.perf_counter()
     limits = httpx.Limits(max_connections=connections)
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as client:
+    auth = {"X-API-Key": os.environ["ASPRI_API_KEY"]}
+    async with httpx.AsyncClient(base_url=url, headers=auth, limits=limits, timeout=30) as client:
         await asyncio.gather(*(sender(client) for _ in range(connections)))
     seconds = time.perf_counter() - began
     print(

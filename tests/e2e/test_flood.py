@@ -32,7 +32,7 @@ from aspri.schemas import WhatsAppMessage
 from aspri.schemas.chat import ChatTurn
 from aspri.streams import EventLog, keys
 from aspri.streams.server import free_port
-from tests.helpers import wait_until
+from tests.helpers import API_KEY, AUTH, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(420)]
 """About 25 s on an idle 2-core machine; starting the engine alone took a minute under load."""
@@ -105,6 +105,7 @@ async def test_one_number_flooding_keeps_others_within_twice_their_latency(
         "CRONJOB_URL": f"http://127.0.0.1:{free_port()}",
         "OLLAMA_BASE_URL": f"http://127.0.0.1:{free_port()}",
         "CONSUMER_NAME": "flood-test",
+        "ASPRI_API_KEY": API_KEY,
         "LOG_LEVEL": "warning",
         "INBOUND_RATE_PER_MINUTE": "20",
         "INBOUND_BURST": "10",
@@ -112,7 +113,7 @@ async def test_one_number_flooding_keeps_others_within_twice_their_latency(
     gateway = process(["-m", "aspri.cli", "whatsapp"], env, tmp_path / "whatsapp.log")
     engine = process(["-m", "aspri.cli", "engine"], env, tmp_path / "engine.log")
     with gateway, engine:
-        async with httpx.AsyncClient(base_url=base, timeout=30) as http:
+        async with httpx.AsyncClient(base_url=base, headers=AUTH, timeout=30) as http:
 
             async def up() -> bool:
                 with contextlib.suppress(httpx.HTTPError):
@@ -127,6 +128,7 @@ async def test_one_number_flooding_keeps_others_within_twice_their_latency(
 
             flooder = await asyncio.create_subprocess_exec(
                 *[sys.executable, "-m", "tests.e2e.flooder", base, FLOODER, str(FLOOD), "8"],
+                env={**os.environ, "ASPRI_API_KEY": API_KEY},
                 stdout=subprocess.PIPE,
             )
             flooded: list[float] = []
