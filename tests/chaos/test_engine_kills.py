@@ -27,14 +27,14 @@ async def kill_every(c: Cluster, period: float, kills: list[int], stop: asyncio.
     """The fault schedule: a SIGKILL every ``period`` seconds, then a replacement worker.
 
     A replacement takes seconds to boot (langchain's imports alone cost ~10 s of CPU on the test
-    machine), so only consuming workers are picked and one is always spared: the run would
-    otherwise measure boot time, not recovery."""
+    machine), so a kill waits until all three workers consume again: killing faster than they
+    boot would spend both cores on boots and measure those, not recovery."""
     rng = random.Random()
     while not stop.is_set():
         try:
             await asyncio.wait_for(stop.wait(), period)
         except TimeoutError:
-            killed = await c.kill_random_engine(rng)
+            killed = await c.kill_random_engine(rng, keep=WORKERS - 1)
             if killed is not None:
                 kills.append(killed)
                 await c.engine()
