@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 
 from aspri.agents import when
 from aspri.agents.access import Access, Principal, as_chat_id
+from aspri.agents.jobtext import describe_job
 from aspri.agents.model_state import ModelState, remedy
 from aspri.agents.prompt import HELP
 from aspri.agents.scope import targets
@@ -38,16 +39,6 @@ MAX_JOB_PAGES = 20
 OWNER_COMMANDS = frozenset(
     {"/pair", "/allow", "/revoke", "/contacts", "/allow-group", "/revoke-group"}
 )
-
-
-def describe_job(job: dict[str, Any]) -> str:
-    when_text = job.get("schedule") or job.get("runAt") or "?"
-    nxt = job.get("nextRunAt")
-    status = job.get("status", "")
-    line = f"• {job.get('name', '')} — {when_text} [{status}]"
-    if nxt and status == "running":
-        line += f", next {nxt}"
-    return f"{line}\n  id: {job.get('jobId')}"
 
 
 class Commands:
@@ -131,7 +122,7 @@ class Commands:
         jobs = [j for j in await self._all_jobs() if targets(j, chat_id)]
         if not jobs:
             return "You have no scheduled jobs. Create one with /remind, e.g. /remind in 10m tea"
-        return "Your jobs:\n" + "\n".join(describe_job(j) for j in jobs)
+        return "Your jobs:\n" + "\n".join(describe_job(j, self.zone) for j in jobs)
 
     async def _remind(self, chat_id: str, args: str, base: str) -> str:
         try:

@@ -48,7 +48,9 @@ async def test_commands_work_without_the_model(stack: Stack) -> None:
     assert replies[0] == HELP
     assert replies[1].startswith("OK, I will remind you Wed 01 May 17:10: take the pizza out")
     assert replies[2].startswith("OK, I will remind you on schedule 0 8 * * *: vitamins")
-    assert "Reminder: take the pizza out" in replies[3] and "Reminder: vitamins" in replies[3]
+    assert "• Reminder: take the pizza out — scheduled for Wed 01 May 17:10\n" in replies[3]
+    assert "• Reminder: vitamins — every day at 08:00 (Asia/Jakarta), next " in replies[3]
+    assert "[running]" not in replies[3] and "+07:00" not in replies[3]
     assert replies[4] == "Deleted: Reminder: take the pizza out"
     assert replies[5] == "There is no job not-a-job. See /jobs for yours."
     assert "Jobs: 1 running, 1 in total" in replies[6]
