@@ -9,6 +9,7 @@ parser before and after, and must have moved.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import os
@@ -26,14 +27,18 @@ import pytest
 from litestar import Litestar, post
 from litestar.params import JSONBody
 from prometheus_client.parser import text_string_to_metric_families
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
 
 from aspri.agents.scheduler.fire import trigger_event_id
+from aspri.streams import keys
 from aspri.streams.server import EmbeddedServer, free_port
 from tests.helpers import serve_asgi, wait_until
 from tests.otlp import ReceivedSpan, Receiver, ancestors
 
 pytestmark = pytest.mark.slow
 
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 TRACES_DB = 4093
 """A database of the session's Valkey that the per-test numbering never reaches."""
 MODEL = "scripted-model"
@@ -158,14 +163,17 @@ async def system(valkey_server: EmbeddedServer, processes_dir: Path) -> AsyncIte
                 assert child.poll() is None, _logs(processes_dir)
             try:
                 await s.metrics()
-            except (httpx.HTTPError, AssertionError):
+                consumers = await redis.xinfo_consumers(keys.WHATSAPP_MESSAGES, keys.ENGINE_GROUP)
+            except (httpx.HTTPError, AssertionError, ResponseError):
                 return False
-            return True
+            return any(c["name"] == b"traces-test" for c in consumers)  # the engine reads
 
+        redis = Redis.from_url(env["REDIS_URL"])
         try:
-            await wait_until(up, 60, interval=0.2)
+            await wait_until(up, 180, interval=0.2)
             yield s
         finally:
+            await redis.aclose()
             for child in children:
                 child.send_signal(signal.SIGTERM)
             for child in children:
@@ -213,6 +221,13 @@ async def whole_trace(receiver: Receiver, event_id: str, needed: set[str]) -> li
     return spans
 
 
+def save(spans: list[ReceivedSpan], name: str, title: str) -> None:
+    """Keep the checked trace (``python -m tests.trace_figure`` draws it; docs/ shows one)."""
+    body = {"title": title, "spans": [dataclasses.asdict(s) for s in spans]}
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / f"{name}.json").write_text(json.dumps(body, indent=1))
+
+
 def moved(before: dict[str, float], after: dict[str, float], sample: str) -> float:
     return after.get(sample, 0.0) - before.get(sample, 0.0)
 
@@ -228,7 +243,18 @@ async def test_one_message_is_one_trace_from_the_web_chat_to_the_reply(system: S
     spans = await whole_trace(
         system.receiver,
         event_id,
-        {"turn", "tools/call cronjob_list", "whatsapp send", "local send_text"},
+        {
+            "POST /api/local/messages",
+            "whatsapp:messages publish",
+            "whatsapp:messages process",
+            "turn",
+            "tools/call cronjob_list",
+            "GET /api/jobs",
+            "tools/call whatsapp_send_message",
+            "POST /api/send-message",
+            "whatsapp send",
+            "local send_text",
+        },
     )
     assert {"aspri-whatsapp", "aspri-engine", "aspri-mcp", "aspri-cron"} <= {
         s.service for s in spans
@@ -263,6 +289,7 @@ async def test_one_message_is_one_trace_from_the_web_chat_to_the_reply(system: S
         assert call.attributes["gen_ai.usage.input_tokens"] == 11
         assert call.attributes["gen_ai.usage.output_tokens"] == 7
     assert not [s.name for s in spans if s.error]
+    save(spans, "trace-message", "One web chat message: gateway → engine → model → MCP → reply")
 
     after = await system.metrics()
     engine_b, engine_a = before["engine"], after["engine"]
@@ -298,7 +325,17 @@ async def test_a_cron_fire_is_one_trace_from_the_scheduler_to_the_reply(system: 
     scheduled = int(datetime.fromisoformat(job["runAt"]).timestamp() * 1000)
     event_id = trigger_event_id(job["jobId"], scheduled)
     spans = await whole_trace(
-        system.receiver, event_id, {"scheduler fire", "turn", "whatsapp send"}
+        system.receiver,
+        event_id,
+        {
+            "scheduler fire",
+            "cronjob:events publish",
+            "cronjob:events process",
+            "turn",
+            f"chat {MODEL}",
+            "tools/call whatsapp_send_message",
+            "whatsapp send",
+        },
     )
     assert {"aspri-scheduler", "aspri-engine", "aspri-mcp", "aspri-whatsapp"} <= {
         s.service for s in spans
@@ -315,6 +352,7 @@ async def test_a_cron_fire_is_one_trace_from_the_scheduler_to_the_reply(system: 
     assert_chain(spans, [fire, publish, consume, turn, llm])
     assert_chain(spans, [turn, reply, reply_server, send])
     assert consume.links == (publish.span_id,)
+    save(spans, "trace-cron", "One cron fire: scheduler → engine → model → MCP → send")
 
     async def fired() -> bool:
         after = await system.metrics()

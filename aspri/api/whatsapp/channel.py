@@ -12,7 +12,8 @@ from collections.abc import Awaitable, Callable
 
 from aspri.schemas import WhatsAppMessage
 
-OnMessage = Callable[[WhatsAppMessage], Awaitable[None]]
+OnMessage = Callable[[WhatsAppMessage], Awaitable[str | None]]
+"""Records an inbound message; returns the eventId it became (None when not recorded)."""
 
 
 class ChannelError(Exception):

@@ -53,9 +53,10 @@ class Inbox:
         self.limiter = limiter
         self.slow_down = slow_down
 
-    async def receive(self, message: WhatsAppMessage) -> None:
-        """The ``on_message`` callback handed to the channel."""
-        await self.record(message)
+    async def receive(self, message: WhatsAppMessage) -> str:
+        """The ``on_message`` callback handed to the channel: the eventId of the message."""
+        event, _ = await self.record(message)
+        return event.event_id
 
     async def record(self, message: WhatsAppMessage) -> tuple[Event[WhatsAppMessage], Appended]:
         """Append ``message`` once; a repeat returns the first append with ``duplicate``."""

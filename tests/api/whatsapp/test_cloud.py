@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import json
 from typing import Any
+from unittest.mock import ANY
 
 import httpx
 import pytest
@@ -107,11 +108,13 @@ async def test_signed_text_message_is_one_event_even_when_delivered_twice(
         payload = webhook([text_message("wamid.HBgLMTYzMTU1NTExODEVAgASGBQzQTdBMDY", "Hi ASPRI")])
         first = await deliver(gw.client, payload)
         assert first.status_code == 200, first.text
-        assert first.json()["data"] == {"messages": 1, "statuses": 0, "ignored": 0}
+        receipt = first.json()["data"]
+        assert receipt == {"messages": 1, "statuses": 0, "ignored": 0, "eventIds": [ANY]}
         again = await deliver(gw.client, payload)  # Meta retries deliveries it is unsure of
         assert again.status_code == 200
         queue = await gw.stream(keys.WHATSAPP_MESSAGES)
         assert len(queue) == 1
+        assert [queue[0].event_id] == receipt["eventIds"] == again.json()["data"]["eventIds"]
         message = queue[0].data
         assert message.chat_id == f"{SENDER}@c.us" and message.from_name == "Kerry Fisher"
         assert message.body == "Hi ASPRI" and message.timestamp == 1_717_000_000_000
@@ -163,7 +166,12 @@ async def test_statuses_and_odd_shapes_are_ignored_without_losing_good_messages(
         ]
         only_statuses = await deliver(gw.client, webhook([], statuses))
         assert only_statuses.status_code == 200
-        assert only_statuses.json()["data"] == {"messages": 0, "statuses": 1, "ignored": 0}
+        assert only_statuses.json()["data"] == {
+            "messages": 0,
+            "statuses": 1,
+            "ignored": 0,
+            "eventIds": [],
+        }
 
         image = {
             "from": SENDER,
@@ -185,9 +193,11 @@ async def test_statuses_and_odd_shapes_are_ignored_without_losing_good_messages(
         )
         mixed = await deliver(gw.client, batch)
         assert mixed.status_code == 200
-        assert mixed.json()["data"] == {"messages": 2, "statuses": 0, "ignored": 5}
-        bodies = [e.data.body for e in await gw.stream(keys.WHATSAPP_MESSAGES)]
-        assert bodies == ["first", "second"]
+        receipt = mixed.json()["data"]
+        assert receipt == {"messages": 2, "statuses": 0, "ignored": 5, "eventIds": [ANY, ANY]}
+        events = await gw.stream(keys.WHATSAPP_MESSAGES)
+        assert [e.data.body for e in events] == ["first", "second"]
+        assert [e.event_id for e in events] == receipt["eventIds"]
 
         for odd in (
             {"object": "page", "entry": []},

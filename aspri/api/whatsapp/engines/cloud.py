@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -22,6 +21,7 @@ from opentelemetry.trace import SpanKind
 from aspri.api.whatsapp.channel import Channel, ChannelError, OnMessage
 from aspri.config import ConfigError, Settings
 from aspri.schemas import WhatsAppMessage, chatid
+from aspri.schemas.api import Body
 from aspri.telemetry.tracing import tracer
 
 log = logging.getLogger(__name__)
@@ -93,13 +93,14 @@ class InvalidWebhook(ValueError):
     """The body is not JSON at all (a wrong shape inside valid JSON is only logged)."""
 
 
-@dataclass
-class WebhookReceipt:
-    """What one webhook delivery contained."""
+class WebhookReceipt(Body):
+    """What one webhook delivery contained; ``eventIds`` names the event each message became
+    (the tag ``aspri.event_id`` of its trace)."""
 
     messages: int = 0
     statuses: int = 0
     ignored: int = 0
+    event_ids: list[str] = msgspec.field(default_factory=list)
 
 
 class CloudChannel(Channel):
@@ -264,8 +265,10 @@ class CloudChannel(Channel):
                 continue
             if self._on_message is None:
                 raise ChannelError("the Cloud API channel is not started", 503)
-            await self._on_message(inbound)
+            event_id = await self._on_message(inbound)
             receipt.messages += 1
+            if event_id:
+                receipt.event_ids.append(event_id)
         for raw in value.statuses:
             status = _convert(raw, _Status, "status", receipt)
             if status is not None:
