@@ -33,7 +33,7 @@ from redis.exceptions import ResponseError
 from aspri.agents.scheduler.fire import trigger_event_id
 from aspri.streams import keys
 from aspri.streams.server import EmbeddedServer, free_port
-from tests.helpers import serve_asgi, wait_until
+from tests.helpers import API_KEY, AUTH, serve_asgi, wait_until
 from tests.otlp import ReceivedSpan, Receiver, ancestors
 
 pytestmark = pytest.mark.slow
@@ -123,7 +123,7 @@ async def system(valkey_server: EmbeddedServer, processes_dir: Path) -> AsyncIte
     async with (
         serve_asgi(receiver.app()) as otlp_url,
         serve_asgi(Litestar([chat], logging_config=None)) as model_url,
-        httpx.AsyncClient(timeout=10) as http,
+        httpx.AsyncClient(timeout=10, headers=AUTH) as http,
     ):
         env = {
             **os.environ,
@@ -136,6 +136,7 @@ async def system(valkey_server: EmbeddedServer, processes_dir: Path) -> AsyncIte
             "OPENAI_API_KEY": "scripted",
             "LLM_MODEL": MODEL,
             "CONSUMER_NAME": "traces-test",
+            "ASPRI_API_KEY": API_KEY,
             "LOG_FORMAT": "json",
             "OTEL_EXPORTER_OTLP_ENDPOINT": otlp_url,
             "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
