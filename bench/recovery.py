@@ -84,7 +84,11 @@ def main() -> None:
 
 
 def run(kills: int, data: Path, wa: str, cron: str, log: Path) -> list[dict[str, float]]:
-    wait(lambda: "ASPRI is up." in log.read_text(), timeout=180)
+    try:
+        wait(lambda: "ASPRI is up." in log.read_text(), timeout=300)
+    except SystemExit:
+        print(log.read_text()[-3000:], file=sys.stderr)
+        raise
     client = httpx.Client(timeout=5.0, headers={"X-API-Key": KEY})
 
     def replies() -> int:

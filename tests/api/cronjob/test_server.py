@@ -126,14 +126,14 @@ async def test_health_says_when_the_scheduler_is_killed_and_when_it_is_back(
     gateway = await spawn("cron", env, tmp_path / "cron.log")
     scheduler = await spawn("scheduler", env, tmp_path / "scheduler.log")
     try:
-        await wait_until(lambda: _is(state, ("ok", [])), timeout=30)
+        await wait_until(lambda: _is(state, ("ok", [])), timeout=90)
         scheduler.kill()  # kill -9: no clean stop deletes its record, its TTL runs out
         await scheduler.wait()
-        await wait_until(lambda: _is(state, ("degraded", ["scheduler"])), timeout=15)
+        await wait_until(lambda: _is(state, ("degraded", ["scheduler"])), timeout=30)
         body = await full_health(url) or {}
         assert [(s["name"], s["up"]) for s in body["details"]["schedulers"]] == [("sched-k", False)]
         scheduler = await spawn("scheduler", env, tmp_path / "scheduler2.log")
-        await wait_until(lambda: _is(state, ("ok", [])), timeout=30)
+        await wait_until(lambda: _is(state, ("ok", [])), timeout=90)
     finally:
         if scheduler.returncode is None:
             await stop(scheduler)
