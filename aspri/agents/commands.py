@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 
 from aspri.agents import when
 from aspri.agents.access import Access, Principal, as_chat_id
-from aspri.agents.jobtext import describe_job
+from aspri.agents.jobtext import describe_job, when_shown
 from aspri.agents.model_state import ModelState, remedy
 from aspri.agents.prompt import HELP
 from aspri.agents.scope import targets
@@ -139,7 +139,7 @@ class Commands:
         else:
             body["schedule"] = parsed.schedule
         job = await self.tools.call_data("cronjob_create", body, idempotency_key=f"{base}:remind")
-        nxt = job.get("nextRunAt") if isinstance(job, dict) else None
+        nxt = when_shown(job.get("nextRunAt"), self.zone) if isinstance(job, dict) else None
         job_id = job.get("jobId") if isinstance(job, dict) else None
         return (
             f"OK, I will remind you {parsed.describe()}: {parsed.text}"

@@ -13,6 +13,8 @@ from datetime import datetime, timedelta
 
 from croniter import croniter
 
+from aspri.agents.jobtext import schedule_text
+
 _UNITS = {
     "s": 1,
     "sec": 1,
@@ -73,7 +75,8 @@ class When:
     def describe(self) -> str:
         if self.run_at is not None:
             return self.run_at.strftime("%a %d %b %H:%M")
-        return f"on schedule {self.schedule}"
+        schedule = self.schedule or ""
+        return schedule_text(schedule) or f"on schedule {schedule}"
 
 
 def _clock(token: str) -> tuple[int, int]:

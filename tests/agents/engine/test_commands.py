@@ -47,7 +47,8 @@ async def test_commands_work_without_the_model(stack: Stack) -> None:
     assert model.calls == []
     assert replies[0] == HELP
     assert replies[1].startswith("OK, I will remind you Wed 01 May 17:10: take the pizza out")
-    assert replies[2].startswith("OK, I will remind you on schedule 0 8 * * *: vitamins")
+    assert replies[2].startswith("OK, I will remind you every day at 08:00: vitamins")
+    assert "\nNext: " in replies[2] and "+07:00" not in replies[2]
     assert "• Reminder: take the pizza out — scheduled for Wed 01 May 17:10\n" in replies[3]
     assert "• Reminder: vitamins — every day at 08:00 (Asia/Jakarta), next " in replies[3]
     assert "[running]" not in replies[3] and "+07:00" not in replies[3]
