@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from litestar import Litestar, MediaType, Request, Response, get
+from litestar._openapi.plugin import OpenAPIPlugin
 from litestar.datastructures import State
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi import OpenAPIConfig
@@ -22,6 +23,7 @@ from litestar.types import ControllerRouterHandler, LifespanHook
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from aspri.api import spec
 from aspri.api.openapi_ui import swagger_assets, swagger_ui
 from aspri.schemas.api import ErrorBody, Failure
 from aspri.telemetry import metrics, tracing
@@ -129,6 +131,7 @@ def create_gateway(
     state: dict[str, Any] | None = None,
     redis: Redis | None = None,
     access: Access,
+    links: Sequence[spec.Link] = (),
 ) -> Litestar:
     """A Litestar app with the envelope, ``access`` checked on every request (api/access.py),
     OpenAPI at ``/schema`` (UI at ``/schema/swagger``) and, given the event log's ``redis``,
@@ -154,7 +157,7 @@ def create_gateway(
             return await metrics.render(log_redis)
 
         extra.append(prometheus)
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             *route_handlers,
             *extra,
@@ -175,3 +178,6 @@ def create_gateway(
         request_max_body_size=request_max_body_size,
         state=State(state or {}),
     )
+    # The served document is built once and cached by Litestar's OpenAPI plugin: complete it.
+    spec.complete(app.plugins.get(OpenAPIPlugin).provide_openapi_schema(), list(links))
+    return app

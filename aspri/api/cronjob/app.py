@@ -22,6 +22,20 @@ for `payload.chatId` or `payload.phoneNumber`.
 """
 
 
+_JOB = {"jobId": "$response.body#/data/jobId"}
+LINKS = [
+    ("post", "/api/jobs", f"{method} {path}", _JOB)
+    for method, path in (
+        ("get", "/api/jobs/{jobId}"),
+        ("patch", "/api/jobs/{jobId}"),
+        ("delete", "/api/jobs/{jobId}"),
+        ("post", "/api/jobs/{jobId}/start"),
+        ("post", "/api/jobs/{jobId}/stop"),
+    )
+]
+"""A created job's id leads to every operation on it (OpenAPI links)."""
+
+
 def create_app(
     redis: Redis,
     *,
@@ -44,4 +58,5 @@ def create_app(
         state={"registry": registry},
         redis=redis,
         access=access,
+        links=LINKS,
     )

@@ -26,6 +26,14 @@ event log. Every response is `{"success": true, "data": ...}` or
 `{"success": false, "error": {"code": ..., "message": ...}}`."""
 
 
+_CHAT = {"phone_number": "$response.body#/data/chatId"}
+LINKS = [
+    ("post", "/api/send-message", "get /api/messages/{phone_number}", _CHAT),
+    ("post", "/api/local/messages", "get /api/messages/{phone_number}", _CHAT),
+]
+"""A chat written to leads to its history (OpenAPI links)."""
+
+
 def make_channel(settings: Settings) -> Channel:
     """The channel engine named by ``settings.whatsapp_engine``."""
     if settings.whatsapp_engine == "cloud":
@@ -100,4 +108,5 @@ def create_app(
         state={"gateway": gateway},
         redis=redis,
         access=access,
+        links=LINKS,
     )

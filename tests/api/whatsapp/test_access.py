@@ -53,6 +53,19 @@ async def test_the_openapi_spec_declares_both_schemes(open_gateway: GatewayFacto
     assert schemes["bearer"]["scheme"] == "bearer"
     assert spec["security"] == [{"apiKey": []}, {"bearer": []}]
     assert spec["paths"]["/health"]["get"]["security"] == [{}]
+    # errors are documented as the envelope the gateway sends, not Litestar's own shape
+    failure = {"$ref": "#/components/schemas/Failure"}
+    chats = spec["paths"]["/api/chats"]["get"]["responses"]
+    for status in ("400", "401", "415", "421", "4XX", "5XX"):
+        assert chats[status]["content"]["application/json"]["schema"] == failure, status
+    assert "401" not in spec["paths"]["/health"]["get"]["responses"]
+    assert "error" in spec["components"]["schemas"]["Failure"]["properties"]
+    send = spec["paths"]["/api/send-message"]["post"]
+    assert send["responses"]["200"]["links"]  # a chat written to leads to its history
+    body = spec["components"]["schemas"]["SendMessageRequest"]["properties"]
+    assert body["phoneNumber"]["format"] == "phone"
+    events = spec["paths"]["/api/local/events"]["get"]["responses"]["200"]["content"]
+    assert list(events) == ["text/event-stream"]
 
 
 async def test_a_foreign_host_is_refused_and_public_hosts_are_served(
