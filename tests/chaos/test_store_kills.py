@@ -70,7 +70,7 @@ async def test_valkey_killed_under_up_mid_load(tmp_path: Path) -> None:
             sys.executable, "-m", "aspri.cli", "up", env=env, stdout=err, stderr=err
         )
     url = f"http://127.0.0.1:{port}"
-    data = tmp_path / "data" / "valkey"
+    data = tmp_path / "data"
     try:
         async with httpx.AsyncClient(timeout=30, headers=AUTH) as http:
             await wait_until(lambda: healthy(http, url), START_TIMEOUT * 2, interval=0.2)
@@ -96,6 +96,7 @@ async def test_valkey_killed_under_up_mid_load(tmp_path: Path) -> None:
                 await wait_until(lambda p=pid: not Path(f"/proc/{p}").exists(), 10)
                 await wait_until(lambda: healthy(http, url), 60, interval=0.05)
                 outages.append((time.monotonic() - killed) * 1000)
+                await wait_until(lambda p=pid: valkey_of(data)[0] != p, 30)  # up.json updated
             await sending
             observed = await c.settle(load, within=1500 if LONG else 240)
             await redis.aclose()
