@@ -21,6 +21,7 @@ from redis.exceptions import ConnectionError as StoreConnectionError
 
 from aspri.streams.connect import StoreRefused, open_redis, redacted
 from aspri.streams.server import free_port, valkey_command
+from tests.helpers import API_KEY, AUTH
 
 ADMIN_PASSWORD = "admin-Pw-1"
 PASSWORD = "s3cret-Pw-2"
@@ -62,7 +63,8 @@ def aspri(command: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
 def test_a_gateway_serves_with_an_acl_user_in_redis_url(locked_valkey: int) -> None:
     port = free_port()
     url = f"redis://aspri:{PASSWORD}@127.0.0.1:{locked_valkey}/0"
-    gateway = aspri("cron", dict(os.environ, REDIS_URL=url, CRONJOB_PORT=str(port)))
+    env = dict(os.environ, REDIS_URL=url, CRONJOB_PORT=str(port), ASPRI_API_KEY=API_KEY)
+    gateway = aspri("cron", env)
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -79,7 +81,7 @@ def test_a_gateway_serves_with_an_acl_user_in_redis_url(locked_valkey: int) -> N
             "schedule": "0 9 * * *",
             "payload": {"chatId": "1@c.us", "message": "hi"},
         }
-        created = httpx.post(f"http://127.0.0.1:{port}/api/jobs", json=job)
+        created = httpx.post(f"http://127.0.0.1:{port}/api/jobs", json=job, headers=AUTH)
         assert created.status_code == 201, created.text
     finally:
         gateway.terminate()
