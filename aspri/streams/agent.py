@@ -473,10 +473,11 @@ class AgentRunner:
             self._order.forget_idle(now - interval)
             held = [d for d in self._held.values() if d.deadline is None or d.deadline > now]
             if held:
-                await self._keep(
+                lost = await self._keep(
                     keys=[self.spec.stream],
                     args=[self.spec.group, self.consumer, *(d.entry_id for d in held)],
                 )
+                self._lost([text(entry_id) for entry_id in lost])
             leased = [
                 (key, lease)
                 for key, lease, first in self._order.leases()
@@ -486,6 +487,17 @@ class AgentRunner:
                 await self._renew(
                     keys=[keys.lease(self.spec.stream, self.spec.group, k) for k, _ in leased],
                     args=[self.spec.lease_ms, *(lease for _, lease in leased)],
+                )
+
+    def _lost(self, entry_ids: list[str]) -> None:
+        """Entries taken over by another consumer while waiting here are not started here."""
+        for entry_id in entry_ids:
+            d = self._held.get(entry_id)
+            if d is not None and d.key and self._order.lost(d):
+                self._release(d)
+                log.info(
+                    "entry taken over by another consumer; dropped",
+                    extra={"agent": self.spec.name, "entry": entry_id},
                 )
 
     def decode(self, d: Delivery) -> Event[Any]:

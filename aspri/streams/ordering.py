@@ -113,6 +113,15 @@ class KeyOrder:
             self._remove(state, d)
             self._advance(state)
 
+    def lost(self, d: Delivery) -> bool:
+        """``d`` is no longer this consumer's (taken over): drop it unless it has started."""
+        state = self.keys.get(d.key)
+        if state is None or d not in state.chain or (state.running and state.chain[0] is d):
+            return False
+        self._remove(state, d)
+        self._advance(state)
+        return True
+
     def flushed(self, key: str, status: str, lease: str, count: int, next_id: str) -> None:
         """The server's word on a flush of ``count`` finishes of ``key`` under ``lease``, sent
         when ``next_id`` was the key's next entry here."""

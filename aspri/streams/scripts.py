@@ -144,15 +144,17 @@ return 1
 
 HEARTBEAT = """
 -- Reset the idle time of the entries this consumer still owns, so nobody takes them over; an
--- entry already taken over by another consumer is left alone (a blind XCLAIM would steal it back).
+-- entry already taken over by another consumer is left alone (a blind XCLAIM would steal it back)
+-- and returned, so that this consumer does not start it.
 -- KEYS: stream   ARGV: group, consumer, ids...
-local kept = 0
+local lost = {}
 for i = 3, #ARGV do
   local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1)
   if #p > 0 and p[1][2] == ARGV[2] then
     redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[i], 'JUSTID')
-    kept = kept + 1
+  else
+    lost[#lost + 1] = ARGV[i]
   end
 end
-return kept
+return lost
 """

@@ -137,6 +137,40 @@ async def test_a_stale_ack_is_fenced(redis: Redis) -> None:
     await stop(app, task)
 
 
+async def test_a_waiting_entry_taken_over_is_not_started(redis: Redis) -> None:
+    """The heartbeat finds an entry waiting here that another consumer took over: it is
+    dropped here, so a slow consumer does not do it a second time."""
+    await append(redis, 1)
+    second = await append(redis, 2)
+    app = app_for(redis, consumer="w1", claim_idle_ms=10_000)
+    go = asyncio.Event()
+    handled: list[str] = []
+
+    @app.agent(STREAM, key="chatId", lease_ms=300)  # a heartbeat every 0.1 s
+    async def handle(events: AsyncIterator[Event[Any]]) -> None:
+        async for event in events:
+            handled.append(event.data.id)
+            await go.wait()
+
+    task = asyncio.create_task(app.run())
+    await wait_until(lambda: handled == ["m1"])
+    runner = app.runners[0]
+    assert second in runner._held  # m2 waits behind m1 here
+    await redis.xclaim(STREAM, "g", "w2", 0, [second])
+    await wait_until(lambda: second not in runner._held)
+    go.set()
+    await wait_until(lambda: _none_pending_but(redis, second))
+    await stop(app, task)
+    assert handled == ["m1"]
+    owners = await redis.xpending_range(STREAM, "g", "-", "+", 10)
+    assert [o["consumer"] for o in owners] == [b"w2"]
+
+
+async def _none_pending_but(redis: Redis, entry: str) -> bool:
+    owners = await redis.xpending_range(STREAM, "g", "-", "+", 10)
+    return [o["message_id"].decode() for o in owners] == [entry]
+
+
 async def test_a_stale_head_is_dropped(redis: Redis) -> None:
     """A key queue whose head is no longer pending (acked or trimmed away) does not block it."""
     await redis.rpush(keys.key_queue(STREAM, "g", "c1"), "1-1")
