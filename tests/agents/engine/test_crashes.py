@@ -17,13 +17,13 @@ from typing import Any
 
 import pytest
 from langchain_ollama import ChatOllama
+from litestar import Litestar, post
 
 from aspri.agents.prompt import HELP
 from aspri.agents.tools import McpTools
 from aspri.agents.turns import APOLOGY
 from aspri.schemas.envelope import text
 from aspri.streams import keys
-from aspri.streams.server import free_port
 from tests.agents.engine.stack import (
     Stack,
     calls_tool_then_answers,
@@ -32,7 +32,7 @@ from tests.agents.engine.stack import (
     new_number,
     scripted,
 )
-from tests.helpers import wait_until
+from tests.helpers import serve_asgi, wait_until
 
 
 @contextlib.contextmanager
@@ -127,22 +127,31 @@ async def test_killed_mid_tool_call(stack: Stack) -> None:
     assert turn.tool_calls[0].idempotency_key == f"engine:{sent['eventId']}:tool:1.0"
 
 
-async def test_llm_down_retries_then_one_apology_and_the_dlq(stack: Stack) -> None:
-    """The real Ollama client pointed at a port where nothing listens: every delivery fails,
-    the last one apologises once, the event goes to the dead-letter stream, and slash commands
-    keep working."""
+async def test_llm_failing_retries_then_one_apology_and_the_dlq(stack: Stack) -> None:
+    """The real Ollama client at a server that answers every call with a 500 (reachable, so
+    the model breaker stays closed): every delivery fails, the last one apologises once, the
+    event goes to the dead-letter stream, and slash commands keep working. (A model that is
+    not reachable at all is answered at once instead: test_model_offline.)"""
     number = new_number()
     chat = f"{number}@c.us"
-    down = ChatOllama(model="qwen2.5:3b", base_url=f"http://127.0.0.1:{free_port()}")
-    async with stack.engine(down, max_deliveries=3):
+
+    @post("/api/chat", status_code=500)
+    async def broken() -> dict[str, str]:
+        return {"error": "model crashed"}
+
+    async with (
+        serve_asgi(Litestar([broken], debug=False)) as url,
+        stack.engine(ChatOllama(model="qwen2.5:3b", base_url=url), max_deliveries=3),
+    ):
         sent = await stack.say(number, "are you there?")
+        await stack.wait_replies(chat, 1)  # the apology: by then the engine's group exists
         await wait_handled(stack, sent["eventId"])
         await stack.say(number, "/help")
         replies = await stack.wait_replies(chat, 2)
     assert replies == [APOLOGY, HELP]
     turns = await stack.turns(chat)
     assert [t.kind for t in turns] == ["failed", "command"]
-    assert "ConnectError" in (turns[0].error or "")
+    assert "model crashed" in (turns[0].error or "")
     dead = [
         e
         for _, e in await stack.redis.xrange(keys.dlq(keys.WHATSAPP_MESSAGES))
