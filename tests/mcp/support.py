@@ -67,7 +67,7 @@ class GatewayProcess:
                 except httpx.TransportError:
                     return False
 
-            await wait_until(healthy, timeout=30, interval=0.05)
+            await wait_until(healthy, timeout=90, interval=0.05)  # a loaded machine starts slowly
 
     async def stop(self) -> None:
         if self.proc is not None and self.proc.returncode is None:

@@ -107,7 +107,7 @@ async def test_aspri_mcp_transport_http_command(nowhere: str) -> None:
                 except httpx.TransportError:
                     return False
 
-            await wait_until(up, timeout=20, interval=0.05)
+            await wait_until(up, timeout=90, interval=0.05)
             denied = await raw.post(f"{base}/mcp", json=INITIALIZE, headers=MCP_HEADERS)
             assert denied.status_code == 401
         async with http_session(f"{base}/mcp", token="tok") as session:

@@ -63,7 +63,7 @@ async def test_cli_serves_and_stops_cleanly(redis_url: str, tmp_path: Path, redi
                 except httpx.TransportError:
                     return False
 
-            await wait_until(healthy, 20, interval=0.05)
+            await wait_until(healthy, 90, interval=0.05)
             said = await client.post(
                 "/api/local/messages", json={"from": "15551234567", "text": "hi"}
             )
