@@ -60,6 +60,8 @@ async def test_valkey_killed_under_up_mid_load(tmp_path: Path) -> None:
         "OPENAI_API_KEY": "not-needed",
         "OPENAI_BASE_URL": f"http://127.0.0.1:{free_port()}/v1",
         "CLAIM_IDLE_MS": "1000",
+        "INBOUND_RATE_PER_MINUTE": "1000000",  # as in cluster(): throttling is not measured here
+        "INBOUND_BURST": "1000000",
         "RETRY_BACKOFF_SECONDS": "0.1",
         "LOG_LEVEL": "warning",
     }
