@@ -132,6 +132,7 @@ async def one_round(args: argparse.Namespace, sink: Sink | None, run: int) -> di
             "LOG_LEVEL": "warning",
             "ENGINE_CONCURRENCY": str(args.concurrency),
             "CONSUMER_NAME": f"trace-bench-{run}",
+            "ASPRI_API_KEY": eb.API_KEY,
         }
         for name in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
             env.pop(name, None)

@@ -122,13 +122,6 @@ def setup_tracing(
     return True
 
 
-def flush(timeout_ms: int = 5000) -> None:
-    """Export what is buffered (a process about to exit, a benchmark between phases)."""
-    provider = trace.get_tracer_provider()
-    if isinstance(provider, TracerProvider):
-        provider.force_flush(timeout_ms)
-
-
 def tracer(name: str) -> trace.Tracer:
     return trace.get_tracer(name)
 
@@ -203,20 +196,3 @@ def tag_current_span(event_id: str) -> None:
     """Mark the span in progress (e.g. the inbound HTTP request) as being about ``event_id``."""
     if _enabled:
         trace.get_current_span().set_attribute(EVENT_ID, event_id)
-
-
-@contextlib.contextmanager
-def about_event(event_id: str, ctx: Context | None = None) -> Iterator[None]:
-    """Everything inside is about ``event_id``: the current span is tagged with it, spans started
-    inside carry it, calls made inside propagate it, log lines show it."""
-    id_token = event_id_var.set(event_id)
-    ctx_token = None
-    if _enabled:
-        trace.get_current_span(ctx).set_attribute(EVENT_ID, event_id)
-        ctx_token = context.attach(with_event_id(event_id, ctx))
-    try:
-        yield
-    finally:
-        if ctx_token is not None:
-            context.detach(ctx_token)
-        event_id_var.reset(id_token)

@@ -15,7 +15,7 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from aspri.telemetry.logs import setup_logging
-from aspri.telemetry.tracing import about_event
+from aspri.telemetry.tracing import continued
 
 PROBE = """
 import json, httpx
@@ -102,7 +102,10 @@ def test_a_line_inside_a_span_carries_trace_span_and_event_as_json(
     saved = (root.handlers[:], root.level)
     setup_logging("aspri-test", "auto", "INFO")
     try:
-        with trace.get_tracer("t").start_as_current_span("work") as span, about_event("ev-1"):
+        with (
+            continued({"baggage": "aspri.event_id=ev-1"}),  # as an MCP _meta or HTTP headers
+            trace.get_tracer("t").start_as_current_span("work") as span,
+        ):
             logging.getLogger("aspri.test").info("inside")
             with trace.get_tracer("t").start_as_current_span("child"):
                 pass
@@ -116,4 +119,4 @@ def test_a_line_inside_a_span_carries_trace_span_and_event_as_json(
     assert line["spanId"] == format(context.span_id, "016x")
     finished = {s.name: s for s in spans.get_finished_spans()}
     assert finished["child"].attributes == {"aspri.event_id": "ev-1"}  # from the baggage
-    assert finished["work"].attributes == {"aspri.event_id": "ev-1"}  # tagged by about_event
+    assert finished["work"].attributes == {"aspri.event_id": "ev-1"}
