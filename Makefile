@@ -61,6 +61,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/gateway.py
 	$(BIN)/python bench/mcp.py
 	$(BIN)/python bench/engine.py
+	$(BIN)/python bench/tracing.py
 	$(BIN)/python bench/recovery.py
 
 compose-check: $(STAMP)
