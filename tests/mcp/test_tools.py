@@ -18,12 +18,10 @@ from typing import Any
 import httpx
 import pytest
 from mcp import ClientSession
-from redis.asyncio import Redis
 
 from aspri.config import Settings
 from aspri.mcp.gateway import Gateways, new_http_client
 from aspri.mcp.server import build_server
-from aspri.streams import keys
 from aspri.streams.server import EmbeddedServer
 from tests.helpers import API_KEY, AUTH, serve_asgi
 from tests.mcp.support import (
@@ -242,25 +240,6 @@ async def test_same_idempotency_key_creates_one_job(stack: Stack) -> None:
         assert first["runAt"] == "2035-01-01T09:00:00+01:00"
         jobs = await call(session, "cronjob_list", limit=100)
     assert [j["name"] for j in jobs["jobs"]].count(name) == 1
-
-
-async def test_trace_context_reaches_the_gateway(stack: Stack) -> None:
-    """The caller's traceparent (in _meta) ends up on the event the gateway wrote."""
-    _, chat_id = await new_contact(stack, "Trace")
-    async with http_session(stack.mcp_url) as session:
-        await session.call_tool(
-            "whatsapp_send_message",
-            {"phone_number": chat_id, "message": "traced"},
-            meta={"traceparent": f"00-{TRACE_ID}-b7ad6b7169203331-01"},
-        )
-    redis = Redis.from_url(stack.redis_url, decode_responses=True)
-    try:
-        entries = await redis.xrevrange(keys.chat(chat_id), count=1)
-    finally:
-        await redis.aclose()
-    fields = entries[0][1]
-    assert '"traced"' in fields["data"]
-    assert fields["traceparent"].split("-")[1] == TRACE_ID
 
 
 @pytest.mark.slow
