@@ -118,6 +118,8 @@ def test_up_answers_help_stops_on_sigint_and_keeps_history(tmp_path: Path) -> No
         send_help(base, auth)
         first = wait_for(lambda: replies(base, auth))  # the engine's MCP server has the key
         assert "/remind" in str(first[0]["body"])  # the help text lists the commands
+        # the banner comes once every part is healthy, which may be after the first answer
+        wait_for(lambda: "ASPRI is up." in log_path.read_text(), timeout=120)
     finally:
         log = ctrl_c(proc, log_path)
     assert proc.returncode == 0, log[-3000:]
