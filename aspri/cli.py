@@ -11,7 +11,7 @@ import logging
 import sys
 
 from aspri import apikey
-from aspri.config import ConfigError, Settings
+from aspri.config import ConfigError, Settings, load_env_file
 from aspri.telemetry.logs import setup_logging
 from aspri.telemetry.tracing import TracingConfigError, setup_tracing
 
@@ -50,6 +50,7 @@ def _link(settings: Settings) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
+        load_env_file()
         settings = Settings.from_env()
         if args.command in KEYED:
             settings = apikey.resolved(settings)

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import os
 import socket
+import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
+
+from dotenv import dotenv_values
 
 from aspri.schemas.chatid import InvalidChatId, is_group, normalize
 
@@ -110,6 +113,49 @@ def _opt(raw: str) -> str | None:
     return raw
 
 
+def _temperature(raw: str) -> float:
+    value = float(raw)
+    if not 0 <= value <= 2:
+        raise ValueError("a temperature is a number from 0 to 2")
+    return value
+
+
+def _stream(raw: str) -> str:
+    if any(ch.isspace() for ch in raw) or raw.startswith("chat:"):
+        raise ValueError("a stream name has no spaces and does not start with 'chat:'")
+    return raw
+
+
+def _redis_url(e: Mapping[str, str]) -> str | None:
+    """``REDIS_URL``; else the original services' ``REDIS_HOST``/``REDIS_PORT``/``REDIS_PASSWORD``
+    (either of the first two set means an external server, so no embedded one)."""
+    url = _read(e, "REDIS_URL", None, _opt)
+    if url is not None:
+        return url
+    host = _read(e, "REDIS_HOST", None, _opt)
+    port = _read(e, "REDIS_PORT", None, _opt_port)
+    if host is None and port is None:
+        return None
+    password = _read(e, "REDIS_PASSWORD", None, _opt)
+    auth = f":{urllib.parse.quote(password, safe='')}@" if password else ""
+    netloc = f"[{host}]" if host and ":" in host else (host or "localhost")
+    return f"redis://{auth}{netloc}:{port or 6379}/0"
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """The variables of a ``.env`` file as dotenv and compose read it (``# comments``, also
+    after an unquoted value; quotes; ``export``): the original ASPRI's file works unchanged."""
+    return {k: v for k, v in dotenv_values(path).items() if v is not None}
+
+
+def load_env_file(path: Path = Path(".env")) -> None:
+    """Add ``path``'s variables to the environment, never over one already set; the children
+    of ``aspri up`` inherit them. A missing file is no error."""
+    if path.is_file():
+        for name, value in read_env_file(path).items():
+            os.environ.setdefault(name, value)
+
+
 @dataclass(frozen=True, kw_only=True)
 class Settings:
     """The whole configuration; see the table in README.md."""
@@ -129,6 +175,10 @@ class Settings:
     llm_model: str | None = None
     ollama_base_url: str = "http://localhost:11434"
     ollama_model: str = "qwen2.5:3b"
+    openai_model: str = "gpt-4o-mini"
+    anthropic_model: str = "claude-3-5-haiku-latest"
+    llm_temperature: float | None = None
+    """None: the provider's own default."""
     openai_api_key: str | None = None
     openai_base_url: str | None = None
     anthropic_api_key: str | None = None
@@ -154,6 +204,10 @@ class Settings:
     cron_allow_seconds: bool = False
     cron_max_jobs_per_chat: int = 100
     health_ttl_s: float = 15.0
+    whatsapp_stream: str = "whatsapp:messages"
+    """Inbound messages, the engine's work queue (``WHATSAPP_STREAM_NAME``, as the original)."""
+    cronjob_stream: str = "cronjob:events"
+    """Job triggers, the engine's work queue (``CRONJOB_STREAM_NAME``, as the original)."""
     whatsapp_cloud_verify_token: str | None = None
     whatsapp_cloud_app_secret: str | None = None
     whatsapp_cloud_access_token: str | None = None
@@ -186,7 +240,7 @@ class Settings:
         cronjob_port = _read(e, "CRONJOB_PORT", d.cronjob_port, _port)
         host = _read(e, "ASPRI_HOST", d.host, _str)
         return cls(
-            redis_url=_read(e, "REDIS_URL", None, _opt),
+            redis_url=_redis_url(e),
             data_dir=_read(e, "ASPRI_DATA_DIR", d.data_dir, Path),
             whatsapp_port=whatsapp_port,
             cronjob_port=cronjob_port,
@@ -205,6 +259,9 @@ class Settings:
             llm_model=_read(e, "LLM_MODEL", None, _opt),
             ollama_base_url=_read(e, "OLLAMA_BASE_URL", d.ollama_base_url, _str),
             ollama_model=_read(e, "OLLAMA_MODEL", d.ollama_model, _str),
+            openai_model=_read(e, "OPENAI_MODEL", d.openai_model, _str),
+            anthropic_model=_read(e, "ANTHROPIC_MODEL", d.anthropic_model, _str),
+            llm_temperature=_read(e, "LLM_TEMPERATURE", None, _temperature),
             openai_api_key=_read(e, "OPENAI_API_KEY", None, _opt),
             openai_base_url=_read(e, "OPENAI_BASE_URL", None, _opt),
             anthropic_api_key=_read(e, "ANTHROPIC_API_KEY", None, _opt),
@@ -239,6 +296,8 @@ class Settings:
                 e, "CRON_MAX_JOBS_PER_CHAT", d.cron_max_jobs_per_chat, _positive_int
             ),
             health_ttl_s=_read(e, "HEALTH_TTL_SECONDS", d.health_ttl_s, _positive_float),
+            whatsapp_stream=_read(e, "WHATSAPP_STREAM_NAME", d.whatsapp_stream, _stream),
+            cronjob_stream=_read(e, "CRONJOB_STREAM_NAME", d.cronjob_stream, _stream),
             whatsapp_cloud_verify_token=_read(e, "WHATSAPP_CLOUD_VERIFY_TOKEN", None, _opt),
             whatsapp_cloud_app_secret=_read(e, "WHATSAPP_CLOUD_APP_SECRET", None, _opt),
             whatsapp_cloud_access_token=_read(e, "WHATSAPP_CLOUD_ACCESS_TOKEN", None, _opt),
@@ -278,6 +337,6 @@ class Settings:
             return self.llm_model
         return {
             "ollama": self.ollama_model,
-            "openai": "gpt-4o-mini",
-            "anthropic": "claude-3-5-haiku-latest",
+            "openai": self.openai_model,
+            "anthropic": self.anthropic_model,
         }[self.llm_provider]

@@ -112,7 +112,9 @@ class Engine:
         self.active = ActiveChats(settings.session_timeout_minutes * 60)
         SESSIONS_ACTIVE.set_function(self.active.count)
         self.trimmer = Trimmer(
-            redis, [keys.WHATSAPP_MESSAGES, keys.CRON_EVENTS], keep=settings.stream_trim_keep
+            redis,
+            [settings.whatsapp_stream, settings.cronjob_stream],
+            keep=settings.stream_trim_keep,
         )
         self.app = StreamApp(
             keys.ENGINE_GROUP,
@@ -124,13 +126,13 @@ class Engine:
             handler_timeout_s=handler_timeout_s(settings),
         )
         self.app.agent(
-            keys.WHATSAPP_MESSAGES,
+            settings.whatsapp_stream,
             schema=WhatsAppMessage,
             concurrency=settings.engine_concurrency,
             key="chatId",
         )(self._converse)
         self.app.agent(
-            keys.CRON_EVENTS,
+            settings.cronjob_stream,
             schema=CronTrigger,
             concurrency=max(1, settings.engine_concurrency // 2),
             key="jobId",

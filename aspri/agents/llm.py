@@ -1,6 +1,7 @@
 """The chat model, chosen by ``LLM_PROVIDER``: ollama (default), openai (any compatible server),
-anthropic. Retries are the stream runtime's job (with backoff, then the DLQ), so the clients'
-own retries are off and their timeouts come from ``LLM_TIMEOUT_SECONDS``.
+anthropic, each with its ``*_MODEL`` and ``LLM_TEMPERATURE``. Retries are the stream runtime's
+job (with backoff, then the DLQ), so the clients' own retries are off and their timeouts come
+from ``LLM_TIMEOUT_SECONDS``.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ def build_model(settings: Settings) -> BaseChatModel:
     """A chat model for ``settings.llm_provider`` (the provider packages are imported lazily)."""
     model = settings.model_name
     timeout = settings.llm_timeout_s
+    temperature = settings.llm_temperature
     if settings.llm_provider == "openai":
         from langchain_openai import ChatOpenAI
 
@@ -23,6 +25,7 @@ def build_model(settings: Settings) -> BaseChatModel:
             model=model,
             api_key=SecretStr(settings.openai_api_key or "not-needed"),
             base_url=settings.openai_base_url,
+            temperature=temperature,
             timeout=timeout,
             max_retries=0,
         )
@@ -32,13 +35,17 @@ def build_model(settings: Settings) -> BaseChatModel:
         return ChatAnthropic(  # type: ignore[call-arg]
             model_name=model,
             api_key=SecretStr(settings.anthropic_api_key or ""),
+            temperature=temperature,
             default_request_timeout=timeout,
             max_retries=0,
         )
     from langchain_ollama import ChatOllama
 
     return ChatOllama(
-        model=model, base_url=settings.ollama_base_url, client_kwargs={"timeout": timeout}
+        model=model,
+        base_url=settings.ollama_base_url,
+        temperature=temperature,
+        client_kwargs={"timeout": timeout},
     )
 
 

@@ -25,6 +25,7 @@ async def _serve(settings: Settings) -> None:
             owner=settings.consumer_name,
             grace_s=settings.cron_grace_s,
             lease_ttl_s=settings.cron_lease_s,
+            trigger_stream=settings.cronjob_stream,
         )
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -171,10 +171,17 @@ class RunWriter:
     """Writes fires and skips with the fenced, concurrency-checked script, chunk by chunk."""
 
     def __init__(
-        self, redis: Redis, *, lease_key: str = keys.CRON_LEASE, chunk: int = 1000
+        self,
+        redis: Redis,
+        *,
+        lease_key: str = keys.CRON_LEASE,
+        chunk: int = 1000,
+        stream: str = keys.CRON_EVENTS,
     ) -> None:
         self.redis = redis
         self.lease_key = lease_key
+        self.stream = stream
+        """Where triggers go (``CRONJOB_STREAM_NAME``)."""
         self.chunk = chunk
         self._script = redis.register_script(_WRITE)
         self._constants = _constants()
@@ -204,11 +211,11 @@ class RunWriter:
         expected = expected_last_id
         for part, records in chunks:
             span = _tracer.start_span(
-                f"{keys.CRON_EVENTS} publish",
+                f"{self.stream} publish",
                 kind=trace.SpanKind.PRODUCER,
                 attributes={
                     "messaging.system": "redis",
-                    "messaging.destination.name": keys.CRON_EVENTS,
+                    "messaging.destination.name": self.stream,
                     "messaging.batch.message_count": len(part),
                     # one trigger per chunk is the usual case: then the tag search finds it
                     EVENT_ID: (
@@ -226,7 +233,7 @@ class RunWriter:
                 _array([p.trigger for p in part], per_item=2),
                 _array([_ENCODE.encode(_fields(r)) for r in records]),
             ]
-            stream_keys = [self.lease_key, keys.CRON_EVENTS, keys.CRON_JOBS]
+            stream_keys = [self.lease_key, self.stream, keys.CRON_JOBS]
             await self._script(keys=stream_keys, args=args, client=pipe)
             expected = f"event:{records[-1].event_id}"
         try:

@@ -86,6 +86,7 @@ class Scheduler:
         grace_s: float = 60.0,
         lease_ttl_s: float = 10.0,
         snapshot_every: int | None = 10_000,
+        trigger_stream: str = keys.CRON_EVENTS,
     ) -> None:
         self.clock: Clock = clock or SystemClock()
         self.grace_ms = int(grace_s * 1000)
@@ -108,7 +109,7 @@ class Scheduler:
             on_change=self._lease_changed,
             longest_wait_ms=self._block_ms,
         )
-        self.writer = RunWriter(redis)
+        self.writer = RunWriter(redis, stream=trigger_stream)
         self.fired = 0
         self.skipped = 0
         self.conflicts = 0

@@ -54,7 +54,14 @@ class Gateway:
         limiter = InboundLimiter(
             redis, rate_per_minute=settings.inbound_rate_per_minute, burst=settings.inbound_burst
         )
-        self.inbox = Inbox(self.log, self.directory, self.hub, limiter, self._slow_down)
+        self.inbox = Inbox(
+            self.log,
+            self.directory,
+            self.hub,
+            limiter,
+            self._slow_down,
+            stream=settings.whatsapp_stream,
+        )
 
     async def _slow_down(self, throttled: Event[WhatsAppMessage]) -> None:
         """The one notice a flooding sender gets (per flood: see ``limits.py``)."""

@@ -46,8 +46,12 @@ class Inbox:
         hub: Hub,
         limiter: InboundLimiter | None = None,
         slow_down: Callable[[Event[WhatsAppMessage]], Awaitable[None]] | None = None,
+        *,
+        stream: str = keys.WHATSAPP_MESSAGES,
     ) -> None:
         self.log = log_
+        self.stream = stream
+        """The engine's work queue (``WHATSAPP_STREAM_NAME``)."""
         self.directory = directory
         self.hub = hub
         self.limiter = limiter
@@ -70,11 +74,11 @@ class Inbox:
                 message = msgspec.structs.replace(message, throttled=True)
                 notify = verdict.notify
         work = not (message.from_me or message.throttled)
-        streams = [keys.WHATSAPP_MESSAGES, chat] if work else [chat]
+        streams = [self.stream, chat] if work else [chat]
         event = REGISTRY.event(message, source="whatsapp")
         tag_current_span(event.event_id)  # the webhook or web chat request that brought it
         with _tracer.start_as_current_span(
-            f"{keys.WHATSAPP_MESSAGES} publish",
+            f"{self.stream} publish",
             kind=SpanKind.PRODUCER,
             attributes={
                 "messaging.system": "redis",

@@ -22,9 +22,11 @@ from tests.helpers import API_KEY, AUTH, wait_until
 ASPRI = str(Path(sys.executable).parent / "aspri")
 
 
-async def spawn(command: str, env: dict[str, str], log: Path) -> asyncio.subprocess.Process:
+async def spawn(
+    command: str, env: dict[str, str], log: Path, *, cwd: Path | None = None
+) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
-        ASPRI, command, env=env, stdout=asyncio.subprocess.DEVNULL, stderr=log.open("w")
+        ASPRI, command, env=env, stdout=asyncio.subprocess.DEVNULL, stderr=log.open("w"), cwd=cwd
     )
 
 
