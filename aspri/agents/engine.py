@@ -169,6 +169,17 @@ class Engine:
     async def stop(self) -> None:
         await self.app.stop()
 
+    def health(self, redis: Redis) -> Beat:
+        """This worker's health record, with whether its model answers (and since when)."""
+        settings = self.settings
+        return Beat(
+            redis,
+            "engine",
+            settings.consumer_name,
+            ttl_s=settings.health_ttl_s,
+            details=lambda: {"model": settings.model_name, **self.model.record()},
+        )
+
 
 async def serve(settings: Settings) -> None:
     """Run one worker until SIGINT/SIGTERM: Redis, the MCP child, the model, the agents."""
@@ -199,14 +210,8 @@ async def serve(settings: Settings) -> None:
                     "the model is not reachable yet; slash commands still work",
                     extra={"problem": problem},
                 )
-            beat = Beat(
-                redis,
-                "engine",
-                settings.consumer_name,
-                ttl_s=settings.health_ttl_s,
-                details=lambda: {"modelReady": engine.model.answering},
-            )
-            async with beat, engine.trimming():  # the runtime rides out an event log outage
+            # The runtime rides out an event log outage.
+            async with engine.health(redis), engine.trimming():
                 await engine.app.run_until_signal()
         finally:
             await tools.close()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import httpx
 
@@ -75,6 +76,15 @@ class ModelState:
         self.failures = 0
         self.retry_at = 0.0
         """``time.monotonic()`` after which an open breaker re-probes the model."""
+
+    def record(self) -> dict[str, Any]:
+        """The state as the engine's health record carries it, for readers in other processes
+        (the web chat's header): gone with the record when no engine runs."""
+        return {
+            "modelReady": self.answering,
+            "modelSince": int(self.since * 1000),
+            "modelProblem": self.problem,
+        }
 
     async def ready(self) -> bool:
         """True when a turn should ask the model (closed, or half-open after a good probe)."""

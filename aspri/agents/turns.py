@@ -302,31 +302,41 @@ class Conversation:
                 "aspri.deliveries": event.deliveries,
             },
         ) as span:
-            ctx = self._context(principal, base)
+            ctx: TurnContext | None = self._context(principal, base)
             fired = datetime.fromtimestamp(trigger.scheduled_time / 1000, self.zone)
             history = session.history(session.last_id)
             messages: list[BaseMessage] = as_messages(history, self.access.is_owner)
             messages.append(
                 trigger_message(trigger.job_name, prompt, fired, quoted=not principal.is_owner)
             )
-            try:
-                text = await run_agent(self.agent, messages, ctx)
-            except Exception:
-                if event.deliveries >= self.settings.max_deliveries:
-                    note = f'I could not prepare your scheduled message "{trigger.job_name}".'
-                    await self._send_quietly(chat_id, f"{note} {APOLOGY}", base, event.event_id)
-                raise
+            kind = "cron"
+            unrun = f'I could not run your scheduled prompt "{trigger.job_name}"'
+            if not await self.model.ready():
+                text, ctx, kind = self._offline(unrun), None, "model-offline"
+            else:
+                assert ctx is not None
+                try:
+                    text = await run_agent(self.agent, messages, ctx)
+                except Exception:
+                    if not self.model.answering:  # the breaker opened: no retry can help
+                        text, ctx, kind = self._offline(unrun), None, "model-offline"
+                    else:
+                        if event.deliveries >= self.settings.max_deliveries:
+                            note = f"{unrun}. {APOLOGY}"
+                            await self._send_quietly(chat_id, note, base, event.event_id)
+                        raise
+            span.set_attribute("aspri.turn.kind", kind)
             agent_ms = (time.perf_counter() - began) * 1000 - fold_ms
             sent, send_ms = await self._send(chat_id, text, base, event.event_id)
             turn = ChatTurn(
                 chat_id=chat_id,
                 cause=event.event_id,
-                kind="cron",
+                kind=kind,
                 reply_message_id=sent.get("messageId"),
                 reply_event_id=sent.get("eventId"),
-                tool_calls=ctx.tool_calls,
-                model=self.settings.model_name,
-                llm_calls=ctx.llm_calls,
+                tool_calls=ctx.tool_calls if ctx else [],
+                model=self.settings.model_name if ctx else None,
+                llm_calls=ctx.llm_calls if ctx else 0,
                 timings=self._timings(ctx, fold_ms, agent_ms, send_ms, began),
                 deliveries=event.deliveries,
                 job_id=trigger.job_id,
@@ -337,10 +347,11 @@ class Conversation:
 
     # ------------------------------------------------------------------ pieces
 
-    def _offline(self) -> str:
-        """The answer to free text while the model is known to be unreachable."""
+    def _offline(self, lead: str = "I cannot answer that right now") -> str:
+        """The answer to free text (or a cron prompt) while the model is known to be
+        unreachable."""
         return (
-            f"I cannot answer that right now: my model ({self.settings.model_name}) is not "
+            f"{lead}: my model ({self.settings.model_name}) is not "
             f"reachable ({self.model.problem}). {remedy(self.settings)} "
             "Ask me again once it runs. Commands like /help, /remind and /jobs still work."
         )

@@ -15,6 +15,7 @@ from litestar.params import JSONBody
 from aspri.agents.llm import build_model
 from aspri.agents.model_state import FAILURES_TO_OPEN, ModelState, unreachable
 from aspri.config import Settings
+from aspri.schemas import REGISTRY, CronTrigger, Event
 from aspri.streams import keys
 from aspri.streams.server import free_port
 from tests.agents.engine.stack import Stack, new_number
@@ -79,6 +80,49 @@ async def test_free_text_is_answered_at_once_while_the_model_is_away(stack: Stac
     dead = await stack.log.read(keys.dlq(keys.WHATSAPP_MESSAGES))
     answered = {a for t in turns for a in t.answered}
     assert not [e for e in dead if e.event_id in answered]
+
+
+async def test_a_cron_prompt_gets_the_model_offline_answer_too(stack: Stack) -> None:
+    """A prompt job that fires while nothing answers on the model's port: the breaker opens as
+    for free text, the prompt is answered with what to do and recorded as unanswered by the
+    model; the next one is answered at its first delivery; nothing goes to the dead letters."""
+    settings: dict[str, Any] = {
+        "llm_provider": "openai",
+        "openai_base_url": f"http://127.0.0.1:{free_port()}/v1",
+        "openai_api_key": "k",
+        "llm_model": "m",
+    }
+    chat = f"{new_number()}@c.us"
+
+    def trigger(job: str) -> Event[CronTrigger]:
+        data = CronTrigger(
+            job_id=job,
+            job_name=f"Briefing {job}",
+            scheduled_time=1_800_000_000_000,
+            payload={"chatId": chat, "prompt": "Give me my morning briefing"},
+        )
+        return REGISTRY.event(data, source="cronjob")
+
+    async with stack.engine(build_model(Settings(**settings)), max_deliveries=5, **settings) as w:
+        state = w.engine.model
+        await stack.log.append(keys.CRON_EVENTS, trigger("job-a"))
+        await stack.wait_replies(chat, 1)
+        assert not state.answering
+        began = time.monotonic()
+        await stack.log.append(keys.CRON_EVENTS, trigger("job-b"))
+        await stack.wait_replies(chat, 2)
+        offline_s = time.monotonic() - began
+        await wait_until(lambda: w.engine.app.runners[1].processed >= 2, 20)
+    turns = await stack.turns(chat)
+    replies = await stack.replies(chat)
+    assert [(t.kind, t.job_id, t.model) for t in turns] == [
+        ("model-offline", "job-a", None),
+        ("model-offline", "job-b", None),
+    ]
+    assert [t.deliveries for t in turns] == [FAILURES_TO_OPEN, 1] and offline_s < 5, offline_s
+    assert replies[0].startswith('I could not run your scheduled prompt "Briefing job-a": my model')
+    assert "not reachable" in replies[1] and "OPENAI_BASE_URL" in replies[1]
+    assert await stack.log.read(keys.dlq(keys.CRON_EVENTS)) == []
 
 
 async def test_a_failed_start_up_probe_opens_it_and_slow_answers_do_not() -> None:
