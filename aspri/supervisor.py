@@ -7,6 +7,10 @@ row, each time within ``quick_s`` seconds of starting, or exits with one of ``fa
 (``aspri``'s configuration errors: a restart cannot fix them), is given up: the supervisor logs
 it with the child's last output lines and sets ``failed``, so its owner can stop and say why.
 
+Each child is also tied to the supervisor's life (Linux: ``PR_SET_PDEATHSIG``): when the
+supervisor is killed outright (``kill -9``, the OOM killer), every child gets SIGTERM instead of
+running on orphaned, holding the ports and the store's data directory.
+
 Children's output passes through the supervisor (to keep the last lines for that report): to
 our stderr, or for a child with ``log_file``, which writes its own log, read from that file.
 """
@@ -15,6 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
+import ctypes.util
 import logging
 import os
 import signal
@@ -83,6 +89,7 @@ class Child:
             stdout=output,
             stderr=asyncio.subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=_die_with(os.getpid()),
         )
         if self.process.stdout is not None:
             self._forward = asyncio.create_task(
@@ -131,6 +138,27 @@ class Child:
             self.signal(signal.SIGKILL)
             await self.wait()
         log.info("service stopped", extra={"service": self.name, "code": self.last_code})
+
+
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with(parent: int) -> Callable[[], None] | None:
+    """A pre-exec hook asking the kernel to SIGTERM the child when ``parent`` dies (Linux only).
+
+    The check of ``getppid`` after the call closes the race where the parent died between the
+    fork and the ``prctl``: the signal would then never come.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+
+    def hook() -> None:
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return hook
 
 
 async def _forward(stream: asyncio.StreamReader, tail: deque[str], sink: BinaryIO) -> None:

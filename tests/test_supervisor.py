@@ -94,3 +94,39 @@ async def test_a_child_with_its_own_log_reports_from_that_file(tmp_path: Path) -
     await asyncio.wait_for(supervisor.failed.wait(), 20)
     assert child.last_lines() == ["line one", "fatal: no disk"]
     await supervisor.stop()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+async def test_children_do_not_outlive_a_supervisor_killed_outright(tmp_path: Path) -> None:
+    """A real supervisor process is killed with SIGKILL: its child must go too, not run orphaned."""
+    pid_file = tmp_path / "child.pid"
+    code = (
+        "import asyncio, sys\n"
+        "from aspri.supervisor import Spec, Supervisor\n"
+        "async def main():\n"
+        "    child = await Supervisor().start(\n"
+        "        Spec('sleeper', [sys.executable, '-c', 'import time; time.sleep(120)']))\n"
+        f"    open({str(pid_file)!r}, 'w').write(str(child.pid))\n"
+        "    await asyncio.sleep(120)\n"
+        "asyncio.run(main())\n"
+    )
+    parent = await asyncio.create_subprocess_exec(*python(code))
+    try:
+        child = int(await wait_until(lambda: pid_file.exists() and pid_file.read_text(), 60))
+        assert _running(child)
+    finally:
+        parent.kill()
+        await parent.wait()
+    # Not our child: it is gone once init has reaped it (or a zombie, not yet reaped).
+    try:
+        await wait_until(lambda: not _running(child), timeout=20)
+    finally:
+        if _running(child):  # the failure case: do not leave the orphan behind
+            os.kill(child, signal.SIGKILL)
+
+
+def _running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] not in "ZX"
+    except (FileNotFoundError, IndexError):
+        return False
