@@ -60,6 +60,23 @@ def _positive_float(raw: str) -> float:
     return value
 
 
+def _non_negative_int(raw: str) -> int:
+    value = int(raw)
+    if value < 0:
+        raise ValueError("must be 0 or a positive whole number")
+    return value
+
+
+def _at_least(low: int) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        value = int(raw)
+        if value < low:
+            raise ValueError(f"must be a whole number of at least {low}")
+        return value
+
+    return parse
+
+
 def _choice(*options: str) -> Callable[[str], str]:
     def parse(raw: str) -> str:
         if raw.lower() not in options:
@@ -185,6 +202,13 @@ class Settings:
     llm_timeout_s: float = 120.0
     session_history_limit: int = 50
     session_timeout_minutes: int = 60
+    memory_prompt_tokens: int = 800
+    """Estimated tokens of saved facts and session summaries in every turn's prompt."""
+    memory_fact_max_chars: int = 500
+    memory_summaries: int = 3
+    """Latest session summaries a prompt may carry (0: none are written or shown)."""
+    embeddings_model: str | None = None
+    embeddings_provider: str = "ollama"
     timezone: str = "UTC"
     api_key: str | None = None
     mcp_token: str | None = None
@@ -271,6 +295,20 @@ class Settings:
             ),
             session_timeout_minutes=_read(
                 e, "SESSION_TIMEOUT_MINUTES", d.session_timeout_minutes, _positive_int
+            ),
+            memory_prompt_tokens=_read(
+                e, "MEMORY_PROMPT_TOKENS", d.memory_prompt_tokens, _at_least(100)
+            ),
+            memory_fact_max_chars=_read(
+                e, "MEMORY_FACT_MAX_CHARS", d.memory_fact_max_chars, _positive_int
+            ),
+            memory_summaries=_read(e, "MEMORY_SUMMARIES", d.memory_summaries, _non_negative_int),
+            embeddings_model=_read(e, "EMBEDDINGS_MODEL", None, _opt),
+            embeddings_provider=_read(
+                e,
+                "EMBEDDINGS_PROVIDER",
+                "openai" if e.get("LLM_PROVIDER", "").strip().lower() == "openai" else "ollama",
+                _choice("ollama", "openai"),
             ),
             timezone=_read(e, "ASPRI_TIMEZONE", d.timezone, _str),
             api_key=_read(e, "ASPRI_API_KEY", None, _opt),

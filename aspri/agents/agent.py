@@ -30,7 +30,7 @@ from opentelemetry.trace import Span, SpanKind
 from aspri.agents.model_state import ModelState
 from aspri.agents.prompt import TOOL_RESULT, system_prompt
 from aspri.agents.scope import Refused, Scope
-from aspri.agents.tools import CALL_KEY, ToolFailed
+from aspri.agents.tools import CALL_KEY, CALL_TURN, ToolFailed
 from aspri.schemas.chat import ToolCallRecord
 from aspri.telemetry.instruments import LLM_ERRORS, LLM_SECONDS, LLM_TOKENS
 from aspri.telemetry.tracing import tracer
@@ -55,6 +55,12 @@ class TurnContext:
     model: str
     scope: Scope
     """Who the turn runs for and what its tool calls may touch (checked before each call)."""
+    person: str = ""
+    """Whose memory the turn uses (the memory tools act on it)."""
+    cause: str = ""
+    """The event the turn answers (a saved fact's source)."""
+    memory: str = ""
+    """The memory block of the system prompt (facts and summaries, within the budget)."""
     llm_ms: float = 0.0
     llm_calls: int = 0
     tools_ms: float = 0.0
@@ -87,7 +93,7 @@ class TurnMiddleware(AgentMiddleware[Any, TurnContext, Any]):
         handler: Callable[[ModelRequest[TurnContext]], Awaitable[ModelResponse[Any]]],
     ) -> ModelResponse[Any]:
         ctx = request.runtime.context
-        prompt = system_prompt(ctx.chat_id, ctx.now, ctx.timezone, ctx.scope.principal)
+        prompt = system_prompt(ctx.chat_id, ctx.now, ctx.timezone, ctx.scope.principal, ctx.memory)
         request = request.override(system_message=SystemMessage(content=prompt))
         began = time.perf_counter()
         with _tracer.start_as_current_span(
@@ -127,6 +133,7 @@ class TurnMiddleware(AgentMiddleware[Any, TurnContext, Any]):
             position = f"x{len(ctx.tool_calls)}"
         key = f"{ctx.key_base}:tool:{position}"
         token = CALL_KEY.set(key)
+        turn = CALL_TURN.set((ctx.person, ctx.chat_id, ctx.cause) if ctx.person else None)
         began = time.perf_counter()
         ok = False
         try:
@@ -144,6 +151,7 @@ class TurnMiddleware(AgentMiddleware[Any, TurnContext, Any]):
                 return result
         finally:
             CALL_KEY.reset(token)
+            CALL_TURN.reset(turn)
             ms = (time.perf_counter() - began) * 1000
             ctx.tools_ms += ms
             ctx.tool_calls.append(

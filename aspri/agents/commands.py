@@ -1,6 +1,7 @@
 """Slash commands: a working assistant without the model, and a deterministic way to drive it.
 
 ``/help``, ``/reset``, ``/status``, ``/jobs``, ``/remind <when> <text>``, ``/cancel <jobId>``,
+``/remember <text>``, ``/forget <text or id>``, ``/memory`` (see ``memory.py``),
 and for owners ``/pair``, ``/allow``, ``/revoke``, ``/contacts``, ``/allow-group``,
 ``/revoke-group``. They never reach the LLM; jobs go through the same MCP tools the model uses,
 with idempotency keys derived from the command message, so a replayed command does not create
@@ -20,6 +21,7 @@ from zoneinfo import ZoneInfo
 from aspri.agents import when
 from aspri.agents.access import Access, Principal, as_chat_id
 from aspri.agents.jobtext import describe_job, when_shown
+from aspri.agents.memory import MEMORY_COMMANDS, Recall
 from aspri.agents.model_state import ModelState, remedy
 from aspri.agents.prompt import HELP
 from aspri.agents.scope import targets
@@ -51,9 +53,11 @@ class Commands:
         tools: McpTools,
         access: Access,
         model: ModelState,
+        recall: Recall,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
+        self.recall = recall
         self.log = log_
         self.tools = tools
         self.access = access
@@ -85,6 +89,8 @@ class Commands:
                 return await self._remind(session.chat_id, args, base)
             if name == "/cancel":
                 return await self._cancel(session.chat_id, args, base, principal)
+            if name in MEMORY_COMMANDS:
+                return await self.recall.command(name, args, message, base, principal)
         except ToolFailed as exc:
             return f"That did not work: {exc}"
         return f"I do not know the command {name}.\n\n{HELP}"

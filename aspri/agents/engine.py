@@ -13,6 +13,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
@@ -23,6 +24,7 @@ from aspri.agents.access import Access
 from aspri.agents.agent import build_agent
 from aspri.agents.commands import Commands
 from aspri.agents.llm import build_model, probe
+from aspri.agents.memory import Recall
 from aspri.agents.model_state import ModelState
 from aspri.agents.session import SessionStore
 from aspri.agents.tools import McpTools, ToolsUnavailable
@@ -96,7 +98,8 @@ class Engine:
         )
         self.access = Access(settings, self.log, clock)
         self.model = ModelState(lambda: probe(settings), clock=clock)
-        commands = Commands(settings, self.log, tools, self.access, self.model, clock)
+        self.recall = Recall(settings, self.log, model, self.model)
+        commands = Commands(settings, self.log, tools, self.access, self.model, self.recall, clock)
         self.conversation = Conversation(
             settings,
             self.log,
@@ -106,6 +109,7 @@ class Engine:
             commands,
             self.access,
             self.model,
+            self.recall,
             clock,
         )
         self.triggers = Triggers(self.conversation, self.access)
@@ -168,6 +172,7 @@ class Engine:
 
     async def stop(self) -> None:
         await self.app.stop()
+        await self.recall.stop()
 
     def health(self, redis: Redis) -> Beat:
         """This worker's health record, with whether its model answers (and since when)."""
@@ -184,6 +189,8 @@ class Engine:
 async def serve(settings: Settings) -> None:
     """Run one worker until SIGINT/SIGTERM: Redis, the MCP child, the model, the agents."""
     async with open_redis(settings.redis_url, settings.data_dir) as redis:
+        if settings.redis_url is None:  # the MCP child's memory tools use the same store
+            settings = replace(settings, redis_url=store_url(redis))
         tools = McpTools(settings)
         await tools.start()
         try:
@@ -213,8 +220,18 @@ async def serve(settings: Settings) -> None:
             # The runtime rides out an event log outage.
             async with engine.health(redis), engine.trimming():
                 await engine.app.run_until_signal()
+            await engine.recall.stop()
         finally:
             await tools.close()
+
+
+def store_url(redis: Redis) -> str:
+    """The URL of the store ``redis`` is connected to (the embedded one has no password)."""
+    kwargs = redis.connection_pool.connection_kwargs
+    db = kwargs.get("db", 0)
+    if kwargs.get("path"):
+        return f"unix://{kwargs['path']}?db={db}"
+    return f"redis://{kwargs.get('host', '127.0.0.1')}:{kwargs.get('port', 6379)}/{db}"
 
 
 def main(settings: Settings) -> int:

@@ -28,6 +28,8 @@ ASPRI commands (they work even when the AI model is offline):
   "tomorrow at 9:00", "every day at 8:00", "every monday at 9:00",
   "every 15m" or a cron expression like "*/30 9-17 * * 1-5"
 /cancel <jobId> — delete one of your jobs
+/remember <text> — keep a fact for later conversations
+/forget <id or words> — drop a saved fact; /memory — list what I remember
 Owner only:
 /pair <code> — approve the person who was given this pairing code
 /allow <number> — approve a person; /revoke <number> — withdraw it
@@ -51,8 +53,11 @@ def _who(principal: Principal, chat_id: str) -> str:
     )
 
 
-def system_prompt(chat_id: str, now: datetime, timezone: str, principal: Principal) -> str:
-    """The system prompt of one turn: who is talking, what time it is, how to use cron jobs."""
+def system_prompt(
+    chat_id: str, now: datetime, timezone: str, principal: Principal, memory: str = ""
+) -> str:
+    """The system prompt of one turn: who is talking, what time it is, how to use cron jobs,
+    and what is remembered about the person (``memory``, within its token budget)."""
     stamp = now.strftime("%A %d %B %Y, %H:%M")
     iso = now.isoformat(timespec="seconds")
     return f"""\
@@ -84,8 +89,13 @@ manage jobs; only touch jobs whose payload targets this chat.
 After scheduling, tell the user what you scheduled and when, in their local time.
 If a tool returns an error, read it, fix the call and try again, or explain the problem.
 
-The user can also type /help, /reset, /status, /jobs, /remind and /cancel; those commands are \
-handled without you."""
+Memory beyond this conversation: when the person tells you something lasting (names, \
+preferences, dates, plans) or asks you to remember it, save it with memory_save; \
+memory_forget drops a fact that is wrong or that they want forgotten; memory_search finds \
+earlier messages and facts of this person, however old.
+
+The user can also type /help, /reset, /status, /jobs, /remind, /cancel, /remember, /forget \
+and /memory; those commands are handled without you.""" + (f"\n\n{memory}" if memory else "")
 
 
 def quoted(m: Message) -> str:

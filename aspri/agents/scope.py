@@ -16,6 +16,8 @@ from aspri.agents.tools import McpTools, ToolFailed
 
 OWNER_ONLY = frozenset({"whatsapp_get_chats", "whatsapp_search_contacts"})
 CHAT_TOOLS = frozenset({"whatsapp_send_message", "whatsapp_get_messages"})
+MEMORY_TOOLS = frozenset({"memory_save", "memory_forget", "memory_search"})
+"""They act on the turn's own person and chat, which the engine passes in ``_meta``."""
 JOB_TOOLS = frozenset(
     {"cronjob_get", "cronjob_update", "cronjob_delete", "cronjob_start", "cronjob_stop"}
 )
@@ -83,6 +85,8 @@ class Scope:
             return  # its result is filtered to this chat's jobs
         if name in JOB_TOOLS:
             await self._check_own_job(str(args.get("job_id", "")))
+            return
+        if name in MEMORY_TOOLS:
             return
         raise Refused(f"{name} is not available in this conversation.")
 

@@ -56,6 +56,12 @@ _tracer = tracer("aspri.agents")
 
 CALL_KEY: ContextVar[str | None] = ContextVar("aspri_tool_call_key", default=None)
 """The idempotency key of the model's tool call in progress (set by the agent middleware)."""
+CALL_TURN: ContextVar[tuple[str, str, str] | None] = ContextVar(
+    "aspri_tool_call_turn", default=None
+)
+"""The person and chat the model's tool call in progress acts for, and the event its turn
+answers (``_meta.person``, ``_meta.chatId``, ``_meta.turnCause``): the memory tools act on
+them, whatever the model's arguments say."""
 
 _TRANSPORT_ERRORS = (anyio.ClosedResourceError, anyio.BrokenResourceError, anyio.EndOfStream)
 
@@ -310,6 +316,9 @@ class McpTools:
                 span.set_attribute("aspri.idempotency_key", idempotency_key)
             if causation_id:
                 meta["causationId"] = causation_id
+            turn = CALL_TURN.get()
+            if turn is not None:
+                meta["person"], meta["chatId"], meta["turnCause"] = turn
             generation = 0
             for attempt in range(2):
                 session, generation = await self._live(generation)

@@ -31,6 +31,7 @@ from aspri.agents.access import Access, Principal
 from aspri.agents.agent import TurnContext, run_agent
 from aspri.agents.backlog import coalesce
 from aspri.agents.commands import Commands
+from aspri.agents.memory import Recall, memory_person
 from aspri.agents.model_state import ModelState, remedy
 from aspri.agents.prompt import as_messages, trigger_message
 from aspri.agents.scope import Scope
@@ -85,9 +86,11 @@ class Conversation:
         commands: Commands,
         access: Access,
         model: ModelState,
+        recall: Recall,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
+        self.recall = recall
         self.access = access
         self.model = model
         self.log = log_
@@ -235,7 +238,7 @@ class Conversation:
             elif not await self.model.ready():
                 text, ctx, kind = self._offline(), None, "model-offline"
             else:
-                ctx = self._context(principal, base)
+                ctx = await self._context(principal, base, cause.event_id)
                 history = as_messages(session.history(cause.entry_id), self.access.is_owner)
                 try:
                     text = await run_agent(self.agent, history, ctx)
@@ -262,6 +265,7 @@ class Conversation:
             )
             await self._record(turn, base, event)
             _annotate(span, turn)
+        self.recall.after_turn(session, segment, principal)
 
     # ------------------------------------------------------------------ cron prompts
 
@@ -302,7 +306,7 @@ class Conversation:
                 "aspri.deliveries": event.deliveries,
             },
         ) as span:
-            ctx: TurnContext | None = self._context(principal, base)
+            ctx: TurnContext | None = await self._context(principal, base, event.event_id)
             fired = datetime.fromtimestamp(trigger.scheduled_time / 1000, self.zone)
             history = session.history(session.last_id)
             messages: list[BaseMessage] = as_messages(history, self.access.is_owner)
@@ -356,7 +360,7 @@ class Conversation:
             "Ask me again once it runs. Commands like /help, /remind and /jobs still work."
         )
 
-    def _context(self, principal: Principal, base: str) -> TurnContext:
+    async def _context(self, principal: Principal, base: str, cause: str) -> TurnContext:
         return TurnContext(
             chat_id=principal.chat_id,
             now=self.now(),
@@ -364,6 +368,9 @@ class Conversation:
             key_base=base,
             model=self.settings.model_name,
             scope=Scope(principal, self.access, self.tools),
+            person=memory_person(principal),
+            cause=cause,
+            memory=await self.recall.block(principal),
         )
 
     @staticmethod

@@ -47,3 +47,10 @@ def idempotency_key(ctx: ToolContext, argument: str | None) -> str | None:
 def causation_id(ctx: ToolContext) -> str | None:
     value = _meta_of(ctx).get("causationId")
     return value if isinstance(value, str) and value else None
+
+
+def turn_value(ctx: ToolContext, name: str) -> str | None:
+    """A string the engine set in ``_meta`` for the turn (``person``, ``chatId``): who the call
+    acts for, decided by the engine from the turn's principal, never by the model."""
+    value = _meta_of(ctx).get(name)
+    return value if isinstance(value, str) and value else None

@@ -28,10 +28,12 @@ from starlette.responses import JSONResponse
 
 from aspri import apikey
 from aspri.config import Settings
-from aspri.mcp import cron_tools, whatsapp_tools
+from aspri.mcp import cron_tools, memory_tools, whatsapp_tools
 from aspri.mcp.auth import StaticTokenVerifier, auth_settings
 from aspri.mcp.gateway import GatewayError, Gateways, new_http_client
+from aspri.mcp.memory_tools import MemoryBackend
 from aspri.mcp.meta import request_meta
+from aspri.memory.store import MemoryRefused
 from aspri.telemetry.tracing import continued, tracer
 
 log = logging.getLogger(__name__)
@@ -42,7 +44,8 @@ HTTP_PATH = "/mcp"
 
 INSTRUCTIONS = """Tools of ASPRI, a personal assistant living in WhatsApp.
 whatsapp_* tools send messages and read chats, chat lists and contacts; cronjob_* tools schedule
-messages for later (reminders, recurring check-ins) and manage those jobs. Chat ids look like
+messages for later (reminders, recurring check-ins) and manage those jobs; memory_* tools save,
+forget and search what the person of the conversation told you before. Chat ids look like
 6281234567890@c.us. When a tool returns an error, its text says what to fix."""
 
 
@@ -122,7 +125,7 @@ def _ms(started: float) -> float:
 def error_text(tool: str, exc: ToolError) -> str:
     """What the model reads for a failed call: the gateway's message or the bad arguments."""
     cause = exc.__cause__
-    if isinstance(cause, GatewayError):
+    if isinstance(cause, GatewayError | MemoryRefused):
         return str(cause)
     if isinstance(cause, ValidationError):
         problems = []
@@ -137,7 +140,9 @@ def error_text(tool: str, exc: ToolError) -> str:
     return f"{tool} failed unexpectedly ({type(cause).__name__}); the server log has details"
 
 
-def build_server(settings: Settings, gateways: Gateways) -> AspriMCP:
+def build_server(
+    settings: Settings, gateways: Gateways, memory: MemoryBackend | None = None
+) -> AspriMCP:
     """The server with its eleven tools; on HTTP a bearer token is required: ``MCP_TOKEN``,
     else the API key (none only with ``ASPRI_API_KEY=off`` and no ``MCP_TOKEN``)."""
     token = http_token(settings)
@@ -155,6 +160,7 @@ def build_server(settings: Settings, gateways: Gateways) -> AspriMCP:
     )
     whatsapp_tools.register(server, gateways)
     cron_tools.register(server, gateways, settings.timezone)
+    memory_tools.register(server, memory or MemoryBackend(settings))
 
     server.custom_route("/health", methods=["GET"])(_health)
     return server
@@ -171,8 +177,9 @@ async def _health(_request: Request) -> JSONResponse:
 
 async def serve(settings: Settings, transport: Transport = "stdio") -> None:
     """Run the server until the client disconnects (stdio) or the process is told to stop."""
-    async with new_http_client(settings) as http:
-        server = build_server(settings, Gateways(http, settings))
+    memory = MemoryBackend(settings)
+    async with new_http_client(settings) as http, contextlib.aclosing(memory):
+        server = build_server(settings, Gateways(http, settings), memory)
         if transport == "stdio":
             log.info("mcp server on stdio", extra={"tools": len(await server.list_tools())})
             await server.run_stdio_async()

@@ -22,6 +22,11 @@ def chat(chat_id: str) -> str:
     return f"chat:{chat_id}"
 
 
+def memory(person: str) -> str:
+    """One person's long-term memory: facts saved and forgotten, session summaries."""
+    return f"memory:{person}"
+
+
 def dlq(stream: str) -> str:
     """Where events that failed too often, or could not be decoded, end up."""
     return f"{stream}:dlq"

@@ -30,6 +30,9 @@ TOOLS = {
     "cronjob_delete",
     "cronjob_start",
     "cronjob_stop",
+    "memory_save",
+    "memory_forget",
+    "memory_search",
 }
 READ_ONLY = {
     "whatsapp_get_messages",
@@ -37,6 +40,7 @@ READ_ONLY = {
     "whatsapp_search_contacts",
     "cronjob_list",
     "cronjob_get",
+    "memory_search",
 }
 
 
@@ -50,7 +54,7 @@ TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT_ID = "00f067aa0ba902b7"
 
 
-async def test_eleven_tools_with_descriptions_and_schemas(nowhere: str) -> None:
+async def test_fourteen_tools_with_descriptions_and_schemas(nowhere: str) -> None:
     async with memory_session(_down(nowhere)) as session:
         tools = {t.name: t for t in (await session.list_tools()).tools}
         assert set(tools) == TOOLS
@@ -142,7 +146,7 @@ async def test_unreachable_gateway_is_a_tool_error_and_the_server_keeps_serving(
             "whatsapp_send_message", {"phone_number": "6281234567890", "message": "hi"}
         )
         assert text_of(result).startswith(f"the WhatsApp service at {nowhere} is unreachable")
-        assert len((await session.list_tools()).tools) == 11
+        assert len((await session.list_tools()).tools) == 14
 
 
 async def test_tool_span_continues_the_callers_trace(

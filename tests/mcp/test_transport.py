@@ -59,7 +59,7 @@ async def test_http_requires_the_token_when_set(nowhere: str) -> None:
             health = await raw.get(f"{base}/health")
             assert health.status_code == 200 and health.json()["success"] is True
             async with http_session(url, token="s3cret") as session:
-                assert len((await session.list_tools()).tools) == 11
+                assert len((await session.list_tools()).tools) == 14
                 result = await session.call_tool("cronjob_get", {"job_id": "j1"})
                 assert text_of(result).startswith(f"the cron service at {nowhere}")
 
@@ -75,7 +75,7 @@ async def test_http_without_mcp_token_requires_the_api_key(nowhere: str) -> None
                 )
                 assert response.status_code == 401, headers
             async with http_session(f"{base}/mcp", token=API_KEY) as session:
-                assert len((await session.list_tools()).tools) == 11
+                assert len((await session.list_tools()).tools) == 14
 
 
 async def test_http_is_open_only_when_the_key_is_off(nowhere: str) -> None:
@@ -86,7 +86,7 @@ async def test_http_is_open_only_when_the_key_is_off(nowhere: str) -> None:
             serve_asgi(server.streamable_http_app()) as base,
             http_session(f"{base}/mcp", token=None) as session,
         ):
-            assert len((await session.list_tools()).tools) == 11
+            assert len((await session.list_tools()).tools) == 14
 
 
 @pytest.mark.slow
@@ -111,7 +111,7 @@ async def test_aspri_mcp_transport_http_command(nowhere: str) -> None:
             denied = await raw.post(f"{base}/mcp", json=INITIALIZE, headers=MCP_HEADERS)
             assert denied.status_code == 401
         async with http_session(f"{base}/mcp", token="tok") as session:
-            assert len((await session.list_tools()).tools) == 11
+            assert len((await session.list_tools()).tools) == 14
     finally:
         proc.send_signal(signal.SIGINT)
         assert await asyncio.wait_for(proc.wait(), 10) == 0
