@@ -46,7 +46,8 @@ class AgentRunner:
         self.consumer = consumer
         self.burst = burst
         self._ready: asyncio.Queue[Delivery | None] = asyncio.Queue()
-        self._room = asyncio.Semaphore(max(spec.batch, spec.concurrency) * 2)
+        self._room = max(spec.batch, spec.concurrency) * 2  # held unacked at most
+        self._room_freed = asyncio.Event()
         self._held: dict[str, Delivery] = {}
         self._stopping = asyncio.Event()
         self._progress = asyncio.Event()
@@ -191,7 +192,9 @@ class AgentRunner:
             )
             entries = reply[0][1] if reply else []
             for entry_id, raw in entries:
-                await self._dispatch(Delivery(text(entry_id), raw, "", 1))
+                if len(self._held) >= self._room:
+                    await self._make_room()
+                self._hold(Delivery(text(entry_id), raw, "", 1))
             return len(entries)
         got, payload = await self._read_keyed(
             keys=[spec.stream, keys.lease_counter(spec.stream, spec.group)],
@@ -209,11 +212,15 @@ class AgentRunner:
             if block is not None:  # nothing new: sleep on the stream until something arrives
                 await self.redis.xread({spec.stream: text(payload)}, count=1, block=block)
             return 0
+        s = bytes.decode if isinstance(payload[0][0], bytes) else str  # decode_responses or not
+        held, room = self._held, self._room
         for entry_id, flat, key, prev, grant in payload:
             pairs = iter(flat)
-            d = Delivery(text(entry_id), dict(zip(pairs, pairs, strict=False)), text(key), 1)
-            d.prev, d.grant = text(prev), text(grant)
-            await self._dispatch(d)
+            fields = dict(zip(pairs, pairs, strict=False))
+            d = Delivery(s(entry_id), fields, s(key), 1, prev=s(prev), grant=s(grant))
+            if len(held) >= room:
+                await self._make_room()
+            self._hold(d)
         return len(payload)
 
     async def _dispatch_pending(self) -> None:
@@ -260,7 +267,9 @@ class AgentRunner:
         for entry_id, raw in entries:
             eid = text(entry_id)
             key = self._key_of(fields_as_text(raw))
-            await self._dispatch(Delivery(eid, raw, key, counts.get(eid, 1)))
+            if len(self._held) >= self._room:
+                await self._make_room()
+            self._hold(Delivery(eid, raw, key, counts.get(eid, 1)))
         return len(entries)
 
     def _key_of(self, fields: dict[str, str]) -> str:
@@ -275,9 +284,15 @@ class AgentRunner:
             return ""
         return "" if value is None else str(value)
 
-    async def _dispatch(self, d: Delivery) -> None:
-        """Hand an entry to the workers: directly, or behind the earlier entries of its key."""
-        await self._room.acquire()  # bounds what this consumer holds without acking
+    async def _make_room(self) -> None:
+        """Wait until this consumer holds fewer unacked entries than it may."""
+        while len(self._held) >= self._room:
+            self._room_freed.clear()
+            await self._room_freed.wait()
+
+    def _hold(self, d: Delivery) -> None:
+        """Hand an entry to the workers: directly, or behind the earlier entries of its key.
+        The caller made room for it (``_make_room``); plain calls, nothing awaited per entry."""
         self._held[d.entry_id] = d
         if d.key:
             self._order.add(d)
@@ -286,7 +301,7 @@ class AgentRunner:
 
     def _release(self, d: Delivery) -> None:
         if self._held.pop(d.entry_id, None) is not None:
-            self._room.release()
+            self._room_freed.set()
 
     def _abandon(self, d: Delivery) -> None:
         """``d`` stays pending, unfinished here: delivered again once it looks idle."""
@@ -302,8 +317,11 @@ class AgentRunner:
             deadline = asyncio.timeout(None)  # armed by the iterator while a handler runs
             events = EventStream(self, self._ready, retry, deadline)
             try:
-                async with deadline:
-                    await self.spec.fn(events)
+                try:
+                    async with deadline:
+                        await self.spec.fn(events)
+                finally:
+                    events.stop_watch()
                 return
             except asyncio.CancelledError:
                 events.close_span(None)

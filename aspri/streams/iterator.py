@@ -2,7 +2,10 @@
 
 Asking for the next event acks the previous one: the handler body finished. Each event runs in a
 consumer span that is a child of the producer's trace context, with ``eventId`` in every log line
-and the agent's processing metrics (``aspri.telemetry.consumer``).
+and the agent's processing metrics (``aspri.telemetry.consumer``). A handler's time limit is
+watched by one timer per worker that looks at the running handler's deadline when it fires, not
+by a timer set and cancelled per event (two heap operations per event, ~10 % of the runtime's
+CPU on a fast stream).
 """
 
 from __future__ import annotations
@@ -34,13 +37,16 @@ class EventStream:
         self.retry = retry
         self.current: Delivery | None = None
         self._handling: Handling | None = None
+        self._check: asyncio.TimerHandle | None = None
+        self._check_at = 0.0
 
     def __aiter__(self) -> EventStream:
         return self
 
     async def __anext__(self) -> Event[Any]:
         runner = self.runner
-        self.deadline.reschedule(None)  # the handler body is over: no time limit in here
+        if self.deadline.when() is not None:  # the handler body is over: no time limit in here
+            self.deadline.reschedule(None)
         if self.current is not None:
             done, self.current = self.current, None
             done.deadline = None
@@ -63,9 +69,35 @@ class EventStream:
                 continue
             self.current = d
             self._open_span(event)
-            d.deadline = asyncio.get_running_loop().time() + runner.spec.timeout_s
-            self.deadline.reschedule(d.deadline)
+            loop = asyncio.get_running_loop()
+            d.deadline = loop.time() + runner.spec.timeout_s
+            if self._check is None or self._check_at > d.deadline:
+                self._watch(loop, d.deadline)
             return event
+
+    def _watch(self, loop: asyncio.AbstractEventLoop, when: float) -> None:
+        if self._check is not None:
+            self._check.cancel()
+        self._check = loop.call_at(when, self._on_check, loop)
+        self._check_at = when
+
+    def _on_check(self, loop: asyncio.AbstractEventLoop) -> None:
+        """The watch timer fired: expire the deadline of a handler past it, else look again
+        at the running handler's deadline (none running: the next event sets the timer)."""
+        self._check = None
+        d = self.current
+        if d is None or d.deadline is None:
+            return
+        if d.deadline > loop.time():
+            self._watch(loop, d.deadline)
+        elif self.deadline.when() is None:
+            self.deadline.reschedule(d.deadline)  # in the past: cancels the handler now
+
+    def stop_watch(self) -> None:
+        """The worker left this iterator: its timer must not fire into the next one."""
+        if self._check is not None:
+            self._check.cancel()
+            self._check = None
 
     def _open_span(self, event: Event[Any]) -> None:
         spec = self.runner.spec

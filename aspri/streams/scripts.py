@@ -18,19 +18,24 @@ if not r then
 end
 local tagged = 'key:' .. ARGV[4]
 local mine = ARGV[2] .. '|'
+local token = nil
 local out = {}
 for _, e in ipairs(r[1][2]) do
   local f = e[2]
-  local key, data = '', nil
-  for j = 1, #f, 2 do
+  local key = ''
+  for j = #f - 1, 1, -2 do  -- from the end: EventLog.append writes key fields last
     if f[j] == tagged then key = f[j + 1]; break end
-    if f[j] == 'data' then data = f[j + 1] end
   end
-  if key == '' and data then
-    local ok, obj = pcall(cjson.decode, data)
-    if ok and type(obj) == 'table' then
-      local v = obj[ARGV[4]]
-      if type(v) == 'string' or type(v) == 'number' then key = tostring(v) end
+  if key == '' then
+    for j = 1, #f, 2 do
+      if f[j] == 'data' then
+        local ok, obj = pcall(cjson.decode, f[j + 1])
+        if ok and type(obj) == 'table' then
+          local v = obj[ARGV[4]]
+          if type(v) == 'string' or type(v) == 'number' then key = tostring(v) end
+        end
+        break
+      end
     end
   end
   local prev, grant = '', ''
@@ -39,11 +44,14 @@ for _, e in ipairs(r[1][2]) do
     if redis.call('RPUSH', q, e[1]) > 1 then
       prev = redis.call('LINDEX', q, -2)
     else
+      -- one fencing token per read: a key is granted at most once in it
+      token = token or mine .. redis.call('INCR', KEYS[2])
       local lease = ARGV[6] .. key
-      local cur = redis.call('GET', lease)
-      if not cur or string.sub(cur, 1, #mine) == mine then
-        grant = mine .. redis.call('INCR', KEYS[2])
-        redis.call('SET', lease, grant, 'PX', ARGV[7])
+      if redis.call('SET', lease, token, 'NX', 'PX', ARGV[7]) then
+        grant = token
+      elseif string.sub(redis.call('GET', lease), 1, #mine) == mine then
+        redis.call('SET', lease, token, 'PX', ARGV[7])
+        grant = token
       end
     end
   end

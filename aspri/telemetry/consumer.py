@@ -25,6 +25,21 @@ from aspri.telemetry.logs import event_id_var
 
 _tracer = trace.get_tracer("aspri.streams")
 
+_Child = Any  # a metric's child for one label value (prometheus_client does not export its type)
+_children: dict[str, tuple[_Child, _Child]] = {}
+
+
+def _per_event(agent: str) -> tuple[_Child, _Child]:
+    """The agent's processing-time and processed-count children, looked up once per agent:
+    ``labels()`` takes a lock and builds a key, twice per event otherwise."""
+    pair = _children.get(agent)
+    if pair is None:
+        pair = _children[agent] = (
+            instruments.PROCESSING_SECONDS.labels(agent),
+            instruments.EVENTS_PROCESSED.labels(agent),
+        )
+    return pair
+
 
 class Handling:
     """One event in a handler: ``close`` it with the exception the handler raised, if any."""
@@ -62,9 +77,10 @@ class Handling:
         self._began = time.perf_counter()
 
     def close(self, exc: BaseException | None) -> None:
-        instruments.PROCESSING_SECONDS.labels(self.agent).observe(time.perf_counter() - self._began)
+        seconds, processed = _per_event(self.agent)
+        seconds.observe(time.perf_counter() - self._began)
         if exc is None:
-            instruments.EVENTS_PROCESSED.labels(self.agent).inc()
+            processed.inc()
         else:
             instruments.EVENTS_FAILED.labels(self.agent).inc()
         if self.span is not None:
