@@ -14,10 +14,12 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from playwright.async_api import Browser, async_playwright
 from redis.asyncio import Redis
 
 from aspri.streams.server import EmbeddedServer
 from aspri.telemetry.tracing import setup_tracing
+from tests.browser import ARGS, CHROMIUM
 
 DATABASES = 4096
 _db_numbers = itertools.count(1)
@@ -63,3 +65,15 @@ def spans() -> Iterator[InMemorySpanExporter]:
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     yield exporter
     exporter.shutdown()
+
+
+@pytest.fixture
+async def chromium() -> AsyncIterator[Browser]:
+    """Debian's headless chromium through Playwright (``browser.new_page()`` gives each page
+    its own cookies); the tests that use it carry ``tests.browser.MARKS``."""
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        try:
+            yield browser
+        finally:
+            await browser.close()

@@ -104,6 +104,38 @@ class LocalMessageAccepted(Body):
     """Recorded, but over the sender's inbound rate limit: the assistant will not answer it."""
 
 
+class ModelStatus(Body):
+    """Whether the assistant's model answers, as the engine workers' health records say."""
+
+    state: str
+    """``answering``, ``offline`` (every live worker finds it unreachable: commands only) or
+    ``unknown`` (no engine worker is running)."""
+    name: str
+    since: int | None = None
+    """Unix ms since when it is in this state (unknown: null)."""
+    problem: str | None = None
+    """Why it does not answer (offline only)."""
+    workers: int = 0
+
+
+class PersonAccess(Body):
+    """Who a chat is to the assistant, by the owner settings and the approvals."""
+
+    chat_id: str
+    kind: str
+    """``owner``, ``contact`` (approved), ``stranger``, ``group`` (allowlisted) or
+    ``ignored-group``."""
+    pairing_until: int | None = None
+    """A stranger given a pairing code that an owner has not approved yet: when it expires."""
+
+
+class AssistantState(Body):
+    """``GET /api/local/assistant``: what the web chat shows about the assistant itself."""
+
+    model: ModelStatus
+    people: list[PersonAccess] = msgspec.field(default_factory=list)
+
+
 class SessionQr(Body):
     """``GET /api/session/qr``: the login QR code's text while the channel waits for a scan."""
 

@@ -4,11 +4,7 @@ API key entered through Authorize turns "Try it out" from 401 into 200."""
 
 from __future__ import annotations
 
-from pathlib import Path
-from urllib.parse import urlsplit
-
-import pytest
-from playwright.async_api import Page, Route, async_playwright, expect
+from playwright.async_api import Browser, Page, expect
 from redis.asyncio import Redis
 
 from aspri.api.access import Access
@@ -16,41 +12,10 @@ from aspri.api.cronjob.app import create_app as create_cron_app
 from aspri.api.whatsapp.app import create_app as create_whatsapp_app
 from aspri.api.whatsapp.engines.local import LocalChannel
 from aspri.config import Settings
+from tests.browser import MARKS, offline, shot
 from tests.helpers import API_KEY, serve_asgi
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
-LOCAL = {"127.0.0.1", "localhost", "::1"}
-
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium"
-    ),
-]
-
-
-async def offline(page: Page) -> list[str]:
-    """Abort every request to a host other than this machine; return the list of those tried."""
-    blocked: list[str] = []
-
-    async def handle(route: Route) -> None:
-        if urlsplit(route.request.url).hostname in LOCAL:
-            await route.continue_()
-        else:
-            blocked.append(route.request.url)
-            await route.abort("internetdisconnected")
-
-    await page.route("**/*", handle)
-    return blocked
+pytestmark = MARKS
 
 
 async def try_out(page: Page, path: str) -> str:
@@ -81,46 +46,35 @@ async def authorize(page: Page, key: str) -> None:
     await scheme.locator("button.btn-done").click()
 
 
-async def test_both_openapi_uis_render_offline(redis: Redis) -> None:
+async def test_both_openapi_uis_render_offline(redis: Redis, chromium: Browser) -> None:
     settings = Settings(api_key=API_KEY)
     whatsapp = create_whatsapp_app(settings, redis, LocalChannel())
     cron = create_cron_app(redis, access=Access.from_settings(settings))
-    async with (
-        serve_asgi(whatsapp) as whatsapp_url,
-        serve_asgi(cron) as cron_url,
-        async_playwright() as pw,
-    ):
-        browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        try:
-            for name, url, operations, probe in (
-                ("whatsapp", whatsapp_url, ["/api/send-message", "/api/chats"], "/api/chats"),
-                ("cron", cron_url, ["/api/jobs", "/api/jobs/{jobId}"], "/api/jobs"),
-            ):
-                page = await browser.new_page(viewport={"width": 1280, "height": 1000})
-                errors: list[str] = []
-                page.on("pageerror", lambda exc, errors=errors: errors.append(str(exc)))
-                blocked = await offline(page)
-                await page.goto(f"{url}/schema/swagger")
-                await expect(page.locator(".swagger-ui .info .title")).to_contain_text("ASPRI")
-                paths = page.locator(".opblock-summary-path")
-                for operation in operations:
-                    await expect(paths.filter(has_text=operation).first).to_be_visible()
-                await expect(page.get_by_text("Unable to render this definition")).to_have_count(0)
-                # The API key scheme is declared, and Authorize makes "Try it out" work.
-                assert await try_out(page, probe) == "401"
-                await authorize(page, API_KEY)
-                assert await try_out(page, probe) == "200"
-                # Headless Chromium loads no favicon by itself: fetch the one the page names.
-                icon = await page.locator("link[rel=icon]").get_attribute("href")
-                assert icon is not None and icon.startswith("/"), icon
-                reply = await page.request.get(url + icon)
-                assert reply.ok and reply.headers["content-type"] == "image/png"
-                ARTIFACTS.mkdir(parents=True, exist_ok=True)
-                shot = ARTIFACTS / f"openapi-ui-{name}.png"
-                await page.screenshot(path=str(shot), full_page=True)
-                assert shot.stat().st_size > 10_000
-                assert blocked == [], blocked
-                assert errors == [], errors
-                await page.close()
-        finally:
-            await browser.close()
+    async with serve_asgi(whatsapp) as whatsapp_url, serve_asgi(cron) as cron_url:
+        for name, url, operations, probe in (
+            ("whatsapp", whatsapp_url, ["/api/send-message", "/api/chats"], "/api/chats"),
+            ("cron", cron_url, ["/api/jobs", "/api/jobs/{jobId}"], "/api/jobs"),
+        ):
+            page = await chromium.new_page(viewport={"width": 1280, "height": 1000})
+            errors: list[str] = []
+            page.on("pageerror", lambda exc, errors=errors: errors.append(str(exc)))
+            blocked = await offline(page)
+            await page.goto(f"{url}/schema/swagger")
+            await expect(page.locator(".swagger-ui .info .title")).to_contain_text("ASPRI")
+            paths = page.locator(".opblock-summary-path")
+            for operation in operations:
+                await expect(paths.filter(has_text=operation).first).to_be_visible()
+            await expect(page.get_by_text("Unable to render this definition")).to_have_count(0)
+            # The API key scheme is declared, and Authorize makes "Try it out" work.
+            assert await try_out(page, probe) == "401"
+            await authorize(page, API_KEY)
+            assert await try_out(page, probe) == "200"
+            # Headless Chromium loads no favicon by itself: fetch the one the page names.
+            icon = await page.locator("link[rel=icon]").get_attribute("href")
+            assert icon is not None and icon.startswith("/"), icon
+            reply = await page.request.get(url + icon)
+            assert reply.ok and reply.headers["content-type"] == "image/png"
+            await shot(page, f"openapi-ui-{name}", full_page=True)
+            assert blocked == [], blocked
+            assert errors == [], errors
+            await page.close()

@@ -120,6 +120,13 @@ def test_up_answers_help_stops_on_sigint_and_keeps_history(tmp_path: Path) -> No
         assert "/remind" in str(first[0]["body"])  # the help text lists the commands
         # the banner comes once every part is healthy, which may be after the first answer
         wait_for(lambda: "ASPRI is up." in log_path.read_text(), timeout=120)
+        # The web chat's header learns from the engine's health record that the model is away.
+        state = httpx.get(f"{base}/api/local/assistant", headers=auth).json()["data"]
+        assert state["model"]["state"] == "offline", state
+        assert "no Ollama answers" in state["model"]["problem"] and state["model"]["since"]
+        assert state["people"] == [
+            {"chatId": f"{PHONE}@c.us", "kind": "owner", "pairingUntil": None}
+        ]
     finally:
         log = ctrl_c(proc, log_path)
     assert proc.returncode == 0, log[-3000:]

@@ -12,6 +12,7 @@ from redis.asyncio import Redis
 
 from aspri.api.access import Access
 from aspri.api.common import create_gateway
+from aspri.api.whatsapp.assistant import Assistant
 from aspri.api.whatsapp.channel import Channel
 from aspri.api.whatsapp.engines.cloud import CloudChannel
 from aspri.api.whatsapp.engines.local import LocalChannel
@@ -79,7 +80,13 @@ def create_app(
     if isinstance(channel, LocalChannel):
         from aspri.api.whatsapp.local_routes import local_routes
 
+        assistant = Assistant(settings, redis, gateway.log)
+
+        def provide_assistant() -> Assistant:
+            return assistant
+
         handlers += local_routes()
+        dependencies["assistant"] = Provide(provide_assistant, sync_to_thread=False)
     if isinstance(channel, CloudChannel):
         from aspri.api.whatsapp.engines.cloud_routes import receive_webhook, verify_webhook
 

@@ -24,13 +24,21 @@ from litestar.types import ControllerRouterHandler
 
 from aspri import apikey
 from aspri.api.access import COOKIE, PUBLIC, Access, caller_of
+from aspri.api.whatsapp.assistant import Assistant
 from aspri.api.whatsapp.engines.local import LocalChannel
 from aspri.api.whatsapp.gateway import Gateway
 from aspri.api.whatsapp.routes import check_text, parse_chat_id
-from aspri.schemas.api import LocalMessageAccepted, LocalMessageRequest, Success
+from aspri.schemas.api import (
+    AssistantState,
+    LocalMessageAccepted,
+    LocalMessageRequest,
+    Success,
+)
 from aspri.streams import keys
 
 STATIC = Path(__file__).parent / "static"
+CHATS_SHOWN = 500
+"""The chats the page lists (``/api/chats?limit=500``), and so the ones it marks."""
 _ENC = msgspec.json.Encoder()
 log = logging.getLogger(__name__)
 
@@ -126,8 +134,20 @@ async def _events(gateway: Gateway, wanted: str | None) -> AsyncIterator[ServerS
             )
 
 
+@get("/api/local/assistant", tags=["local"])
+async def assistant_state(
+    gateway: NamedDependency[Gateway], assistant: NamedDependency[Assistant]
+) -> Success[AssistantState]:
+    """Whether the model answers (from the engine workers' health records: ``unknown`` while
+    no worker runs) and who each chat of ``/api/chats`` is to the assistant (owner, approved
+    contact, stranger waiting for pairing)."""
+    chats = await gateway.directory.chats(CHATS_SHOWN)
+    people = await assistant.people([c.chat_id for c in chats])
+    return Success(data=AssistantState(model=await assistant.model(), people=people))
+
+
 def local_routes() -> list[ControllerRouterHandler]:
     assets = create_static_files_router(
         path="/chat/assets", directories=[STATIC], include_in_schema=False, opt={PUBLIC: True}
     )
-    return [home, chat_page, login, post_local_message, local_events, assets]
+    return [home, chat_page, login, post_local_message, local_events, assistant_state, assets]

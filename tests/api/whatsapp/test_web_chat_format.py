@@ -3,22 +3,16 @@ header after a reload or a deep link, when nothing was typed in this browser."""
 
 from __future__ import annotations
 
-import pytest
-from playwright.async_api import Browser, async_playwright, expect
+from playwright.async_api import Browser, expect
 
 from tests.api.whatsapp.conftest import GatewayFactory
-from tests.api.whatsapp.test_web_chat import ARGS, ARTIFACTS, CHROMIUM
+from tests.browser import MARKS, shot
 from tests.helpers import chat_login_url
 
 ALICE = "6281234567890@c.us"
 CRON = "*/30 9-17 * * 1-5"
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium"
-    ),
-]
+pytestmark = MARKS
 
 # (text, the HTML the chat renders for it)
 CASES = [
@@ -63,21 +57,17 @@ async def rendered(browser: Browser, url: str, texts: list[str]) -> list[str]:
     return html
 
 
-async def test_whatsapp_formatting_rules(serve_gateway: GatewayFactory) -> None:
-    async with serve_gateway() as gw, async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        try:
-            got = await rendered(browser, str(gw.client.base_url), [text for text, _ in CASES])
-        finally:
-            await browser.close()
+async def test_whatsapp_formatting_rules(serve_gateway: GatewayFactory, chromium: Browser) -> None:
+    async with serve_gateway() as gw:
+        got = await rendered(chromium, str(gw.client.base_url), [text for text, _ in CASES])
     for (text, want), html in zip(CASES, got, strict=True):
         assert html == want, f"{text!r} rendered as {html!r}, want {want!r}"
 
 
 async def test_header_names_the_contact_after_a_deep_link_and_a_reload(
-    serve_gateway: GatewayFactory,
+    serve_gateway: GatewayFactory, chromium: Browser
 ) -> None:
-    async with serve_gateway() as gw, async_playwright() as pw:
+    async with serve_gateway() as gw:
         # Alice wrote from another browser: this one never typed her name.
         sent = await gw.client.post(
             "/api/local/messages",
@@ -89,25 +79,19 @@ async def test_header_names_the_contact_after_a_deep_link_and_a_reload(
             "/api/send-message", json={"phoneNumber": ALICE, "message": reply}
         )
         assert answer.status_code == 200
-        browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        try:
-            page = await browser.new_page(viewport={"width": 1200, "height": 760})
-            errors: list[str] = []
-            page.on("pageerror", lambda exc: errors.append(str(exc)))
-            await page.goto(chat_login_url(str(gw.client.base_url)))
-            await page.goto("about:blank")  # the deep link below is then a fresh page load
-            await page.goto(f"{gw.client.base_url}/chat#{ALICE.replace('@', '%40')}")
-            await expect(page.locator("#chat-name")).to_have_text("Alice")
-            bubble = page.locator(".bubble.in")
-            await expect(bubble.locator("strong").first).to_have_text(f"/remind {CRON} stand up")
-            await expect(bubble.locator("code.block")).to_have_text("/jobs")
-            await page.reload()
-            await expect(page.locator("#connection")).to_have_attribute("data-state", "online")
-            await expect(page.locator("#chat-name")).to_have_text("Alice")
-            await expect(page.locator(".chat-item .name").first).to_have_text("Alice")
-            ARTIFACTS.mkdir(parents=True, exist_ok=True)
-            shot = ARTIFACTS / "whatsapp-web-chat-formatting.png"
-            assert len(await page.screenshot(path=str(shot))) > 10_000
-            assert errors == []
-        finally:
-            await browser.close()
+        page = await chromium.new_page(viewport={"width": 1200, "height": 760})
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        await page.goto(chat_login_url(str(gw.client.base_url)))
+        await page.goto("about:blank")  # the deep link below is then a fresh page load
+        await page.goto(f"{gw.client.base_url}/chat#{ALICE.replace('@', '%40')}")
+        await expect(page.locator("#chat-name")).to_have_text("Alice")
+        bubble = page.locator(".bubble.in")
+        await expect(bubble.locator("strong").first).to_have_text(f"/remind {CRON} stand up")
+        await expect(bubble.locator("code.block")).to_have_text("/jobs")
+        await page.reload()
+        await expect(page.locator("#connection")).to_have_attribute("data-state", "online")
+        await expect(page.locator("#chat-name")).to_have_text("Alice")
+        await expect(page.locator(".chat-item .name").first).to_have_text("Alice")
+        await shot(page, "whatsapp-web-chat-formatting")
+        assert errors == []

@@ -16,6 +16,8 @@ const state = {
   lastSide: null,         // side ("in"/"out") of the newest rendered message
   names: JSON.parse(localStorage.getItem(NAMES_KEY) || "{}"),
   learned: new Map(),     // chatId -> the contact's name as its messages give it
+  model: null,            // ModelStatus: does the assistant's model answer, since when
+  people: new Map(),      // chatId -> PersonAccess: owner, contact, stranger (pairing?)
 };
 
 // ------------------------------------------------------------------ helpers
@@ -175,13 +177,80 @@ function upsertChat(message) {
   renderChats();
 }
 
+// ------------------------------------------------------------------ the assistant's state
+
+// Who a chat is to the assistant, as the engine's access rules say (owner, approved contact,
+// stranger, and a stranger whose pairing code an owner has not approved yet).
+const ROLES = {
+  owner: "owner", contact: "approved contact", stranger: "stranger",
+  pairing: "stranger, waiting for pairing", group: "group", "ignored-group": "group, not allowed",
+};
+
+function roleOf(chatId) {
+  const person = state.people.get(chatId);
+  if (!person) return null;
+  const kind = person.kind === "stranger" && person.pairingUntil ? "pairing" : person.kind;
+  return { kind, text: ROLES[kind] || kind };
+}
+
+function sinceOf(ms) {
+  if (!ms) return "";
+  const day = dayOf(ms);
+  return day === "Today" ? timeOf(ms) : `${new Date(ms).toLocaleDateString([], { day: "numeric", month: "short" })} ${timeOf(ms)}`;
+}
+
+// The model's state in the header: free text needs it, commands do not.
+function renderModel() {
+  const model = state.model;
+  const badge = $("model-state");
+  const input = $("message-input");
+  badge.dataset.state = model ? model.state : "unknown";
+  if (!model || model.state === "unknown") {
+    badge.textContent = "model state unknown — no engine running";
+    badge.title = "No engine worker has reported lately; messages wait until one runs.";
+    input.placeholder = "Type a message";
+  } else if (model.state === "answering") {
+    badge.textContent = `model online since ${sinceOf(model.since)}`;
+    badge.title = `${model.name} answers`;
+    input.placeholder = "Type a message";
+  } else {
+    badge.textContent = `model offline — commands only, since ${sinceOf(model.since)}`;
+    badge.title = `${model.name}: ${model.problem || "not reachable"}`;
+    input.placeholder = "The model is offline: commands like /help still work";
+  }
+}
+
+let assistantTimer = null;
+
+async function loadAssistant() {
+  clearTimeout(assistantTimer);
+  assistantTimer = setTimeout(loadAssistant, 10000);
+  try {
+    const data = await api("/api/local/assistant");
+    state.model = data.model;
+    state.people = new Map(data.people.map((p) => [p.chatId, p]));
+  } catch (_) {
+    return;  // the gateway is away: the stream's reconnect shows it; keep what we had
+  }
+  renderModel();
+  renderChats();
+  renderHeader();
+}
+
+// A message may change who a chat is (a stranger asked, an owner paired): look again soon.
+function assistantSoon() {
+  clearTimeout(assistantTimer);
+  assistantTimer = setTimeout(loadAssistant, 300);
+}
+
 // The open chat's header: the name typed here, else the one the chat list or the history knows
 // (after a reload or a deep link nothing was typed in this page), else the number.
 function renderHeader() {
   const chatId = state.current;
   if (!chatId) return;
   $("chat-name").textContent = nameOf(chatId) || displayNumber(chatId);
-  $("chat-number").textContent = `${displayNumber(chatId)} · chatting with ASPRI`;
+  const role = roleOf(chatId);
+  $("chat-number").textContent = `${displayNumber(chatId)} · ${role ? role.text : "chatting with ASPRI"}`;
   paintAvatar($("chat-avatar"), chatId);
 }
 
@@ -214,7 +283,15 @@ function renderChats() {
     const time = document.createElement("span");
     time.className = "time";
     time.textContent = listTime(chat.lastActivity);
-    top.append(name, time);
+    top.append(name);
+    const role = roleOf(chat.chatId);
+    if (role) {
+      const tag = document.createElement("span");
+      tag.className = `tag ${role.kind}`;
+      tag.textContent = role.text;
+      top.append(tag);
+    }
+    top.append(time);
     const bottom = document.createElement("div");
     bottom.className = "row";
     const preview = document.createElement("span");
@@ -412,9 +489,10 @@ function connect() {
   const status = $("connection");
   source.onopen = async () => {
     status.dataset.state = "online";
-    status.textContent = "online";
+    status.textContent = "connected";
     // (Re)connected: whatever happened meanwhile is in the log.
     await loadChats();
+    await loadAssistant();
     if (state.current) await loadHistory();
   };
   source.onerror = () => {
@@ -425,6 +503,7 @@ function connect() {
     const message = JSON.parse(event.data);
     upsertChat(message);
     if (message.chatId === state.current) appendMessage(message);
+    assistantSoon();
   });
 }
 
@@ -468,5 +547,12 @@ $("messages").addEventListener("scroll", () => {
   if ($("messages").scrollTop < 40 && state.nextBefore) loadOlder();
 });
 
+// A deep link (#<chatId>) opens that chat, on load and when pasted into an open page.
+function openLinked() {
+  const chatId = decodeURIComponent(location.hash.slice(1));
+  if (chatId && chatId !== state.current) openChat(chatId);
+}
+window.addEventListener("hashchange", openLinked);
+
 connect();
-if (location.hash.length > 1) openChat(decodeURIComponent(location.hash.slice(1)));
+openLinked();
