@@ -1,19 +1,20 @@
 """End-to-end benchmark of the AI engine, with an instant scripted model in place of the LLM.
 
-    .venv/bin/python bench/engine.py                       # the full run (make bench)
-    .venv/bin/python bench/engine.py --persons 20 --messages 5 --workers 1
+    .venv/bin/python bench/engine.py                   # 1 then 2 workers, 100 chats (~1 min)
+    .venv/bin/python bench/engine.py --workers 1 --chats 20 --messages 10
 
 Everything runs as in production, one process per part, on its own embedded Valkey: the
 WhatsApp and cron gateways (``aspri whatsapp``, ``aspri cron``), and 1 or 2 engine workers
 (this file's ``worker`` mode: the real ``Engine`` with its own ``aspri mcp`` child over stdio,
 the agent built by ``create_agent``, and a chat model that answers ``re: <text>`` at once).
 
-Load: P people write in the local web chat (``POST /api/local/messages``), each waiting for the
+Load: C chats write in the local web chat (``POST /api/local/messages``), each waiting for the
 reply (seen on the gateway's live stream ``/api/local/events``) before writing again, so
-every message is its own turn. Reported: turns/s, inbound-to-reply latency p50/p99, and where a
-turn's time goes — the agent framework (LangGraph/LangChain around the instant model) against
-the pipeline (gateway, stream delivery, session fold, MCP send, turn record), from the
-``chat:turn`` records' timings.
+every message is its own turn. Reported: turns/s, inbound-to-reply latency p50/p99, the CPU
+milliseconds per turn of each process (engine workers, their MCP servers, the gateways, Valkey;
+``bench/cpu.py``), one chat alone (unloaded latency), and where a turn's time goes — the agent
+framework (LangGraph/LangChain around the instant model) against the pipeline (gateway, stream
+delivery, session fold, MCP send, turn record), from the ``chat:turn`` records' timings.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ import asyncio
 import contextlib
 import os
 import platform
-import resource
 import signal
 import subprocess
 import sys
@@ -42,11 +42,14 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 from redis.asyncio import Redis
 
-from aspri.schemas.chat import ChatTurn
-from aspri.streams import EventLog, keys
-from aspri.streams.server import EmbeddedServer, free_port
-
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # bench.cpu (not bench/ itself: bench/mcp.py would shadow the SDK)
+
+from aspri.schemas.chat import ChatTurn  # noqa: E402
+from aspri.streams import EventLog, keys  # noqa: E402
+from aspri.streams.server import EmbeddedServer, free_port  # noqa: E402
+from bench.cpu import cpu_by_role, per_unit_ms  # noqa: E402
+
 API_KEY = "bench-api-key"
 AUTH = {"X-API-Key": API_KEY}
 
@@ -144,7 +147,7 @@ async def wait_http(url: str, within: float = 60) -> None:
             await asyncio.sleep(0.1)
 
 
-async def wait_consumers(redis: Redis, names: list[str], within: float = 60) -> None:
+async def wait_consumers(redis: Redis, names: list[str], within: float = 300) -> None:
     """Until every worker has joined the group (its MCP child is up by then)."""
     deadline = time.monotonic() + within
     while True:
@@ -164,34 +167,10 @@ ROLES = (
     ("engine.py worker", "engine workers"),
     ("aspri.cli mcp", "their MCP servers"),
     ("aspri.cli whatsapp", "WhatsApp gateway"),
+    ("aspri.cli cron", "cron gateway"),
     ("valkey", "Valkey"),
 )
-
-
-def cpu_seconds() -> dict[str, float]:
-    """CPU time (user + system) used so far by this run's processes, by role."""
-    tick = os.sysconf("SC_CLK_TCK")
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    out = {"bench driver": usage.ru_utime + usage.ru_stime}
-    mine = {os.getpid()}
-    procs = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except OSError:
-            continue
-        procs.append((int(entry.name), int(stat[1]), cmd, (int(stat[11]) + int(stat[12])) / tick))
-    for _ in range(3):  # children, grandchildren (the MCP servers of the workers)
-        mine |= {pid for pid, ppid, _, _ in procs if ppid in mine}
-    for pid, _, cmd, cpu in procs:
-        if pid in mine:
-            role = next((name for needle, name in ROLES if needle in cmd), None)
-            if role:
-                out[role] = out.get(role, 0.0) + cpu
-    return out
+"""Which process is which (a needle in its command line): the CPU per turn is read per role."""
 
 
 class Replies:
@@ -266,13 +245,13 @@ async def measure(
         await asyncio.gather(
             *(converse(http, base, replies, f"6299{run}{w:07d}", 3) for w in range(8))
         )
-        cpu_before = cpu_seconds()
+        cpu_before = cpu_by_role(ROLES)
         began = time.perf_counter()
         per_person = await asyncio.gather(
             *(converse(http, base, replies, n, messages) for n in numbers)
         )
         elapsed = time.perf_counter() - began
-        cpu_after = cpu_seconds()
+        cpu_after = cpu_by_role(ROLES)
     latencies = sorted(x for xs in per_person for x in xs)
     log = EventLog(redis)
     deadline = time.monotonic() + 30
@@ -288,13 +267,11 @@ async def measure(
             break
         await asyncio.sleep(0.05)
     cuts = quantiles(latencies, n=100)
-    cpu = {
-        role: (cpu_after[role] - cpu_before.get(role, 0.0)) * 1000 / len(turns)
-        for role in cpu_after
-    }
+    cpu = per_unit_ms(cpu_before, cpu_after, len(turns))
     total = mean(t.timings.total_ms for t in turns)
     return {
         "workers": workers,
+        "chats": persons,
         "turns": len(turns),
         "turns_per_s": len(turns) / elapsed,
         "p50": cuts[49],
@@ -326,6 +303,10 @@ async def bench(args: argparse.Namespace) -> None:
             "LOG_LEVEL": "warning",
             "ENGINE_CONCURRENCY": str(args.concurrency),
             "ASPRI_API_KEY": API_KEY,
+            "PYTHONPATH": str(ROOT),  # this checkout's code, whichever one the venv installed
+            # the load is the subject here, not the per-sender limit that protects the model
+            "INBOUND_RATE_PER_MINUTE": "1000000",
+            "INBOUND_BURST": "1000000",
         }
         env.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
         aspri = [sys.executable, "-m", "aspri.cli"]
@@ -334,8 +315,8 @@ async def bench(args: argparse.Namespace) -> None:
         redis = Redis.from_url(url)
         results: list[tuple[dict[str, float], dict[str, float]]] = []
         try:
-            await wait_http(f"{base}/health")
-            await wait_http(f"http://127.0.0.1:{cron_port}/health")
+            await wait_http(f"{base}/health", within=300)
+            await wait_http(f"http://127.0.0.1:{cron_port}/health", within=300)
             for run, n in enumerate(args.workers, start=1):
                 names = [f"bench-{run}-{i}" for i in range(n)]
                 # -P: bench/ not on sys.path, where bench/mcp.py would shadow the MCP SDK
@@ -343,9 +324,10 @@ async def bench(args: argparse.Namespace) -> None:
                 procs = [spawn(worker, {**env, "CONSUMER_NAME": c}, logs) for c in names]
                 try:
                     await wait_consumers(redis, names)
-                    light = await measure(redis, base, n, 1, args.messages * 3, run * 10 + 1)
-                    busy = await measure(redis, base, n, args.persons, args.messages, run * 10)
+                    light = await measure(redis, base, n, 1, args.unloaded, run * 10 + 1)
+                    busy = await measure(redis, base, n, args.chats, args.messages, run * 10)
                     results.append((light, busy))
+                    progress(light, busy)
                 finally:
                     stop(procs)
         except BaseException:
@@ -358,6 +340,17 @@ async def bench(args: argparse.Namespace) -> None:
     report(results, args)
 
 
+def progress(light: dict[str, float], busy: dict[str, float]) -> None:
+    """One line per worker count as soon as it is measured (a long run shows its figures)."""
+    cpu: dict[str, float] = dict(busy["cpu"])  # type: ignore[call-overload]
+    cpu.pop("bench driver", None)
+    print(
+        f"{busy['workers']:g} worker(s): {busy['turns_per_s']:.1f} turns/s over {busy['chats']:g} "
+        f"chats, CPU {sum(cpu.values()):.1f} ms/turn; unloaded p50 {light['p50']:.1f} ms",
+        flush=True,
+    )
+
+
 def report(
     results: list[tuple[dict[str, float], dict[str, float]]], args: argparse.Namespace
 ) -> None:
@@ -368,8 +361,8 @@ def report(
         f"{args.concurrency} per worker; every process of the system on this machine"
     )
     print(
-        f"\nsaturated: {args.persons} people x {args.messages} messages, each person waiting "
-        f"for the reply before writing again"
+        f"\nsaturated: {args.chats} chats x {args.messages} messages in the local web chat, each "
+        "chat waiting for the reply before writing again"
     )
     print(f"{'workers':>7} {'turns':>6} {'turns/s':>8} {'p50 ms':>7} {'p99 ms':>7}")
     for _, r in results:
@@ -379,14 +372,18 @@ def report(
         )
     if len(results) == 2:
         ratio = results[1][1]["turns_per_s"] / results[0][1]["turns_per_s"]
-        print(f"2 workers / 1 worker throughput: {ratio:.2f}x")
-    print("CPU ms per turn, saturated (every process of the run):")
+        print(f"{results[1][1]['workers']:g} workers / {results[0][1]['workers']:g}: {ratio:.2f}x")
+    print("CPU ms per turn, saturated (every process but the bench driver, then each process):")
     for _, r in results:
-        cpu: dict[str, float] = r["cpu"]  # type: ignore[assignment]
-        parts = ", ".join(f"{role} {ms:.1f}" for role, ms in cpu.items())
-        print(f"  {r['workers']} worker(s): total {sum(cpu.values()):.1f} = {parts}")
+        cpu: dict[str, float] = dict(r["cpu"])  # type: ignore[call-overload]
+        driver = cpu.pop("bench driver", 0.0)
+        parts = ", ".join(f"{role} {ms:.2f}" for role, ms in cpu.items())
+        print(
+            f"  {r['workers']:g} worker(s): {sum(cpu.values()):.1f} = {parts} "
+            f"(bench driver {driver:.1f})"
+        )
     print(
-        f"\nunloaded: 1 person x {args.messages * 3} messages — where a message's time goes "
+        f"\nunloaded: 1 chat x {args.unloaded} messages — where a message's time goes "
         "(means in ms; the turn's parts from its chat:turn record)"
     )
     print(
@@ -414,10 +411,18 @@ def main() -> None:
         run_worker()
         return
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--persons", type=int, default=40)
-    parser.add_argument("--messages", type=int, default=10)
-    parser.add_argument("--concurrency", type=int, default=8)
-    parser.add_argument("--workers", type=lambda s: [int(x) for x in s.split(",")], default=[1, 2])
+    parser.add_argument(
+        "--chats", "--persons", type=int, default=100, help="chats writing at once (saturated)"
+    )
+    parser.add_argument("--messages", type=int, default=5, help="messages per chat (saturated)")
+    parser.add_argument("--unloaded", type=int, default=30, help="messages of the lone chat")
+    parser.add_argument("--concurrency", type=int, default=8, help="ENGINE_CONCURRENCY")
+    parser.add_argument(
+        "--workers",
+        type=lambda s: [int(x) for x in s.split(",")],
+        default=[1, 2],
+        help="engine worker counts to run, one after the other (e.g. 1 or 1,2)",
+    )
     asyncio.run(bench(parser.parse_args()))
 
 

@@ -39,6 +39,7 @@ from litestar import Litestar, post  # noqa: E402
 
 from aspri.schemas.api import LocalMessageAccepted, LocalMessageRequest, Success  # noqa: E402
 from aspri.streams.server import EmbeddedServer, free_port  # noqa: E402
+from bench.cpu import process_cpu  # noqa: E402
 
 SENDERS = 200
 API_KEY = "bench-api-key"
@@ -199,13 +200,6 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (Linux): a cost per request that, unlike
-    requests/s, does not swing with whatever else runs on the machine."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 async def bench(args: argparse.Namespace) -> None:
     from redis.asyncio import Redis
 
@@ -222,9 +216,9 @@ async def bench(args: argparse.Namespace) -> None:
                 await load(url, 1.0, args.concurrency)
             for _ in range(args.rounds):
                 for kind, (proc, url) in servers.items():
-                    cpu = cpu_seconds(proc.pid)
+                    cpu = process_cpu(proc.pid)
                     count, lat = await load(url, args.seconds, args.concurrency)
-                    cpu_ms = (cpu_seconds(proc.pid) - cpu) / count * 1000
+                    cpu_ms = (process_cpu(proc.pid) - cpu) / count * 1000
                     rate = count / args.seconds
                     results[kind].append((rate, pct(lat, 0.5), pct(lat, 0.99), cpu_ms))
         finally:

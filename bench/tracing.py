@@ -134,6 +134,8 @@ async def one_round(args: argparse.Namespace, sink: Sink | None, run: int) -> di
             "ENGINE_CONCURRENCY": str(args.concurrency),
             "CONSUMER_NAME": f"trace-bench-{run}",
             "ASPRI_API_KEY": eb.API_KEY,
+            "INBOUND_RATE_PER_MINUTE": "1000000",  # the load is the subject, not the limit
+            "INBOUND_BURST": "1000000",
         }
         for name in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
             env.pop(name, None)
