@@ -235,7 +235,8 @@ async def measure(
 ) -> dict[str, float]:
     numbers = [f"62{run}{w:08d}" for w in range(persons)]
     replies = Replies(base)
-    limits = httpx.Limits(max_connections=persons + 10)
+    # idle connections dropped before the server's keep-alive timeout (uvicorn: 5 s) closes them
+    limits = httpx.Limits(max_connections=persons + 10, keepalive_expiry=2)
     async with (
         httpx.AsyncClient(timeout=60, limits=limits, headers=AUTH) as http,
         replies.listening(),
@@ -344,9 +345,11 @@ def progress(light: dict[str, float], busy: dict[str, float]) -> None:
     """One line per worker count as soon as it is measured (a long run shows its figures)."""
     cpu: dict[str, float] = dict(busy["cpu"])  # type: ignore[call-overload]
     cpu.pop("bench driver", None)
+    parts = ", ".join(f"{role} {ms:.2f}" for role, ms in cpu.items())
     print(
         f"{busy['workers']:g} worker(s): {busy['turns_per_s']:.1f} turns/s over {busy['chats']:g} "
-        f"chats, CPU {sum(cpu.values()):.1f} ms/turn; unloaded p50 {light['p50']:.1f} ms",
+        f"chats, CPU {sum(cpu.values()):.1f} ms/turn ({parts}); unloaded p50 "
+        f"{light['p50']:.1f} ms (load average {os.getloadavg()[0]:.1f})",
         flush=True,
     )
 
