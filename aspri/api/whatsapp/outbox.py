@@ -35,9 +35,9 @@ from aspri.schemas import REGISTRY, WhatsAppMessage, new_event_id, now_ms
 from aspri.schemas.api import SentMessage
 from aspri.schemas.envelope import text
 from aspri.streams import keys
-from aspri.streams.log import EventLog
+from aspri.streams.log import EventLog, key_fields
 from aspri.telemetry.instruments import SEND_FAILURES, SENDS
-from aspri.telemetry.tracing import EVENT_ID, event_id_of, tracer
+from aspri.telemetry.tracing import EVENT_ID, event_id_of, inject_traceparent, tracer
 
 log = logging.getLogger(__name__)
 _tracer = tracer("aspri.whatsapp")
@@ -46,6 +46,54 @@ OWN_ID = "me"
 """``from`` of the messages the assistant sends (the account's own number is not always known)."""
 
 LOCK_MS = 120_000
+
+_BEGIN = """
+local state = redis.call('HGETALL', KEYS[1])
+local request, result
+for i = 1, #state, 2 do
+  if state[i] == 'request' then request = state[i + 1] end
+  if state[i] == 'result' then result = state[i + 1] end
+end
+if request and request ~= ARGV[1] then return {'reused'} end
+if result then return {'done', result} end
+if not redis.call('SET', KEYS[2], ARGV[2], 'NX', 'PX', ARGV[3]) then return {'busy'} end
+if not request then
+  redis.call('HSET', KEYS[1], 'request', ARGV[1])
+  redis.call('EXPIRE', KEYS[1], ARGV[4])
+end
+return {'go', state}
+"""
+"""One round trip before the channel is called: a key reused for another request (409), an
+earlier result (returned as is), a send in progress in another process (409), or the lock taken
+and the parts already sent (``go``). KEYS: state, lock; ARGV: fingerprint, token, lock ms, ttl."""
+
+_FINISH = """
+local prior = redis.call('GET', KEYS[1])
+if prior then
+  redis.call('SET', KEYS[3], prior, 'EX', ARGV[2], 'NX')
+  return {'dup', prior}
+end
+local fields = {}
+for i = 7, #ARGV do fields[#fields + 1] = ARGV[i] end
+local id = redis.call('XADD', KEYS[2], '*', unpack(fields))
+redis.call('SET', KEYS[1], id, 'EX', ARGV[1])
+redis.call('SET', KEYS[3], id, 'EX', ARGV[2], 'NX')
+if ARGV[5] ~= '' then
+  redis.call('HSET', KEYS[4], ARGV[3], ARGV[4], 'result', ARGV[5])
+else
+  redis.call('HSET', KEYS[4], ARGV[3], ARGV[4])
+end
+redis.call('EXPIRE', KEYS[4], ARGV[2])
+if ARGV[5] ~= '' and redis.call('GET', KEYS[5]) == ARGV[6] then redis.call('DEL', KEYS[5]) end
+return {'ok', id}
+"""
+"""One round trip after the channel took a part, all or nothing: the ``fromMe`` event appended to
+the chat once per idempotency key, the echo marker, the part recorded and, with the last part,
+the result recorded and the lock released. A part appended before a crash (its key already
+taken) comes back as ``dup`` with nothing written but the marker: the caller records it.
+KEYS: append key, chat stream, echo marker, state, lock; ARGV: append ttl, ttl, part field,
+part, result (empty before the last part), token, the event's fields."""
+
 _UNLOCK = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
@@ -55,6 +103,19 @@ return 0
 class _Part(msgspec.Struct, kw_only=True):
     message_id: str
     event_id: str
+
+
+class _Send:
+    """One send in progress: its keys, its lock token, whether the lock was released."""
+
+    def __init__(self, key: str, chat_id: str, token: str) -> None:
+        self.key = key
+        self.chat_id = chat_id
+        self.token = token
+        self.state_key = keys.whatsapp_send(key)
+        self.lock_key = keys.whatsapp_send_lock(key)
+        self.finished = False
+        """The last part's ``_FINISH`` recorded the result and released the lock."""
 
 
 _PART = msgspec.json.Decoder(_Part)
@@ -88,63 +149,84 @@ class Outbox:
         self.hub = hub
         self.ttl_s = ttl_s
         self._local: dict[str, tuple[asyncio.Lock, int]] = {}
+        self._begin = redis.register_script(_BEGIN)
+        self._finish = redis.register_script(_FINISH)
         self._unlock = redis.register_script(_UNLOCK)
 
     async def send(
         self, chat_id: str, message: str, *, key: str | None, causation_id: str | None
     ) -> SentMessage:
-        """Send ``message`` once per ``key``; raise ApiError 409/502/503 when it cannot."""
+        """Send ``message`` once per ``key``; raise ApiError 409/502/503 when it cannot.
+
+        Two round trips to Valkey for a message of one part (``_BEGIN``, ``_FINISH``)."""
         key = key or f"auto:{new_event_id()}"
-        state_key = keys.whatsapp_send(key)
         with _tracer.start_as_current_span("whatsapp send", kind=SpanKind.CLIENT) as span:
             span.set_attribute("messaging.system", "whatsapp")
             span.set_attribute("aspri.channel", self.channel.name)
-            async with self._exclusive(key):
-                state = {text(k): v for k, v in (await self.redis.hgetall(state_key)).items()}
-                request = fingerprint(chat_id, message)
-                if "request" in state and text(state["request"]) != request:
+            async with self._one_at_a_time(key):
+                send = _Send(key, chat_id, new_event_id())
+                reply = await self._begin(
+                    keys=[send.state_key, send.lock_key],
+                    args=[fingerprint(chat_id, message), send.token, LOCK_MS, self.ttl_s],
+                )
+                status = text(reply[0])
+                if status == "reused":
                     raise ApiError(
                         409,
                         "idempotency_key_reused",
                         "this idempotency key was used for a different message or chat",
                     )
-                if "result" in state:
-                    sent = msgspec.structs.replace(_SENT.decode(state["result"]), duplicate=True)
+                if status == "busy":
+                    raise ApiError(
+                        409, "send_in_progress", "a send with this idempotency key is in progress"
+                    )
+                if status == "done":
+                    sent = msgspec.structs.replace(_SENT.decode(reply[1]), duplicate=True)
                     span.set_attribute("aspri.duplicate", True)
                     log.info(
                         "send already done", extra={"chatId": chat_id, "eventId": sent.event_id}
                     )
                     return sent
-                await self._save(state_key, {"request": request})
-                parts = split_text(message, self.channel.max_text)
-                span.set_attribute("aspri.parts", len(parts))
-                done: list[_Part] = []
-                for index, body in enumerate(parts):
-                    prior = state.get(f"part:{index}")
-                    if prior is not None:
-                        done.append(_PART.decode(prior))
-                        continue
-                    part = await self._send_part(
-                        chat_id, body, key, index, len(parts), causation_id
-                    )
-                    await self._save(state_key, {f"part:{index}": _ENC.encode(part)})
-                    done.append(part)
-                sent = SentMessage(
-                    message_id=done[0].message_id,
-                    chat_id=chat_id,
-                    event_id=done[0].event_id,
-                    parts=len(done),
-                    message_ids=[p.message_id for p in done],
-                )
-                await self._save(state_key, {"result": _ENC.encode(sent)})
+                flat = reply[1]
+                state = {text(flat[i]): flat[i + 1] for i in range(0, len(flat), 2)}
+                try:
+                    sent = await self._send_parts(send, message, state, causation_id)
+                finally:
+                    if not send.finished:
+                        await self._unlock(keys=[send.lock_key], args=[send.token])
+                span.set_attribute("aspri.parts", sent.parts)
                 span.set_attribute("aspri.sent_event_id", sent.event_id)
                 if event_id_of() is None:  # a send of its own (REST), not part of a turn
                     span.set_attribute(EVENT_ID, sent.event_id)
                 return sent
 
+    async def _send_parts(
+        self, send: _Send, message: str, state: dict[str, Any], causation_id: str | None
+    ) -> SentMessage:
+        """Send the parts not sent yet; the last one's ``_FINISH`` records the result."""
+        parts = split_text(message, self.channel.max_text)
+        done: list[_Part] = []
+        for index, body in enumerate(parts):
+            prior = state.get(f"part:{index}")
+            if prior is not None:
+                done.append(_PART.decode(prior))
+                continue
+            done.append(await self._send_part(send, body, index, done, len(parts), causation_id))
+        sent = _result(send.chat_id, done)
+        if not send.finished:  # the last part was recorded before (a crash, a resumed send)
+            await self._save(send.state_key, {"result": _ENC.encode(sent)})
+        return sent
+
     async def _send_part(
-        self, chat_id: str, body: str, key: str, index: int, total: int, causation_id: str | None
+        self,
+        send: _Send,
+        body: str,
+        index: int,
+        done: list[_Part],
+        total: int,
+        causation_id: str | None,
     ) -> _Part:
+        chat_id = send.chat_id
         waited = await self.pacer.wait_turn(chat_id)
         channel = self.channel.name
         try:
@@ -175,36 +257,61 @@ class Outbox:
             is_group=chat_id.endswith("@g.us"),
             from_me=True,
         )
-        event = REGISTRY.event(payload, source="whatsapp", causation_id=causation_id)
-        stream = keys.chat(chat_id)
-        out_key = f"whatsapp:out:{key}:{index}"
-        appended = await self.log.append(stream, event, idempotency_key=out_key)
-        # The channel may echo our own message back as inbound (WhatsApp Web does): mark its id
-        # as recorded so the echo is a duplicate, not a second copy in the chat.
-        await self.redis.set(
-            keys.idempotency(inbound_key(message_id)), appended.id, ex=self.ttl_s, nx=True
+        event = inject_traceparent(
+            REGISTRY.event(payload, source="whatsapp", causation_id=causation_id)
         )
-        event_id = event.event_id
-        if appended.duplicate:
-            first = await self.log.read(stream, appended.id, appended.id)
-            event_id = first[0].event_id if first else event_id
+        stream = keys.chat(chat_id)
+        part = _Part(message_id=message_id, event_id=event.event_id)
+        last = index == total - 1
+        result = _ENC.encode(_result(chat_id, [*done, part])) if last else b""
+        flat: list[str | bytes] = []
+        for name, value in (REGISTRY.to_fields(event) | key_fields(event)).items():
+            flat += [name, value]
+        # The channel may echo our own message back as inbound (WhatsApp Web does): the marker
+        # on its id makes the echo a duplicate, not a second copy in the chat.
+        status, entry_id = await self._finish(
+            keys=[
+                keys.idempotency(f"whatsapp:out:{send.key}:{index}"),
+                stream,
+                keys.idempotency(inbound_key(message_id)),
+                send.state_key,
+                send.lock_key,
+            ],
+            args=[
+                self.log.idempotency_ttl_s,
+                self.ttl_s,
+                f"part:{index}",
+                _ENC.encode(part),
+                result,
+                send.token,
+                *flat,
+            ],
+        )
+        entry_id = text(entry_id)
+        if text(status) == "dup":  # appended before a crash: the part is the first event
+            first = await self.log.read(stream, entry_id, entry_id)
+            part = _Part(
+                message_id=message_id, event_id=first[0].event_id if first else part.event_id
+            )
+            await self._save(send.state_key, {f"part:{index}": _ENC.encode(part)})
         else:
+            send.finished = last
             self.directory.mark(chat_id)
-            recorded = msgspec.structs.replace(event, entry_id=appended.id, stream=stream)
+            recorded = msgspec.structs.replace(event, entry_id=entry_id, stream=stream)
             if self.hub.subscribers:
                 self.hub.publish(to_chat_message(recorded))
         log.info(
             "message sent",
             extra={
                 "chatId": chat_id,
-                "eventId": event_id,
+                "eventId": part.event_id,
                 "messageId": message_id,
                 "part": index,
                 "parts": total,
                 "pacedSeconds": round(waited, 3),
             },
         )
-        return _Part(message_id=message_id, event_id=event_id)
+        return part
 
     async def _save(self, state_key: str, fields: Mapping[Any, Any]) -> None:
         pipe = self.redis.pipeline(transaction=True)
@@ -213,26 +320,27 @@ class Outbox:
         await pipe.execute()
 
     @asynccontextmanager
-    async def _exclusive(self, key: str) -> AsyncIterator[None]:
-        """One send per key at a time: later callers in this process wait for the first; a
-        caller in another process gets 409 while it runs."""
+    async def _one_at_a_time(self, key: str) -> AsyncIterator[None]:
+        """One send per key at a time in this process: later callers wait for the first (and
+        then see its result); a caller in another process gets 409 from ``_BEGIN``'s lock."""
         lock, users = self._local.get(key, (asyncio.Lock(), 0))
         self._local[key] = (lock, users + 1)
         try:
             async with lock:
-                token = new_event_id()
-                name = keys.whatsapp_send_lock(key)
-                if not await self.redis.set(name, token, nx=True, px=LOCK_MS):
-                    raise ApiError(
-                        409, "send_in_progress", "a send with this idempotency key is in progress"
-                    )
-                try:
-                    yield
-                finally:
-                    await self._unlock(keys=[name], args=[token])
+                yield
         finally:
             lock, users = self._local[key]
             if users == 1:
                 del self._local[key]
             else:
                 self._local[key] = (lock, users - 1)
+
+
+def _result(chat_id: str, done: list[_Part]) -> SentMessage:
+    return SentMessage(
+        message_id=done[0].message_id,
+        chat_id=chat_id,
+        event_id=done[0].event_id,
+        parts=len(done),
+        message_ids=[p.message_id for p in done],
+    )
