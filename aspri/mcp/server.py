@@ -33,6 +33,7 @@ from aspri.mcp.auth import StaticTokenVerifier, auth_settings
 from aspri.mcp.gateway import GatewayError, Gateways, new_http_client
 from aspri.mcp.memory_tools import MemoryBackend
 from aspri.mcp.meta import request_meta
+from aspri.mcp.pipes import stdio_pipes
 from aspri.memory.store import MemoryRefused
 from aspri.telemetry.tracing import continued, tracer
 
@@ -74,6 +75,13 @@ class AspriMCP(FastMCP[Any]):
             meta=meta,
             structured_output=structured_output,
         )
+
+    async def run_pipes_async(self) -> None:
+        """``run_stdio_async`` without a thread hop per message (``aspri.mcp.pipes``)."""
+        async with stdio_pipes() as (read_stream, write_stream):
+            await self._mcp_server.run(
+                read_stream, write_stream, self._mcp_server.create_initialization_options()
+            )
 
     async def call_tool(self, name: str, arguments: dict[str, Any]) -> Any:
         ctx = self.get_context()
@@ -182,7 +190,7 @@ async def serve(settings: Settings, transport: Transport = "stdio") -> None:
         server = build_server(settings, Gateways(http, settings), memory)
         if transport == "stdio":
             log.info("mcp server on stdio", extra={"tools": len(await server.list_tools())})
-            await server.run_stdio_async()
+            await server.run_pipes_async()
             return
         if http_token(settings) is None:
             log.warning(
