@@ -237,10 +237,11 @@ class Settings:
     whatsapp_cloud_access_token: str | None = None
     whatsapp_cloud_phone_number_id: str | None = None
     whatsapp_cloud_api_base: str = "https://graph.facebook.com/v21.0"
-    send_rate_per_s: float = 80.0
+    send_rate_per_s: float | None = None
+    """None: the engine's default (``aspri.api.whatsapp.pacing.ENGINE_PACING``)."""
     inbound_rate_per_minute: float = 20.0
     inbound_burst: int = 10
-    send_per_chat_interval_s: float = 0.0
+    send_per_chat_interval_s: float | None = None
     chromium_path: str = "/usr/bin/chromium"
     browser_url: str = "https://web.whatsapp.com"
     browser_headless: bool = True
@@ -343,14 +344,12 @@ class Settings:
             whatsapp_cloud_api_base=_read(
                 e, "WHATSAPP_CLOUD_API_BASE", d.whatsapp_cloud_api_base, _str
             ),
-            send_rate_per_s=_read(e, "WHATSAPP_SEND_RATE", d.send_rate_per_s, _positive_float),
+            send_rate_per_s=_read(e, "WHATSAPP_SEND_RATE", None, _positive_float),
             inbound_rate_per_minute=_read(
                 e, "INBOUND_RATE_PER_MINUTE", d.inbound_rate_per_minute, _positive_float
             ),
             inbound_burst=_read(e, "INBOUND_BURST", d.inbound_burst, _positive_int),
-            send_per_chat_interval_s=_read(
-                e, "WHATSAPP_PER_CHAT_INTERVAL", d.send_per_chat_interval_s, float
-            ),
+            send_per_chat_interval_s=_read(e, "WHATSAPP_PER_CHAT_INTERVAL", None, float),
             chromium_path=_read(e, "CHROMIUM_PATH", d.chromium_path, _str),
             browser_url=_read(e, "WHATSAPP_WEB_URL", d.browser_url, _str),
             browser_headless=_read(e, "WHATSAPP_BROWSER_HEADLESS", d.browser_headless, _bool),

@@ -12,7 +12,7 @@ from aspri.api.whatsapp.hub import Hub
 from aspri.api.whatsapp.inbox import Inbox
 from aspri.api.whatsapp.limits import InboundLimiter
 from aspri.api.whatsapp.outbox import Outbox
-from aspri.api.whatsapp.pacing import Clock, Pacer
+from aspri.api.whatsapp.pacing import Clock, pacer_for
 from aspri.config import Settings
 from aspri.schemas import Event, WhatsAppMessage
 from aspri.streams.log import EventLog
@@ -41,7 +41,12 @@ class Gateway:
         self.log = EventLog(redis, idempotency_ttl_s=settings.idempotency_ttl_s)
         self.hub = Hub()
         self.directory = Directory(redis, self.log)
-        pacer = Pacer(settings.send_rate_per_s, settings.send_per_chat_interval_s, clock)
+        pacer = pacer_for(
+            settings.whatsapp_engine,
+            settings.send_rate_per_s,
+            settings.send_per_chat_interval_s,
+            clock,
+        )
         self.outbox = Outbox(
             redis,
             self.log,

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from aspri.api.whatsapp.pacing import Pacer
+from aspri.api.whatsapp.pacing import Pacer, pacer_for
 from aspri.api.whatsapp.splitting import split_text
 from aspri.schemas import chatid
 from tests.api.whatsapp.conftest import FakeClock
@@ -70,3 +70,17 @@ async def test_pacer_reserves_slots_for_concurrent_senders() -> None:
     pacer = Pacer(rate_per_s=10.0, per_chat_interval_s=0.0, clock=clock)
     waits = await asyncio.gather(*(pacer.wait_turn(f"{n}@c.us") for n in range(4)))
     assert sorted(waits) == pytest.approx([0.0, 0.1, 0.2, 0.3])
+
+
+async def test_pacing_defaults_by_engine_and_overrides() -> None:
+    clock = FakeClock()
+    local = pacer_for("local", None, None, clock)
+    assert [await local.wait_turn("a@c.us") for _ in range(20)] == [0.0] * 20
+    assert clock.sleeps == []  # the local web chat is not paced at all
+    browser = pacer_for("browser", None, None, clock)
+    waits = [await browser.wait_turn(f"{n}@c.us") for n in range(3)]
+    assert waits == pytest.approx([0.0, 1.0, 1.0])  # a linked phone: one message a second
+    cloud = pacer_for("cloud", None, None, clock)
+    assert cloud.gap == pytest.approx(1 / 80) and cloud.per_chat == 0.0
+    paced_local = pacer_for("local", 4.0, 2.0, clock)
+    assert (paced_local.gap, paced_local.per_chat) == (0.25, 2.0)
