@@ -1,7 +1,7 @@
 """Debian's chromium through Playwright, for the tests that look at a page as a person does.
 
 The ``chromium`` fixture (tests/conftest.py) launches it; ``shot`` keeps what the page looked
-like under tests/artifacts/ (CI keeps that folder), so a failure or a review can see it.
+like under tests/artifacts/, so a failure or a review can look at it after the run.
 """
 
 from __future__ import annotations
