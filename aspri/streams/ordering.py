@@ -33,7 +33,7 @@ from aspri.streams.supervise import supervise
 log = logging.getLogger(__name__)
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class KeyState:
     """What this consumer knows of one key: its entries here, its lease, what it finished."""
 
@@ -87,6 +87,11 @@ class KeyOrder:
         """Queue ``d`` behind this consumer's earlier entries of its key, in stream order."""
         state = self.keys.get(d.key)
         if state is None:
+            if d.grant:  # the common case, a key new here and free: it starts at once
+                self.keys[d.key] = KeyState(d.key, [d], d.grant, True)
+                d.lease = d.grant
+                self.ready.put_nowait(d)
+                return
             state = self.keys[d.key] = KeyState(d.key)
         chain = state.chain
         if not chain or ids.after(d.entry_id, chain[-1].entry_id):
@@ -104,7 +109,8 @@ class KeyOrder:
         self._remove(state, d)
         state.done.add(d.entry_id)
         state.unflushed += 1
-        self._advance(state)
+        if state.chain:  # else it waits for the flush
+            self._advance(state)
 
     def abandoned(self, d: Delivery) -> None:
         """``d`` leaves this consumer unfinished (taken over, or left pending after an error)."""
