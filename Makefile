@@ -62,6 +62,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/mcp.py
 	$(BIN)/python bench/engine.py
 	$(BIN)/python bench/tracing.py
+	$(BIN)/python bench/memory.py
 	$(BIN)/python bench/recovery.py
 
 compose-check: $(STAMP)

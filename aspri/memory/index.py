@@ -7,6 +7,10 @@ indexed the first time it is searched in this process; the least recently search
 dropped past ``max_chats``. Facts are re-read whenever the person's memory changed, so a
 forgotten fact leaves the results at once.
 
+A query's words that are in more than ``COMMON`` documents are left out when rarer ones are
+there (their BM25 weight is small, and scoring every document holding them is what makes a
+search slow); a query of common words only ranks the newest ``RECENT_DOCS`` documents.
+
 With an ``Embeddings`` (``EMBEDDINGS_MODEL``), the BM25 candidates, every fact and the latest
 messages are re-ranked by cosine similarity to the query, so a search for "my kid" can find
 "my daughter Sari"; vectors are cached per document, and an embeddings failure falls back to
@@ -39,6 +43,12 @@ RERANK_RECENT = 100
 """Latest messages of the chat that embeddings re-rank besides the BM25 candidates."""
 VECTOR_CACHE = 50_000
 RECENT_COMMANDS = 256
+COMMON = 2_000
+"""A term in more documents than this is common: its BM25 weight is small and scoring every
+document it is in is what makes a search slow (a word in most of 100,000 messages: ~1 s). It
+is left out of a query that has rarer terms."""
+RECENT_DOCS = 5_000
+"""A query of common terms only ranks the newest this many indexed documents."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,10 +67,16 @@ class Hit:
     score: float = 0.0
 
 
-def match_expression(query: str) -> str | None:
-    """The query's words as an FTS5 OR of quoted terms (no operator of the query survives)."""
+def query_terms(query: str) -> list[str]:
+    """The query's words, lowercased, each once, as FTS5 quoted terms (no operator of the
+    query survives)."""
     words = list(dict.fromkeys(w.lower() for w in _WORD.findall(query)))[:MAX_QUERY_TERMS]
-    return " OR ".join(f'"{w}"' for w in words) if words else None
+    return [f'"{w}"' for w in words]
+
+
+def match_expression(query: str) -> str | None:
+    """The query's words as an FTS5 OR of quoted terms."""
+    return " OR ".join(query_terms(query)) or None
 
 
 def cosine(a: list[float], b: list[float]) -> float:
@@ -98,6 +114,7 @@ class SearchIndex:
         """Person → the memory version whose facts are indexed."""
         self._vectors: OrderedDict[tuple[str, str], list[float]] = OrderedDict()
         self._lock = asyncio.Lock()
+        self._last_rowid = 0
 
     async def sync_chat(self, chat_id: str) -> int:
         """Index the chat's messages written since the last sync; returns how many."""
@@ -171,6 +188,7 @@ class SearchIndex:
     def _insert(self, rows: list[tuple[Any, ...]]) -> None:
         with self.db:
             self.db.executemany("INSERT INTO docs VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+            self._last_rowid = self.db.execute("SELECT max(rowid) FROM docs").fetchone()[0] or 0
 
     def _delete(self, scope: str) -> None:
         with self.db:
@@ -179,18 +197,30 @@ class SearchIndex:
     def _replace(self, scope: str, rows: list[tuple[Any, ...]]) -> None:
         with self.db:
             self.db.execute("DELETE FROM docs WHERE scope = ?", (scope,))
-            self.db.executemany("INSERT INTO docs VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+        self._insert(rows)
 
     def _bm25(self, query: str, scopes: tuple[str, str], limit: int) -> list[Hit]:
-        expression = match_expression(query)
-        if expression is None:
+        terms = query_terms(query)
+        found = {t: self._count(t) for t in terms}
+        rare = [t for t in terms if 0 < found[t] <= COMMON]
+        common = [t for t in terms if found[t] > COMMON]
+        if not rare and not common:
             return []
+        since = 0 if rare else self._last_rowid - RECENT_DOCS
         rows = self.db.execute(
             "SELECT kind, ref, body, at, fromme, sender, bm25(docs) FROM docs "
-            "WHERE docs MATCH ? AND scope IN (?, ?) ORDER BY bm25(docs) LIMIT ?",
-            (expression, *scopes, limit),
+            "WHERE docs MATCH ? AND rowid > ? AND scope IN (?, ?) ORDER BY bm25(docs) LIMIT ?",
+            (" OR ".join(rare or common), since, *scopes, limit),
         ).fetchall()
         return [_hit(row, -row[6]) for row in rows]
+
+    def _count(self, term: str) -> int:
+        """Documents containing ``term``, counted up to ``COMMON + 1`` (cheap: no scoring)."""
+        row = self.db.execute(
+            "SELECT count(*) FROM (SELECT 1 FROM docs WHERE docs MATCH ? LIMIT ?)",
+            (term, COMMON + 1),
+        ).fetchone()
+        return int(row[0])
 
     def _recent(self, scopes: tuple[str, str]) -> list[Hit]:
         facts = self.db.execute(

@@ -15,7 +15,7 @@ from redis.asyncio import Redis
 
 from aspri.config import Settings
 from aspri.memory.embed import build_embeddings
-from aspri.memory.index import SearchIndex, match_expression
+from aspri.memory.index import COMMON, SearchIndex, match_expression
 from aspri.memory.store import MemoryStore
 from aspri.schemas import REGISTRY, WhatsAppMessage
 from aspri.streams import EventLog, keys
@@ -144,3 +144,20 @@ async def test_the_tools_act_only_for_the_person_the_caller_names_in_meta(redis_
         assert hit["kind"] == "fact" and hit["text"] == "the safe code is 4321"
     (event,) = await EventLog(Redis.from_url(redis_url)).read(keys.memory(CHAT))
     assert event.data.sources == ["e1"] and event.data.by == "model"
+
+
+async def test_common_words_do_not_drown_a_search(redis: Redis) -> None:
+    """A word in more than COMMON messages is left out when the query has rarer ones; a query
+    of common words alone still answers, from the newest messages."""
+    log = EventLog(redis)
+    pipe = redis.pipeline(transaction=False)
+    for i in range(COMMON + 500):
+        msg = WhatsAppMessage(id=f"m{i}", chat_id=CHAT, from_=CHAT, body=f"the day {i} went by")
+        pipe.xadd(keys.chat(CHAT), log.registry.to_fields(REGISTRY.event(msg, source="t")))
+    await pipe.execute()
+    await say(log, CHAT, "the wifi password is mango42")
+    index = SearchIndex(log)
+    memory = await MemoryStore(log, max_chars=500, source="t").load(CHAT)
+    hits = await index.search("the wifi", memory, CHAT, limit=3)
+    assert [h.text for h in hits] == ["the wifi password is mango42"]
+    assert len(await index.search("the", memory, CHAT, limit=3)) == 3
