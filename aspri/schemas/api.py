@@ -5,7 +5,7 @@ Field names are camelCase on the wire, as in the original services.
 
 from __future__ import annotations
 
-from typing import Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 import msgspec
 
@@ -153,29 +153,78 @@ class Health(Body):
 # ------------------------------------------------------------------ cron gateway
 
 
+JobType = Annotated[
+    Literal["recurring", "one-time", "one-time-relative"] | None,
+    msgspec.Meta(
+        description="The original ASPRI v2's job type: 'recurring' (needs schedule), "
+        "'one-time' (needs scheduledTime or runAt) or 'one-time-relative' (needs delayTime). "
+        "Optional: the timing field given says the same."
+    ),
+]
+ScheduledTime = Annotated[
+    int | str | None,
+    msgspec.Meta(
+        description="The original's one-shot time: Unix milliseconds, or 'yyyyMMddHHmmss' "
+        "(14 digits) read in `timezone` when given, else in the gateway's ASPRI_TIMEZONE.",
+        examples=["20301221120000", 1924941600000],
+    ),
+]
+DelayTime = (
+    Annotated[
+        str,
+        msgspec.Meta(
+            description="The original's relative one-shot: fire this long from now, "
+            "'[Xh][Ym][Zs]' (hours at most 8760, minutes and seconds at most 59).",
+            examples=["2m", "2h3m4s"],
+            pattern=r"^(?:\d{1,4}h)?(?:[0-5]?\dm)?(?:[0-5]?\ds)?$",
+        ),
+    ]
+    | None
+)
+Enabled = Annotated[
+    bool | None,
+    msgspec.Meta(description="The original's switch: true is status running, false stopped."),
+]
+
+
 class JobCreate(Body):
-    """``POST /api/jobs``: exactly one of ``schedule`` (cron) and ``runAt`` (ISO-8601)."""
+    """``POST /api/jobs``: exactly one of ``schedule`` (cron), ``runAt`` (ISO-8601), or the
+    original ASPRI v2's ``scheduledTime`` / ``delayTime`` (with its ``type`` and ``enabled``).
+    """
 
     name: str
     schedule: str | None = None
     run_at: str | None = None
-    timezone: str = "UTC"
+    timezone: str | None = None
+    """IANA name; default UTC."""
     payload: dict[str, Any] = msgspec.field(default_factory=dict)
     job_id: str | None = None
     status: str = "running"
+    type: JobType = None
+    scheduled_time: ScheduledTime = None
+    delay_time: DelayTime = None
+    enabled: Enabled = None
 
 
 class JobUpdate(Body):
-    """``PATCH /api/jobs/{jobId}``: only the fields given change."""
+    """``PATCH /api/jobs/{jobId}``: only the fields given change (``enabled`` starts or stops
+    the job; ``type`` cannot change)."""
 
     name: str | None = None
     schedule: str | None = None
     run_at: str | None = None
     timezone: str | None = None
     payload: dict[str, Any] | None = None
+    type: JobType = None
+    scheduled_time: ScheduledTime = None
+    delay_time: DelayTime = None
+    enabled: Enabled = None
 
 
 class Job(Body):
+    """A job; ``id`` to ``executedAt`` are the original ASPRI v2's fields (its times are
+    ``yyyyMMddHHmmss`` in the gateway's ASPRI_TIMEZONE)."""
+
     job_id: str
     name: str
     status: str
@@ -189,6 +238,47 @@ class Job(Body):
     next_run_at: str | None = None
     problem: str | None = None
     """Why the scheduler cannot plan this job's definition (it never fires); null when fine."""
+    id: str = ""
+    """The same as ``jobId``."""
+    type: str = "recurring"
+    """``recurring`` (a schedule) or ``one-time`` (runAt)."""
+    enabled: bool = True
+    """``status`` is running."""
+    executed: bool = False
+    """A one-time job that has fired."""
+    executed_at: str | None = None
+    scheduled_time: str | None = None
+    """A one-time job's runAt as ``yyyyMMddHHmmss``."""
+
+
+class StartedJob(Job):
+    """``POST .../start``: the job, and the original's ``started``."""
+
+    started: bool = True
+
+
+class StoppedJob(Job):
+    """``POST .../stop``: the job, and the original's ``stopped``."""
+
+    stopped: bool = True
+
+
+class DeletedJob(Job):
+    """``DELETE``: the job as it was, and the original's ``deleted``."""
+
+    deleted: bool = True
+
+
+class JobStats(Body):
+    """``GET /api/jobs/stats``, as the original counted."""
+
+    total: int
+    recurring: int
+    one_time: int
+    active: int
+    """Jobs whose status is running (the original's enabled)."""
+    executed: int
+    """One-time jobs that have fired."""
 
 
 class JobPage(Body):

@@ -123,7 +123,7 @@ class JobRegistry:
                     )
                 created = False
                 return None
-            require_future(spec.run_at, self.now_ms())
+            require_future(spec.run_at, self.now_ms(), spec.time_field)
             self._check_room(state, spec, job_id)
             return self._event(JobCreated(job_id=job_id, digest=digest, **spec.fields()))
 

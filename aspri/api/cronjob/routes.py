@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, TypeVar
 
+import msgspec
 from litestar import Response, delete, get, patch, post
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import HeaderParameter, JSONBody, PathParameter, QueryParameter
@@ -11,6 +12,7 @@ from litestar.types import ControllerRouterHandler
 from redis.exceptions import RedisError
 
 from aspri.api.common import ApiError
+from aspri.api.cronjob import original
 from aspri.api.cronjob.registry import JobRegistry
 from aspri.api.cronjob.validation import (
     DEFAULT_LIMITS,
@@ -21,7 +23,19 @@ from aspri.api.cronjob.validation import (
     merge_update,
     parse_create,
 )
-from aspri.schemas.api import Failure, Health, Job, JobCreate, JobPage, JobUpdate, Success
+from aspri.schemas.api import (
+    DeletedJob,
+    Failure,
+    Health,
+    Job,
+    JobCreate,
+    JobPage,
+    JobStats,
+    JobUpdate,
+    StartedJob,
+    StoppedJob,
+    Success,
+)
 from aspri.schemas.cron import RUNNING, JobRecord, plan
 from aspri.schemas.envelope import text
 from aspri.streams import keys
@@ -52,11 +66,16 @@ def _errors(*statuses: int) -> dict[int, ResponseSpec]:
     }
 
 
-def to_job(job: JobRecord, now_ms: int, grace_ms: int) -> Job:
+V = TypeVar("V", bound=Job)
+
+
+def to_job(job: JobRecord, now_ms: int, grace_ms: int, local_tz: str = "UTC") -> Job:
     """The API view of a job; times are ISO-8601 in the job's timezone (in UTC for a job
-    whose definition cannot be planned: such a job never fires and says why in ``problem``)."""
+    whose definition cannot be planned: such a job never fires and says why in ``problem``),
+    and the original ASPRI v2's fields beside them (its times in ``local_tz``)."""
     tz = job.timezone if job.problem is None else "UTC"
     due = plan(job, now_ms, grace_ms).due if job.status == RUNNING else None
+    old = original.original_view(job, local_tz)
     return Job(
         job_id=job.job_id,
         name=job.name,
@@ -70,6 +89,12 @@ def to_job(job: JobRecord, now_ms: int, grace_ms: int) -> Job:
         last_run_at=_shown(job.last_run_at, tz),
         next_run_at=_shown(due, tz),
         problem=job.problem,
+        id=job.job_id,
+        type=old.type,
+        enabled=old.enabled,
+        executed=old.executed,
+        executed_at=old.executed_at,
+        scheduled_time=old.scheduled_time,
     )
 
 
@@ -89,9 +114,15 @@ def routes(
 ) -> list[ControllerRouterHandler]:
     """The handlers, bound to one registry."""
     grace_ms = int(grace_s * 1000)
+    local_tz = limits.local_timezone
 
     def view(job: JobRecord) -> Success[Job]:
-        return Success(data=to_job(job, registry.now_ms(), grace_ms))
+        return Success(data=to_job(job, registry.now_ms(), grace_ms, local_tz))
+
+    def view_as(kind: type[V], job: JobRecord) -> Success[V]:
+        """The job with one of the original's flags (``started``, ``stopped``, ``deleted``)."""
+        shown = to_job(job, registry.now_ms(), grace_ms, local_tz)
+        return Success(data=kind(**msgspec.structs.asdict(shown)))
 
     @post(
         "/api/jobs",
@@ -104,7 +135,8 @@ def routes(
         data: JSONBody[JobCreate],
         idempotency_key: IdempotencyKey = None,
     ) -> Response[Success[Job]]:
-        """Create a recurring (``schedule``) or one-shot (``runAt``) job.
+        """Create a recurring (``schedule``) or one-shot (``runAt``) job; the original ASPRI
+        v2's bodies work too (``type``, ``scheduledTime``, ``delayTime``, ``enabled``).
 
         ``schedule`` has 5 fields (minute hour day-of-month month day-of-week) or 6 with seconds
         first (firing more than once a minute only with ``CRON_ALLOW_SECONDS=true``); at most
@@ -129,8 +161,14 @@ def routes(
         """Jobs oldest first, optionally only those with ``status``."""
         jobs = await registry.list(check_status_filter(status))
         now = registry.now_ms()
-        page = [to_job(j, now, grace_ms) for j in jobs[offset : offset + limit]]
+        page = [to_job(j, now, grace_ms, local_tz) for j in jobs[offset : offset + limit]]
         return Success(data=JobPage(jobs=page, total=len(jobs), offset=offset, limit=limit))
+
+    @get("/api/jobs/stats", tags=["jobs"], summary="Count jobs", responses=_errors())
+    async def job_stats() -> Success[JobStats]:
+        """How many jobs there are, recurring and one-time, active (running), and one-time
+        jobs already executed: the original ASPRI v2's statistics."""
+        return Success(data=original.stats(await registry.list(None)))
 
     @get("/api/jobs/{jobId:str}", tags=["jobs"], summary="Get a job", responses=_errors(404))
     async def get_job(job_id: JobPath) -> Success[Job]:
@@ -144,8 +182,8 @@ def routes(
     )
     async def update_job(job_id: JobPath, data: JSONBody[JobUpdate]) -> Success[Job]:
         """Only the fields given change. Giving ``schedule`` turns a one-shot job into a
-        recurring one and giving ``runAt`` the reverse; a completed job given a new time runs
-        again."""
+        recurring one and giving ``runAt`` (or ``scheduledTime``) the reverse; a completed job
+        given a new time runs again. ``enabled`` starts (true) or stops (false) the job."""
         job = await registry.update(
             job_id, lambda j: merge_update(j, data, registry.now_ms(), limits)
         )
@@ -158,10 +196,14 @@ def routes(
         summary="Delete a job",
         responses=_errors(404),
     )
-    async def delete_job(job_id: JobPath, idempotency_key: IdempotencyKey = None) -> Success[Job]:
-        """Delete the job for good; returns it as it was. A retry with the same
-        ``Idempotency-Key`` returns the same answer instead of 404."""
-        return view(await registry.delete(job_id, replay=idempotency_key is not None))
+    async def delete_job(
+        job_id: JobPath, idempotency_key: IdempotencyKey = None
+    ) -> Success[DeletedJob]:
+        """Delete the job for good; returns it as it was (and ``deleted: true``). A retry with
+        the same ``Idempotency-Key`` returns the same answer instead of 404."""
+        return view_as(
+            DeletedJob, await registry.delete(job_id, replay=idempotency_key is not None)
+        )
 
     @post(
         "/api/jobs/{jobId:str}/start",
@@ -170,9 +212,9 @@ def routes(
         summary="Start a job",
         responses=_errors(404, 409),
     )
-    async def start_job(job_id: JobPath) -> Success[Job]:
+    async def start_job(job_id: JobPath) -> Success[StartedJob]:
         """Let a stopped job run again; runs missed while it was stopped are not made up."""
-        return view(await registry.start_job(job_id))
+        return view_as(StartedJob, await registry.start_job(job_id))
 
     @post(
         "/api/jobs/{jobId:str}/stop",
@@ -181,9 +223,9 @@ def routes(
         summary="Stop a job",
         responses=_errors(404),
     )
-    async def stop_job(job_id: JobPath) -> Success[Job]:
+    async def stop_job(job_id: JobPath) -> Success[StoppedJob]:
         """Pause the job; it keeps its definition and can be started again."""
-        return view(await registry.stop_job(job_id))
+        return view_as(StoppedJob, await registry.stop_job(job_id))
 
     @get(
         "/health",
@@ -225,4 +267,14 @@ def routes(
             )
         )
 
-    return [create_job, list_jobs, get_job, update_job, delete_job, start_job, stop_job, health]
+    return [
+        create_job,
+        list_jobs,
+        job_stats,
+        get_job,
+        update_job,
+        delete_job,
+        start_job,
+        stop_job,
+        health,
+    ]

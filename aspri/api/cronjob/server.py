@@ -41,6 +41,7 @@ async def _serve(settings: Settings) -> bool:
         limits = Limits(
             allow_seconds=settings.cron_allow_seconds,
             max_jobs_per_chat=settings.cron_max_jobs_per_chat,
+            local_timezone=settings.timezone,
         )
         access = Access.from_settings(settings)
         app = create_app(redis, grace_s=settings.cron_grace_s, limits=limits, access=access)

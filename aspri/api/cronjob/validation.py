@@ -21,6 +21,7 @@ import msgspec
 from croniter import CroniterError, croniter
 
 from aspri.api.common import ApiError
+from aspri.api.cronjob import original
 from aspri.schemas.api import JobCreate, JobUpdate
 from aspri.schemas.cron import (
     COMPLETED,
@@ -64,6 +65,9 @@ class Limits:
     """Whether a schedule may fire more often than once a minute (``CRON_ALLOW_SECONDS``)."""
     max_jobs_per_chat: int = 100
     """Jobs whose payload targets one chat (``CRON_MAX_JOBS_PER_CHAT``)."""
+    local_timezone: str = "UTC"
+    """The original's "server local time" (``ASPRI_TIMEZONE``): a ``yyyyMMddHHmmss``
+    ``scheduledTime`` is read in it and the original's fields are shown in it."""
 
 
 DEFAULT_LIMITS = Limits()
@@ -81,14 +85,26 @@ class Definition:
     timezone: str
     payload: dict[str, Any]
     status: str
+    delay: str | None = None
+    """The ``delayTime`` ``run_at`` was computed from: the digest uses it instead, so a retry
+    made later is still the same request."""
+    time_field: str = "runAt"
+    """The request's name for ``run_at``, for messages (the original's ``scheduledTime``)."""
 
     def fields(self) -> dict[str, Any]:
         """The definition's fields in declaration order (what the job events carry)."""
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        return {
+            f.name: getattr(self, f.name)
+            for f in dataclasses.fields(self)
+            if f.name not in ("delay", "time_field")
+        }
 
     def digest(self) -> str:
         """Fingerprint of the definition: a retried create has the same one."""
-        body = msgspec.json.encode(list(self.fields().values()), order="deterministic")
+        values = self.fields()
+        if self.delay is not None:
+            values["run_at"] = f"+{self.delay}"
+        body = msgspec.json.encode(list(values.values()), order="deterministic")
         return hashlib.sha256(body).hexdigest()
 
 
@@ -185,10 +201,10 @@ def parse_run_at(value: str, timezone: str, now_ms: int) -> int:
     return run_at
 
 
-def require_future(run_at: int | None, now_ms: int) -> None:
+def require_future(run_at: int | None, now_ms: int, field: str = "runAt") -> None:
     if run_at is not None and run_at <= now_ms:
         raise invalid(
-            f"runAt: {iso(run_at, 'UTC')} is in the past (it is now {iso(now_ms, 'UTC')}); "
+            f"{field}: {iso(run_at, 'UTC')} is in the past (it is now {iso(now_ms, 'UTC')}); "
             "give a future time"
         )
 
@@ -244,20 +260,52 @@ def _timing(schedule: str | None, run_at: str | None) -> None:
 def parse_create(body: JobCreate, now_ms: int, limits: Limits = DEFAULT_LIMITS) -> Definition:
     """Every check of a create except "runAt is in the future" (a retry may come late)."""
     name = check_name(body.name)
-    timezone = check_timezone(body.timezone)
-    _timing(body.schedule, body.run_at)
+    timezone = check_timezone("UTC" if body.timezone is None else body.timezone)
+    if body.type is None and body.scheduled_time is None and body.delay_time is None:
+        _timing(body.schedule, body.run_at)
+    else:
+        original.require_timing(
+            body.type,
+            {
+                "schedule": body.schedule,
+                "runAt": body.run_at,
+                "scheduledTime": body.scheduled_time,
+                "delayTime": body.delay_time,
+            },
+        )
     schedule = (
         check_schedule(body.schedule, timezone, limits) if body.schedule is not None else None
     )
-    run_at = parse_run_at(body.run_at, timezone, now_ms) if body.run_at is not None else None
+    run_at = _run_at(body, timezone, now_ms, limits)
+    if body.delay_time is not None:
+        run_at = now_ms + original.parse_delay(body.delay_time)
+    status = check_status(body.status)
+    if body.enabled is not None and status != RUNNING and body.enabled:
+        raise invalid(f"enabled, status: enabled is true but status is {status!r}; give one")
     return Definition(
         name=name,
         schedule=schedule,
         run_at=run_at,
         timezone=timezone,
         payload=check_payload(body.payload),
-        status=check_status(body.status),
+        status=original.status_of(body.enabled, status),
+        delay=body.delay_time,
+        time_field="scheduledTime" if body.scheduled_time is not None else "runAt",
     )
+
+
+def _run_at(body: JobCreate | JobUpdate, timezone: str, now_ms: int, limits: Limits) -> int | None:
+    """Unix ms of ``runAt`` (ISO-8601, read in the job's ``timezone``) or of the original's
+    ``scheduledTime``; None if neither. A ``yyyyMMddHHmmss`` is read in the body's ``timezone``
+    when it names one, else in the gateway's (the original read it in the server's local time).
+    """
+    if body.run_at is not None:
+        return parse_run_at(body.run_at, timezone, now_ms)
+    if body.scheduled_time is None:
+        return None
+    wall = check_timezone(limits.local_timezone if body.timezone is None else body.timezone)
+    latest = now_ms + int(RUN_AT_MAX_AHEAD.total_seconds() * 1000)
+    return original.parse_scheduled_time(body.scheduled_time, wall, latest)
 
 
 def job_id_for(body: JobCreate, idempotency_key: str | None) -> str:
@@ -272,21 +320,42 @@ def job_id_for(body: JobCreate, idempotency_key: str | None) -> str:
 def merge_update(
     job: JobRecord, body: JobUpdate, now_ms: int, limits: Limits = DEFAULT_LIMITS
 ) -> Definition:
-    """The job's definition after ``body``: giving ``schedule`` drops ``runAt`` and vice versa."""
-    if body.schedule is not None and body.run_at is not None:
-        _timing(body.schedule, body.run_at)
+    """The job's definition after ``body``: giving ``schedule`` drops ``runAt`` and vice versa;
+    ``enabled`` starts or stops it, as the original's did."""
+    timing = {
+        "schedule": body.schedule,
+        "runAt": body.run_at,
+        "scheduledTime": body.scheduled_time,
+        "delayTime": body.delay_time,
+    }
+    if sum(value is not None for value in timing.values()) > 1:
+        if body.scheduled_time is None and body.delay_time is None:
+            _timing(body.schedule, body.run_at)
+        original.require_timing(None, timing)
+    current = original.RECURRING if job.schedule is not None else original.ONE_TIME
+    if body.type not in (None, current) and not (
+        body.type == original.ONE_TIME_RELATIVE and current == original.ONE_TIME
+    ):
+        raise invalid(
+            f"type: job {job.job_id!r} is {current}; a job's type cannot change (give a "
+            "schedule to make it recurring, or runAt to make it one-time)"
+        )
     timezone = check_timezone(body.timezone if body.timezone is not None else job.timezone)
     schedule, run_at = job.schedule, job.run_at
     if body.schedule is not None:
         schedule, run_at = check_schedule(body.schedule, timezone, limits), None
-    elif body.run_at is not None:
-        schedule, run_at = None, parse_run_at(body.run_at, timezone, now_ms)
-        require_future(run_at, now_ms)
+    elif body.run_at is not None or body.scheduled_time is not None:
+        schedule, run_at = None, _run_at(body, timezone, now_ms, limits)
+        require_future(run_at, now_ms, "runAt" if body.run_at is not None else "scheduledTime")
+    elif body.delay_time is not None:
+        schedule, run_at = None, now_ms + original.parse_delay(body.delay_time)
     elif schedule is not None and body.timezone is not None:
         schedule = check_schedule(schedule, timezone, ALLOW_ALL)
     status = job.status
     if status == COMPLETED and (schedule, run_at) != (job.schedule, job.run_at):
         status = RUNNING  # a finished one-shot given a new time runs again
+    if body.enabled is not None:
+        status = _enabled(job, body.enabled, status, run_at, now_ms)
     return Definition(
         name=check_name(body.name) if body.name is not None else job.name,
         schedule=schedule,
@@ -295,6 +364,20 @@ def merge_update(
         payload=check_payload(body.payload) if body.payload is not None else job.payload,
         status=status,
     )
+
+
+def _enabled(job: JobRecord, enabled: bool, status: str, run_at: int | None, now_ms: int) -> str:
+    """The status ``enabled`` asks for; a one-shot whose time has passed cannot run again."""
+    if not enabled:
+        return STOPPED
+    if status != RUNNING and run_at is not None and run_at <= now_ms:
+        raise ApiError(
+            409,
+            "conflict",
+            f"enabled: job {job.job_id!r} was due at {iso(run_at, job.timezone)}, which has "
+            "passed; give a new scheduledTime (or runAt) to run it again",
+        )
+    return RUNNING
 
 
 def chat_of(payload: dict[str, Any]) -> str | None:
