@@ -28,10 +28,13 @@ from collections import OrderedDict
 from dataclasses import dataclass, replace
 from typing import Any
 
+import msgspec
 from langchain_core.embeddings import Embeddings
+from redis.asyncio import Redis
 
 from aspri.memory.store import Memory
-from aspri.schemas import WhatsAppMessage
+from aspri.schemas import UndecodableEvent
+from aspri.schemas.envelope import text
 from aspri.streams import keys
 from aspri.streams.log import EventLog
 
@@ -49,6 +52,18 @@ document it is in is what makes a search slow (a word in most of 100,000 message
 is left out of a query that has rarer terms."""
 RECENT_DOCS = 5_000
 """A query of common terms only ranks the newest this many indexed documents."""
+
+
+class _Body(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    """The fields of a ``whatsapp:message`` payload the index reads."""
+
+    body: str = ""
+    from_me: bool = False
+    from_name: str | None = None
+    from_: str = msgspec.field(default="", name="from")
+
+
+_BODY = msgspec.json.Decoder(_Body)
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +130,9 @@ class SearchIndex:
         self._vectors: OrderedDict[tuple[str, str], list[float]] = OrderedDict()
         self._lock = asyncio.Lock()
         self._last_rowid = 0
+        # XRANGE replies as flat lists, without redis-py's per-entry conversion (as Table does)
+        self._raw = Redis(connection_pool=log_.redis.connection_pool)
+        self._raw.set_response_callback("XRANGE", lambda response, **_: response)
 
     async def sync_chat(self, chat_id: str) -> int:
         """Index the chat's messages written since the last sync; returns how many."""
@@ -123,29 +141,28 @@ class SearchIndex:
         added = 0
         commands = self._commands.setdefault(chat_id, OrderedDict())
         while True:
-            events = await self.log.read(scope, f"({cursor}", "+", self.batch)
-            if not events:
+            raw: Any = await self._raw.xrange(scope, f"({cursor}", "+", count=self.batch)
+            if not raw:
                 break
             rows = []
-            for event in events:
-                data = event.data
-                if isinstance(data, WhatsAppMessage) and data.body.strip():
-                    if not data.from_me and data.body.lstrip().startswith("/"):
-                        commands[event.event_id] = None  # a slash command is not conversation,
-                        if len(commands) > RECENT_COMMANDS:  # nor is its reply
-                            commands.popitem(last=False)
-                        continue
-                    if data.from_me and event.causation_id in commands:
-                        continue
-                    who = "" if data.from_me else (data.from_name or data.from_)
-                    rows.append(
-                        (data.body, scope, "message", event.event_id, event.timestamp,
-                         int(data.from_me), who)
-                    )  # fmt: skip
-            cursor = events[-1].entry_id or cursor
+            for entry_id, flat in raw:
+                message = self._message(entry_id, flat)
+                if message is None:
+                    continue
+                event_id, at, cause, data = message
+                if not data.from_me and data.body.lstrip().startswith("/"):
+                    commands[event_id] = None  # a slash command is not conversation,
+                    if len(commands) > RECENT_COMMANDS:  # nor is its reply
+                        commands.popitem(last=False)
+                    continue
+                if data.from_me and cause in commands:
+                    continue
+                who = "" if data.from_me else (data.from_name or data.from_)
+                rows.append((data.body, scope, "message", event_id, at, int(data.from_me), who))
+            cursor = text(raw[-1][0])
             await asyncio.to_thread(self._insert, rows)
             added += len(rows)
-            if len(events) < self.batch:
+            if len(raw) < self.batch:
                 break
         self._chats[chat_id] = cursor
         self._chats.move_to_end(chat_id)
@@ -182,6 +199,30 @@ class SearchIndex:
         except Exception as exc:
             log.warning("embeddings failed; BM25 order kept", extra={"error": repr(exc)[:300]})
             return hits[:limit]
+
+    def _message(self, entry_id: Any, flat: list[Any]) -> tuple[str, int, str, _Body] | None:
+        """A ``whatsapp:message`` entry with text, as (eventId, timestamp, causationId, body);
+        None for anything else. Only the fields the index needs are decoded (a rebuild reads
+        the whole chat); another version goes through the registry."""
+        pairs = iter(flat)
+        fields = dict(zip(pairs, pairs, strict=False))
+        if fields.get(b"type") != b"whatsapp:message":
+            return None
+        try:
+            if fields.get(b"v", b"1") == b"1":
+                data = _BODY.decode(fields.get(b"data") or b"{}")
+            else:
+                event = self.log.registry.from_fields(fields, entry_id=text(entry_id))
+                m = event.data
+                data = _Body(body=m.body, from_me=m.from_me, from_name=m.from_name, from_=m.from_)
+        except (msgspec.MsgspecError, UndecodableEvent, AttributeError):
+            return None
+        if not data.body.strip():
+            return None
+        event_id = text(fields.get(b"eventId") or entry_id)
+        cause = fields.get(b"causationId")
+        at = int(fields.get(b"timestamp") or 0)
+        return event_id, at, "" if cause is None else text(cause), data
 
     # ------------------------------------------------------------------ sqlite (in a thread)
 
