@@ -179,6 +179,7 @@ class Replies:
     def __init__(self, base_url: str) -> None:
         self.url = f"{base_url}/api/local/events"
         self.waiting: dict[str, asyncio.Queue[tuple[float, str]]] = {}
+        self.resent = 0
 
     @contextlib.asynccontextmanager
     async def listening(self) -> AsyncIterator[None]:
@@ -221,7 +222,13 @@ async def converse(
     for i in range(messages):
         text = f"{number} message {i}"
         began = time.perf_counter()
-        r = await http.post(f"{base}/api/local/messages", json={"from": number, "text": text})
+        try:
+            r = await http.post(f"{base}/api/local/messages", json={"from": number, "text": text})
+        except (httpx.ReadError, httpx.RemoteProtocolError):
+            # a kept-alive connection the gateway closed as the request went out (seen at load
+            # average 10+); the message was not taken, so it is sent again once
+            replies.resent += 1
+            r = await http.post(f"{base}/api/local/messages", json={"from": number, "text": text})
         r.raise_for_status()
         arrived, body = await asyncio.wait_for(queue.get(), 60)
         if body != f"re: {text}":
@@ -284,6 +291,7 @@ async def measure(
         "send": mean(t.timings.send_ms for t in turns),
         "turn_total": total,
         "cpu": cpu,  # type: ignore[dict-item]
+        "resent": replies.resent,
     }
 
 
@@ -349,7 +357,8 @@ def progress(light: dict[str, float], busy: dict[str, float]) -> None:
     print(
         f"{busy['workers']:g} worker(s): {busy['turns_per_s']:.1f} turns/s over {busy['chats']:g} "
         f"chats, CPU {sum(cpu.values()):.1f} ms/turn ({parts}); unloaded p50 "
-        f"{light['p50']:.1f} ms (load average {os.getloadavg()[0]:.1f})",
+        f"{light['p50']:.1f} ms (load average {os.getloadavg()[0]:.1f}; "
+        f"{busy['resent']:g} requests sent again)",
         flush=True,
     )
 
