@@ -9,6 +9,7 @@ never acts twice for one event.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
+import langsmith
 import msgspec
 from langchain.agents import create_agent
 from langchain.agents.middleware import AgentMiddleware, ModelRequest, ModelResponse
@@ -25,6 +27,7 @@ from langchain_core.tools import BaseTool
 from langgraph.errors import GraphRecursionError
 from langgraph.prebuilt.tool_node import ToolCallRequest
 from langgraph.types import Command
+from langsmith import utils as ls_utils
 from opentelemetry.trace import Span, SpanKind
 
 from aspri.agents.model_state import ModelState
@@ -220,11 +223,31 @@ def _as_data(result: ToolMessage | Command[Any]) -> ToolMessage | Command[Any]:
     return result.model_copy(update={"content": content})
 
 
+async def _inline_unless_tracing(
+    default: Callable[..., Awaitable[Any]],
+    ctx: contextvars.Context,
+    func: Callable[..., Any],
+    /,
+    *args: Any,
+    **kwargs: Any,
+) -> Any:
+    """LangSmith's ``aio_to_thread``, run inline while LangSmith tracing is off.
+
+    ``create_agent`` wraps each middleware's ``awrap_model_call`` in ``langsmith.traceable``,
+    which moves its run bookkeeping to a worker thread twice per model call even when nothing
+    traces: two thread hops on every model call of every turn. With tracing off that
+    bookkeeping does no I/O, so it runs on the loop; with tracing on, LangSmith's own way."""
+    if ls_utils.tracing_is_enabled():
+        return await default(ctx, func, *args, **kwargs)
+    return ctx.run(func, *args, **kwargs)
+
+
 def build_agent(
     model: BaseChatModel, tools: Sequence[BaseTool], provider: str, state: ModelState
 ) -> Any:
     """The compiled agent graph; run it with ``run_agent``. ``provider`` (``LLM_PROVIDER``)
     names the model's API in spans and metrics; every model call's outcome goes to ``state``."""
+    langsmith.set_runtime_overrides(aio_to_thread=_inline_unless_tracing)
     return create_agent(
         model, list(tools), middleware=[TurnMiddleware(provider, state)], context_schema=TurnContext
     )
