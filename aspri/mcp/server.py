@@ -1,4 +1,4 @@
-"""The MCP server: eleven tools over stdio (spawned by the engine) or streamable HTTP at ``/mcp``.
+"""The MCP server: fourteen tools over stdio (spawned by the engine) or streamable HTTP at ``/mcp``.
 
 Built on the SDK's FastMCP. One ``httpx.AsyncClient`` serves every session of the process (the
 SDK's lifespan runs once per session, so the client is opened here, around the transport).
@@ -151,7 +151,7 @@ def error_text(tool: str, exc: ToolError) -> str:
 def build_server(
     settings: Settings, gateways: Gateways, memory: MemoryBackend | None = None
 ) -> AspriMCP:
-    """The server with its eleven tools; on HTTP a bearer token is required: ``MCP_TOKEN``,
+    """The server with its fourteen tools; on HTTP a bearer token is required: ``MCP_TOKEN``,
     else the API key (none only with ``ASPRI_API_KEY=off`` and no ``MCP_TOKEN``)."""
     token = http_token(settings)
     server = AspriMCP(

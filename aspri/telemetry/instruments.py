@@ -1,7 +1,7 @@
 """The process's Prometheus instruments, updated as events flow (``/metrics`` renders them).
 
 Label sets are bounded: agents, providers, models and channels are a handful per deployment;
-tool names are the server's eleven (anything else a model invents counts as ``other``). Chat
+tool names are the server's fourteen (anything else a model invents counts as ``other``). Chat
 ids, event ids and error texts never become labels.
 """
 
@@ -27,6 +27,9 @@ TOOLS = frozenset(
         "cronjob_delete",
         "cronjob_start",
         "cronjob_stop",
+        "memory_save",
+        "memory_forget",
+        "memory_search",
     }
 )
 _LATENCY = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)

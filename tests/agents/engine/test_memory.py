@@ -160,7 +160,7 @@ async def test_after_an_hour_of_silence_a_new_session_still_knows_the_fact(stack
     assert ids.after(summary.session_end, ends[-1])  # its last reply
 
 
-async def test_a_fact_outlives_200_more_messages(stack: Stack) -> None:
+async def test_a_fact_outlives_200_more_messages_and_poison_in_its_stream(stack: Stack) -> None:
     model = scripted(remembering())
     number = new_number()
     chat = f"{number}@c.us"
@@ -168,10 +168,13 @@ async def test_a_fact_outlives_200_more_messages(stack: Stack) -> None:
         await stack.say(number, "/remember I am allergic to peanuts")
         await stack.wait_replies(chat, 1)
         await past_exchanges(stack, chat, [f"chat {i}" for i in range(200)], now_ms())
+        poison = {"eventId": "p", "source": "elsewhere", "timestamp": "1", "type": "memory:saved"}
+        await stack.redis.xadd(keys.memory(chat), poison | {"data": '{"person": 1'})
+        await stack.redis.xadd(keys.memory(chat), {"junk": "only"})
         await stack.say(number, "what should I not eat?")
         await stack.wait_answered(chat)
     (prompt,) = turn_calls(model)
-    assert "I am allergic to peanuts" in system_of(prompt)
+    assert "I am allergic to peanuts" in system_of(prompt)  # poison skipped, nothing crashed
     assert len(prompt) - 1 <= stack.settings.session_history_limit  # the window is full
 
 
