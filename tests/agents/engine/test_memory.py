@@ -6,6 +6,7 @@ contact's turn never sees the owner's memory. The scripted model stands in for t
 
 from __future__ import annotations
 
+import random
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -22,6 +23,7 @@ from aspri.schemas.memory import MemoryForgotten, MemorySaved, MemorySummary
 from aspri.streams import ids, keys
 from aspri.streams.server import free_port
 from tests.agents.engine.stack import Stack, echo, new_number, scripted
+from tests.agents.engine.test_access import say_in_group
 from tests.helpers import wait_until
 
 HOUR_MS = 3_600_000
@@ -315,3 +317,23 @@ async def test_without_a_model_memory_commands_work_and_no_summary_is_written(
     replies = await stack.replies(chat)
     assert "I run on Sundays" in replies[-1]
     assert await summaries(stack, chat) == []
+
+
+async def test_a_group_has_its_own_memory_and_never_shows_a_members_own(
+    stack: Stack, rules: dict[str, Any]
+) -> None:
+    owner, member = rules["owner_numbers"][0].split("@")[0], new_number()
+    group = f"120363{random.randrange(10**12):012d}@g.us"
+    model = scripted(remembering())
+    async with stack.engine(model, allowed_groups=(group,), **rules):
+        await stack.say(owner, "/remember my bank PIN hint is blue")
+        await stack.wait_replies(f"{owner}@c.us", 1)
+        await say_in_group(stack, group, owner, "/remember team lunch is on Fridays")
+        await stack.wait_replies(group, 1)
+        await say_in_group(stack, group, member, "ASPRI, when is lunch?")
+        await stack.wait_replies(group, 2)
+    (prompt,) = turn_calls(model)
+    assert "team lunch is on Fridays" in system_of(prompt)
+    assert "bank PIN" not in system_of(prompt)
+    (fact,) = await memory_events(stack, group)
+    assert isinstance(fact, MemorySaved) and fact.person == group
