@@ -78,20 +78,17 @@ class EventStream:
     def _watch(self, loop: asyncio.AbstractEventLoop, when: float) -> None:
         if self._check is not None:
             self._check.cancel()
-        self._check = loop.call_at(when, self._on_check, loop)
+        self._check = loop.call_at(when, self._on_check)
         self._check_at = when
 
-    def _on_check(self, loop: asyncio.AbstractEventLoop) -> None:
-        """The watch timer fired: expire the deadline of a handler past it, else look again
-        at the running handler's deadline (none running: the next event sets the timer)."""
+    def _on_check(self) -> None:
+        """The watch timer fired: hand the running handler's own deadline to the timeout (it
+        cancels the handler now if that is past); with no handler running, the next event
+        sets the timer again."""
         self._check = None
         d = self.current
-        if d is None or d.deadline is None:
-            return
-        if d.deadline > loop.time():
-            self._watch(loop, d.deadline)
-        elif self.deadline.when() is None:
-            self.deadline.reschedule(d.deadline)  # in the past: cancels the handler now
+        if d is not None and d.deadline is not None and self.deadline.when() is None:
+            self.deadline.reschedule(d.deadline)
 
     def stop_watch(self) -> None:
         """The worker left this iterator: its timer must not fire into the next one."""

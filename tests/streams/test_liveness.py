@@ -104,6 +104,33 @@ async def test_a_handler_within_its_timeout_is_not_cut(redis: Redis) -> None:
     assert await redis.xlen(keys.dlq(STREAM)) == 0
 
 
+async def test_each_handler_gets_its_whole_timeout(redis: Redis) -> None:
+    """One watch timer serves a worker's handlers: set for the first one's deadline, it must
+    give a hung handler that started later its own full time, then cut it."""
+    await append(redis, 1)
+    await append(redis, 2)
+    app = app_for(redis, max_deliveries=1)
+    loop = asyncio.get_running_loop()
+    ran: dict[str, float] = {}
+
+    @app.agent(STREAM, timeout=0.6)
+    async def handle(events: AsyncIterator[Event[Any]]) -> None:
+        async for event in events:
+            began = loop.time()
+            try:
+                if event.data.id == "m1":
+                    await asyncio.sleep(0.4)  # within its time; m2 starts after it
+                else:
+                    await asyncio.Event().wait()
+            finally:
+                ran[event.data.id] = loop.time() - began
+
+    await asyncio.wait_for(app.run(burst=True), 20)
+    dead = await redis.xrange(keys.dlq(STREAM))
+    assert [v[b"originalId"] for _, v in dead] == [(await redis.xrange(STREAM))[1][0]]
+    assert ran["m2"] >= 0.55, ran  # not cut at m1's deadline, 0.2 s into m2
+
+
 async def test_a_stale_ack_is_fenced(redis: Redis) -> None:
     """A consumer whose entry and lease were taken over cannot ack: the new owner keeps both,
     and the old one's heartbeat does not steal the entry back."""
