@@ -7,8 +7,9 @@ work without the model. When a session ends (``/reset``, or a first message afte
 ``SESSION_TIMEOUT_MINUTES`` of silence) the engine asks the model, in the background, for a short
 summary of it; one ``memory:summary`` per session end (checked in the fold, and appended with
 a key derived from the session's last message, so a redelivered event or a second worker adds
-nothing). Without a model there is no summary and nothing is lost: the messages stay in
-``chat:{chatId}``, where ``memory_search`` finds them.
+nothing). A summary lost to a failed model call or a killed worker is written by a later turn
+of the young session that followed it. Without a model there is no summary and nothing is
+lost: the messages stay in ``chat:{chatId}``, where ``memory_search`` finds them.
 """
 
 from __future__ import annotations
@@ -33,6 +34,9 @@ from aspri.streams.log import EventLog
 log = logging.getLogger(__name__)
 
 MEMORY_COMMANDS = frozenset({"/remember", "/forget", "/memory"})
+YOUNG_SESSION = 6
+"""Turns of a session with at most this many messages check that the session before it is
+summarized (a summary lost to a crash or a failed model call is written by a later one)."""
 LISTED_FACTS = 100
 SUMMARY_CHARS = 1_000
 
@@ -75,6 +79,7 @@ class Recall:
         self.zone = ZoneInfo(settings.timezone)
         self.store = MemoryStore(log_, max_chars=settings.memory_fact_max_chars, source="engine")
         self.tasks: set[asyncio.Task[bool]] = set()
+        self._running: set[tuple[str, str]] = set()
         self.summaries_written = 0
 
     async def block(self, principal: Principal) -> str:
@@ -145,22 +150,29 @@ class Recall:
     # ------------------------------------------------------------------ session summaries
 
     def after_turn(self, session: Session, segment: list[Message], principal: Principal) -> None:
-        """Start summarizing the session that ended before this turn's, if one just ended."""
+        """Summarize the session before this one, in the background, if it just ended (a
+        ``/reset``) or this session is young (its start: a reset, or the first message after a
+        silence); the fold says whether it already is, so this is cheap when nothing is due."""
         if self.settings.memory_summaries <= 0:
             return
         first = segment[0]
         if first.is_command and first.body.strip().lower().split(" ")[0] == "/reset":
             end_before = first.entry_id
-        elif session.messages and session.messages[0].event_id in {m.event_id for m in segment}:
-            end_before = session.messages[0].entry_id  # the first message after a silence
+        elif session.messages and len(session.messages) <= YOUNG_SESSION:
+            end_before = session.messages[0].entry_id
         else:
             return
+        running = (session.chat_id, end_before)
+        if running in self._running:
+            return
+        self._running.add(running)
         task = asyncio.create_task(
             self.summarize(session.chat_id, memory_person(principal), end_before),
             name=f"summary:{session.chat_id}",
         )
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
+        task.add_done_callback(lambda _: self._running.discard(running))
 
     async def summarize(self, chat_id: str, who: str, end_before: str) -> bool:
         """Summarize the session that ends just before entry ``end_before``, once; True when

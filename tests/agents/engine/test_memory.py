@@ -337,3 +337,29 @@ async def test_a_group_has_its_own_memory_and_never_shows_a_members_own(
     assert "bank PIN" not in system_of(prompt)
     (fact,) = await memory_events(stack, group)
     assert isinstance(fact, MemorySaved) and fact.person == group
+
+
+async def test_a_summary_that_failed_is_written_by_a_later_turn_once(stack: Stack) -> None:
+    number = new_number()
+    chat = f"{number}@c.us"
+    await past_exchanges(stack, chat, ["we planned the trip to Bali"], now_ms() - 2 * HOUR_MS)
+    failures = [RuntimeError("the model fell over")]
+
+    def flaky(messages: list[BaseMessage]) -> AIMessage:
+        if is_summary_request(messages) and failures:
+            raise failures.pop()
+        return remembering()(messages)
+
+    model = scripted(flaky)
+    async with stack.engine(model) as running:
+        await stack.say(number, "hi again")
+        await stack.wait_replies(chat, 2)
+        await wait_until(lambda: not failures and not running.engine.recall.tasks, 20)
+        assert await summaries(stack, chat) == []
+        for i, text in enumerate(["still there?", "and now?"], 3):
+            await stack.say(number, text)
+            await stack.wait_replies(chat, i)
+            await wait_until(lambda: not running.engine.recall.tasks, 20)
+    (summary,) = await summaries(stack, chat)
+    assert summary.text == SUMMARY and summary.messages == 2
+    assert len([c for c in model.calls if is_summary_request(c)]) == 2  # the failure, then one
