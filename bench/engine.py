@@ -173,6 +173,12 @@ ROLES = (
 """Which process is which (a needle in its command line): the CPU per turn is read per role."""
 
 
+async def valkey_calls(redis: Redis) -> dict[str, int]:
+    """Commands Valkey has run so far, by name (those inside Lua scripts included)."""
+    stats: dict[str, Any] = await redis.info("commandstats")
+    return {name.removeprefix("cmdstat_"): int(v["calls"]) for name, v in stats.items()}
+
+
 class Replies:
     """The gateway's live stream: every outbound message, routed to the chat waiting for it."""
 
@@ -254,12 +260,14 @@ async def measure(
             *(converse(http, base, replies, f"6299{run}{w:07d}", 3) for w in range(8))
         )
         cpu_before = cpu_by_role(ROLES)
+        calls_before = await valkey_calls(redis)
         began = time.perf_counter()
         per_person = await asyncio.gather(
             *(converse(http, base, replies, n, messages) for n in numbers)
         )
         elapsed = time.perf_counter() - began
         cpu_after = cpu_by_role(ROLES)
+        calls_after = await valkey_calls(redis)
     latencies = sorted(x for xs in per_person for x in xs)
     log = EventLog(redis)
     deadline = time.monotonic() + 30
@@ -276,6 +284,11 @@ async def measure(
         await asyncio.sleep(0.05)
     cuts = quantiles(latencies, n=100)
     cpu = per_unit_ms(cpu_before, cpu_after, len(turns))
+    calls = {
+        name: (n - calls_before.get(name, 0)) / len(turns)
+        for name, n in calls_after.items()
+        if n > calls_before.get(name, 0)
+    }
     total = mean(t.timings.total_ms for t in turns)
     return {
         "workers": workers,
@@ -292,6 +305,7 @@ async def measure(
         "turn_total": total,
         "cpu": cpu,  # type: ignore[dict-item]
         "resent": replies.resent,
+        "calls": calls,  # type: ignore[dict-item]
     }
 
 
@@ -394,6 +408,11 @@ def report(
             f"  {r['workers']:g} worker(s): {sum(cpu.values()):.1f} = {parts} "
             f"(bench driver {driver:.1f})"
         )
+    print("Valkey commands per turn, saturated (scripts, and the commands inside them):")
+    for _, r in results:
+        calls: dict[str, float] = r["calls"]  # type: ignore[assignment]
+        top = sorted(calls.items(), key=lambda kv: -kv[1])[:14]
+        print(f"  {r['workers']:g} worker(s): " + ", ".join(f"{n} {c:.1f}" for n, c in top))
     print(
         f"\nunloaded: 1 chat x {args.unloaded} messages — where a message's time goes "
         "(means in ms; the turn's parts from its chat:turn record)"
