@@ -30,8 +30,10 @@ from aspri.memory.store import MemoryRefused, MemoryStore
 from aspri.schemas import chatid
 from aspri.schemas.memory import MemorySummary
 from aspri.streams.log import EventLog
+from aspri.telemetry.tracing import tracer
 
 log = logging.getLogger(__name__)
+_tracer = tracer("aspri.agents")
 
 MEMORY_COMMANDS = frozenset({"/remember", "/forget", "/memory"})
 YOUNG_SESSION = 6
@@ -201,12 +203,24 @@ class Recall:
         if not await self.state.ready():
             log.info("no model: the ended session is not summarized", extra={"chat": chat_id})
             return False
-        reply = await asyncio.wait_for(
-            self.model.ainvoke(
-                [SystemMessage(content=SUMMARY_PROMPT), HumanMessage(content=transcript(history))]
-            ),
-            self.settings.llm_timeout_s,
-        )
+        with _tracer.start_as_current_span(
+            "memory summary",
+            attributes={
+                "aspri.chat_id": chat_id,
+                "aspri.summary.messages": len(history),
+                "gen_ai.operation.name": "chat",
+                "gen_ai.request.model": self.settings.model_name,
+            },
+        ):
+            reply = await asyncio.wait_for(
+                self.model.ainvoke(
+                    [
+                        SystemMessage(content=SUMMARY_PROMPT),
+                        HumanMessage(content=transcript(history)),
+                    ]
+                ),
+                self.settings.llm_timeout_s,
+            )
         text = " ".join(reply.text.split())[:SUMMARY_CHARS]
         if not text:
             return False
