@@ -11,13 +11,21 @@ from typing import Any
 
 import msgspec
 
+from aspri.schemas.media import Media
+
 
 class Payload(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     """Base of every payload. ``type`` and ``version`` are set by ``registry.register``."""
 
 
 class WhatsAppMessage(Payload, frozen=True, kw_only=True):
-    """``whatsapp:message`` v1: one message seen in a chat (inbound, or outbound when fromMe)."""
+    """``whatsapp:message`` v2: one message seen in a chat (inbound, or outbound when fromMe).
+
+    v2 replaced v1's ``hasMedia`` flag by ``media``, what the message carries besides text (a
+    stored file, a location, a contact card, a reaction, a button reply, or a type ASPRI does
+    not read, recorded by name); ``body`` stays the text the person wrote (a file's caption).
+    ``upcast_v1`` brings a v1 entry up.
+    """
 
     id: str
     chat_id: str
@@ -28,8 +36,9 @@ class WhatsAppMessage(Payload, frozen=True, kw_only=True):
     timestamp: int = 0
     is_group: bool = False
     from_me: bool = False
-    has_media: bool = False
+    media: Media | None = None
     quoted_message_id: str | None = None
+    """The channel's id of the message this one replies to."""
     self_chat: bool = False
     """Written by the linked account in its own chat ("Message yourself"): the owner talking
     to the assistant (browser engine only; set by the channel, never by a request)."""

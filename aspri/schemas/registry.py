@@ -15,6 +15,7 @@ import msgspec
 
 from aspri.schemas.envelope import Event, UndecodableEvent, envelope_fields, fields_as_text
 from aspri.schemas.events import CronTrigger, Payload, WhatsAppMessage
+from aspri.schemas.media import placeholder
 
 S = TypeVar("S", bound=Payload)
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
@@ -174,5 +175,17 @@ class Registry:
 REGISTRY = Registry()
 """The process-wide registry with ASPRI's own event types."""
 
-REGISTRY.register("whatsapp:message", WhatsAppMessage)
+REGISTRY.register("whatsapp:message", WhatsAppMessage, version=2)
 REGISTRY.register("cronjob:trigger", CronTrigger)
+
+
+@REGISTRY.upcaster("whatsapp:message", 1)
+def whatsapp_message_v1_to_v2(raw: dict[str, Any]) -> dict[str, Any]:
+    """v1's ``hasMedia`` flag becomes a ``media`` part of the message's type, with no bytes
+    (v1 never stored any); a v1 entry without media is a v2 entry as it stands."""
+    if raw.pop("hasMedia", False) is True:
+        body = raw.get("body")
+        raw["media"] = placeholder(
+            str(raw.get("type") or ""), body if isinstance(body, str) else None
+        )
+    return raw

@@ -25,9 +25,10 @@ def seed_entry() -> dict[bytes, bytes]:
     }
 
 
-def test_seed_format_entry_decodes_as_v1() -> None:
+def test_seed_format_entry_decodes_as_v1_brought_up_to_v2() -> None:
     event = REGISTRY.from_fields(seed_entry(), entry_id="1-0", stream="whatsapp:messages")
-    assert event.v == 1
+    assert event.v == 2
+    assert event.data.media is None
     assert event.traceparent is None
     assert isinstance(event.data, WhatsAppMessage)
     assert event.data.chat_id == "1555@c.us"

@@ -33,6 +33,7 @@ from aspri.api.whatsapp.engines.browser_wajs import CONFIG as WAJS_CONFIG
 from aspri.api.whatsapp.engines.browser_wajs import WaJsUnavailable, wajs_script
 from aspri.config import Settings
 from aspri.schemas import WhatsAppMessage
+from aspri.schemas.registry import whatsapp_message_v1_to_v2
 from aspri.telemetry.tracing import tracer
 
 log = logging.getLogger("aspri.whatsapp.browser")
@@ -271,9 +272,13 @@ class BrowserChannel(Channel):
         self._set_state(state)
 
     def _on_inbound(self, _source: Any, payload: Any) -> None:
-        """Queue one message seen by the page (synchronous, so the page's order is kept)."""
+        """Queue one message seen by the page (synchronous, so the page's order is kept).
+
+        The bridge writes v1's shape (``hasMedia``, no bytes): the v1 upcaster reads it."""
         try:
-            message = msgspec.convert(payload, WhatsAppMessage)
+            if not isinstance(payload, dict):
+                raise msgspec.ValidationError("Expected `object`")
+            message = msgspec.convert(whatsapp_message_v1_to_v2(dict(payload)), WhatsAppMessage)
         except msgspec.ValidationError as exc:
             message_id = payload.get("id") if isinstance(payload, dict) else None
             log.error(

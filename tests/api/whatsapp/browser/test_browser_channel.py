@@ -18,6 +18,7 @@ from opentelemetry.trace import StatusCode
 from aspri.api.whatsapp.channel import ChannelError
 from aspri.api.whatsapp.engines.browser import BrowserChannel
 from aspri.schemas import WhatsAppMessage
+from aspri.schemas.media import Image
 from tests.api.whatsapp.browser.fake_server import PAGES, FakeWhatsApp
 from tests.api.whatsapp.browser.support import (
     CHROMIUM,
@@ -125,7 +126,7 @@ async def test_qr_login_inbound_and_send(
             body="look at this",
             type="image",
             timestamp=1_700_000_000,
-            has_media=True,
+            media=Image(caption="look at this"),
         ),
     ]
     assert inbox.attempts == {group_id: 2, f"false_{ANN}_3EB0IMG": 1}
