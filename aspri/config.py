@@ -67,6 +67,36 @@ def _non_negative_int(raw: str) -> int:
     return value
 
 
+MEDIA_CAPS_MB: dict[str, float] = {
+    "image": 5,
+    "audio": 16,
+    "voice": 16,
+    "video": 16,
+    "document": 100,
+    "sticker": 0.5,
+}
+"""WhatsApp's own limits per kind, in MiB (``MEDIA_MAX_MB`` overrides any of them)."""
+
+
+def _media_caps(raw: str) -> dict[str, int]:
+    """``kind=MiB`` pairs, comma-separated; kinds not named keep their default."""
+    caps = dict(MEDIA_CAPS_MB)
+    for item in _csv(raw):
+        kind, sep, value = item.partition("=")
+        kind = kind.strip().lower()
+        if not sep or kind not in caps:
+            raise ValueError(f"{item!r}: use kind=MiB with a kind of {', '.join(caps)}")
+        caps[kind] = _positive_float(value)
+    return {kind: int(mb * 1024 * 1024) for kind, mb in caps.items()}
+
+
+def _non_negative_float(raw: str) -> float:
+    value = float(raw)
+    if value < 0:
+        raise ValueError("must be 0 or a positive number")
+    return value
+
+
 def _at_least(low: int) -> Callable[[str], int]:
     def parse(raw: str) -> int:
         value = int(raw)
@@ -251,6 +281,10 @@ class Settings:
         "sha512-epf+ucZO9c25dCaGraslVNHB1mRjid7rfijZhKbalXed/"
         "gbDzi6u69wdHCgPbcZW9McVpKmVW+3AzffI39p2SQ=="
     )
+    media_max_bytes: dict[str, int] = field(default_factory=lambda: _media_caps(""))
+    """Largest file stored per kind (``MEDIA_MAX_MB``); a larger one is refused and recorded."""
+    media_retention_days: float = 90.0
+    """Stored media not received again for this long is removed (0: kept for ever)."""
     log_format: str = "auto"
     log_level: str = "INFO"
     service_name: str | None = None
@@ -356,6 +390,10 @@ class Settings:
             wajs_path=_read(e, "WHATSAPP_WAJS_PATH", None, _opt),
             wajs_package=_read(e, "WHATSAPP_WAJS_PACKAGE", d.wajs_package, _str),
             wajs_integrity=_read(e, "WHATSAPP_WAJS_INTEGRITY", d.wajs_integrity, _str),
+            media_max_bytes=_read(e, "MEDIA_MAX_MB", d.media_max_bytes, _media_caps),
+            media_retention_days=_read(
+                e, "MEDIA_RETENTION_DAYS", d.media_retention_days, _non_negative_float
+            ),
             log_format=_read(e, "LOG_FORMAT", d.log_format, _choice("auto", "text", "json")),
             log_level=_read(
                 e,
@@ -366,6 +404,10 @@ class Settings:
             service_name=_read(e, "OTEL_SERVICE_NAME", None, _opt),
             metrics_port=_read(e, "METRICS_PORT", None, _opt_port),
         )
+
+    @property
+    def media_dir(self) -> Path:
+        return self.data_dir / "media"
 
     @property
     def model_name(self) -> str:

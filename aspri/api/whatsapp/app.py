@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -17,9 +18,11 @@ from aspri.api.whatsapp.channel import Channel
 from aspri.api.whatsapp.engines.cloud import CloudChannel
 from aspri.api.whatsapp.engines.local import LocalChannel
 from aspri.api.whatsapp.gateway import MAX_MESSAGE_BYTES, Gateway
+from aspri.api.whatsapp.media_routes import get_media
 from aspri.api.whatsapp.pacing import Clock
 from aspri.api.whatsapp.routes import ROUTES
 from aspri.config import Settings
+from aspri.media import MediaStore
 
 DESCRIPTION = """ASPRI's WhatsApp gateway. Inbound messages become `whatsapp:message` events;
 `POST /api/send-message` sends (idempotent by key); history, chats and contacts come from the
@@ -53,6 +56,13 @@ def make_channel(settings: Settings) -> Channel:
     return LocalChannel()
 
 
+async def prune_daily(media: MediaStore) -> None:
+    """Apply the media retention at start and once a day after."""
+    while True:
+        await asyncio.to_thread(media.prune)
+        await asyncio.sleep(86400)
+
+
 def create_app(
     settings: Settings,
     redis: Redis,
@@ -72,10 +82,16 @@ def create_app(
     def provide_access() -> Access:
         return access
 
-    handlers: list[ControllerRouterHandler] = list(ROUTES)
+    media = MediaStore(settings.media_dir, settings.media_max_bytes, settings.media_retention_days)
+
+    def provide_media() -> MediaStore:
+        return media
+
+    handlers: list[ControllerRouterHandler] = [*ROUTES, get_media]
     dependencies = {
         "gateway": Provide(provide_gateway, sync_to_thread=False),
         "access": Provide(provide_access, sync_to_thread=False),
+        "media": Provide(provide_media, sync_to_thread=False),
     }
     if isinstance(channel, LocalChannel):
         from aspri.api.whatsapp.local_routes import local_routes
@@ -101,9 +117,11 @@ def create_app(
     @asynccontextmanager
     async def running(_app: Litestar) -> AsyncIterator[None]:
         await gateway.start()
+        pruning = asyncio.create_task(prune_daily(media))
         try:
             yield
         finally:
+            pruning.cancel()
             await gateway.stop()
 
     return create_gateway(
