@@ -1,15 +1,19 @@
 """A local stand-in for Meta's Graph API (which a test machine cannot reach): a real HTTP server
 on a free port that records every ``POST /{phone-number-id}/messages`` and answers like the
-Graph API does (documented success and error bodies)."""
+Graph API does (documented success and error bodies), and serves media as Meta documents it:
+``GET /{media-id}`` answers a short-lived URL, ``GET`` of that URL the bytes, both only with
+the access token as bearer (401 otherwise)."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from litestar import Litestar, Request, Response, post
+from litestar import Litestar, Request, Response, get, post
+from litestar.params import FromPath
 
 from tests.helpers import serve_asgi
 
@@ -27,6 +31,11 @@ class GraphRecorder:
     requests: list[Recorded] = field(default_factory=list)
     fail_status: int | None = None
     """When set, answer with Meta's error body and this status."""
+    token: str = "EAAtoken"
+    media: dict[str, tuple[bytes, str]] = field(default_factory=dict)
+    """media id → (bytes, declared mime type)."""
+    media_requests: list[Recorded] = field(default_factory=list)
+    downloads: int = 0
 
 
 def _app(recorder: GraphRecorder) -> Litestar:
@@ -54,7 +63,42 @@ def _app(recorder: GraphRecorder) -> Litestar:
             }
         )
 
-    return Litestar([messages])
+    def authorized(request: Request[Any, Any, Any]) -> bool:
+        recorder.media_requests.append(Recorded(request.url.path, dict(request.headers), None))
+        return request.headers.get("authorization") == f"Bearer {recorder.token}"
+
+    oauth_error = {"error": {"message": "Invalid OAuth access token.", "code": 190}}
+
+    @get("/{version:str}/{media_id:str}")
+    async def media_url(request: Request[Any, Any, Any], media_id: FromPath[str]) -> Response[Any]:
+        if not authorized(request):
+            return Response(oauth_error, status_code=401)
+        if media_id not in recorder.media:
+            error = {"error": {"message": "Unsupported get request.", "code": 100}}
+            return Response(error, status_code=400)
+        data, mime = recorder.media[media_id]
+        return Response(
+            {
+                "messaging_product": "whatsapp",
+                "url": f"{recorder.url.rsplit('/', 1)[0]}/lookaside/{media_id}?ext=1&hash=x",
+                "mime_type": mime,
+                "sha256": hashlib.sha256(data).hexdigest(),
+                "file_size": len(data),
+                "id": media_id,
+            }
+        )
+
+    @get("/lookaside/{media_id:str}")
+    async def media_bytes(
+        request: Request[Any, Any, Any], media_id: FromPath[str]
+    ) -> Response[Any]:
+        if not authorized(request):
+            return Response(oauth_error, status_code=401)
+        recorder.downloads += 1
+        data, mime = recorder.media[media_id]
+        return Response(data, media_type=mime)
+
+    return Litestar([messages, media_url, media_bytes])
 
 
 @asynccontextmanager

@@ -1,8 +1,10 @@
 """The ``cloud`` engine: the official WhatsApp Cloud API (Meta Graph API).
 
 Inbound arrives as webhooks (``/webhooks/whatsapp``, see ``cloud_webhook.py``): the signature is
-checked on the raw body before anything is parsed, then each text message of the batch becomes
-a ``WhatsAppMessage``; a malformed item is logged and skipped without losing the others.
+checked on the raw body before anything is parsed, then each message of the batch becomes a
+``WhatsAppMessage``: text as it is, media downloaded into the media store first
+(``cloud_media.py``), any type ASPRI does not read recorded by its name; a malformed item is
+logged and skipped without losing the others.
 Outbound is ``POST {api_base}/{phone-number-id}/messages`` with the access token, through one
 shared HTTP client.
 """
@@ -19,9 +21,12 @@ import msgspec
 from opentelemetry.trace import SpanKind
 
 from aspri.api.whatsapp.channel import Channel, ChannelError, OnMessage
+from aspri.api.whatsapp.engines import cloud_media
 from aspri.config import ConfigError, Settings
+from aspri.media import MediaStore
 from aspri.schemas import WhatsAppMessage, chatid
 from aspri.schemas.api import Body
+from aspri.schemas.media import Media, Unsupported
 from aspri.telemetry.tracing import tracer
 
 log = logging.getLogger(__name__)
@@ -46,6 +51,16 @@ class _Message(msgspec.Struct, rename={"from_": "from"}):
     timestamp: str = "0"
     text: _Text | None = None
     context: _Context | None = None
+    image: cloud_media.File | None = None
+    audio: cloud_media.File | None = None
+    video: cloud_media.File | None = None
+    document: cloud_media.File | None = None
+    sticker: cloud_media.File | None = None
+    location: cloud_media.Location | None = None
+    contacts: list[cloud_media.ContactCard] = msgspec.field(default_factory=list)
+    reaction: cloud_media.Reaction | None = None
+    interactive: cloud_media.Interactive | None = None
+    button: cloud_media.Button | None = None
 
 
 class _Profile(msgspec.Struct):
@@ -126,6 +141,9 @@ class CloudChannel(Channel):
         self.phone_number_id = settings.whatsapp_cloud_phone_number_id or ""
         self.api_base = settings.whatsapp_cloud_api_base.rstrip("/")
         self.timeout_s = timeout_s
+        self.media = MediaStore(
+            settings.media_dir, settings.media_max_bytes, settings.media_retention_days
+        )
         self._client: httpx.AsyncClient | None = None
         self._on_message: OnMessage | None = None
         self._state = "disconnected"
@@ -184,6 +202,30 @@ class CloudChannel(Channel):
             raise ChannelError("the Graph API answered without a message id", 502) from None
 
     # ------------------------------------------------------------------ inbound
+
+    async def _media_of(self, message: _Message) -> Media | None:
+        """What ``message`` carries besides text; files are downloaded and stored first."""
+        if message.type == "text" and message.text is not None:
+            return None
+        kind = (
+            "voice" if message.type == "audio" and message.audio and message.audio.voice else None
+        )
+        for name in ("image", "audio", "video", "document", "sticker"):
+            file = getattr(message, name)
+            if message.type == name and file is not None:
+                if self._client is None:
+                    raise ChannelError("the Cloud API channel is not started", 503)
+                return await cloud_media.download(self._client, self.media, kind or name, file)
+        if message.type == "location" and message.location is not None:
+            return cloud_media.location(message.location)
+        if message.type == "contacts":
+            return cloud_media.contact(message.contacts)
+        if message.type == "reaction" and message.reaction is not None:
+            return cloud_media.reaction(message.reaction)
+        if message.type in ("interactive", "button"):
+            return cloud_media.interactive(message.interactive, message.button)
+        log.info("unsupported message type recorded", extra={"type": message.type})
+        return Unsupported(type=message.type)
 
     def signature_ok(self, body: bytes, header: str | None) -> bool:
         """``X-Hub-Signature-256`` is ``sha256=`` + the hex HMAC-SHA256 of the raw body, keyed
@@ -255,11 +297,8 @@ class CloudChannel(Channel):
             message = _convert(raw, _Message, "message", receipt)
             if message is None:
                 continue
-            if message.type != "text" or message.text is None:
-                log.info("unsupported message type ignored", extra={"type": message.type})
-                receipt.ignored += 1
-                continue
-            inbound = _to_message(message, names.get(message.from_))
+            media = await self._media_of(message)
+            inbound = _to_message(message, names.get(message.from_), media)
             if inbound is None:
                 receipt.ignored += 1
                 continue
@@ -290,21 +329,22 @@ def _convert(raw: Any, kind: type[Any], what: str, receipt: WebhookReceipt) -> A
         return None
 
 
-def _to_message(message: _Message, name: str | None) -> WhatsAppMessage | None:
+def _to_message(message: _Message, name: str | None, media: Media | None) -> WhatsAppMessage | None:
     try:
         chat_id = chatid.normalize(message.from_)
         seconds = int(message.timestamp)
     except ValueError as exc:
         log.warning("webhook message with a bad sender or time ignored", extra={"error": str(exc)})
         return None
-    assert message.text is not None
+    caption = getattr(media, "caption", None)
     return WhatsAppMessage(
         id=message.id,
         chat_id=chat_id,
         from_=chat_id,
         from_name=name,
-        body=message.text.body,
-        type="chat",
+        body=message.text.body if media is None and message.text else caption or "",
+        type="chat" if media is None else message.type,
+        media=media,
         timestamp=seconds * 1000,
         quoted_message_id=message.context.id if message.context else None,
     )

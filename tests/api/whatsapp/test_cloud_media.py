@@ -1,0 +1,229 @@
+"""Cloud API media in: Meta's recorded webhook shapes, downloaded from a local Graph API
+stand-in (``graph_recorder``: a real HTTP server serving ``GET /{media-id}`` and the short-lived
+URL, both only with the bearer token), stored once per sha256, served back, referenced by the
+event. Meta and WhatsApp cannot be reached from a test machine: they are the only stand-ins;
+the gateway, the embedded Valkey and the media directory are real."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+from aspri.config import Settings
+from aspri.schemas.media import (
+    Contact,
+    Document,
+    Image,
+    Interactive,
+    Location,
+    Reaction,
+    Unsupported,
+    Video,
+    Voice,
+)
+from aspri.streams import keys
+from tests.api.whatsapp.conftest import GatewayFactory
+from tests.api.whatsapp.graph_recorder import graph_recorder
+from tests.api.whatsapp.test_cloud import CLOUD, SENDER, cloud_channel, deliver, webhook
+
+JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + bytes(range(256)) * 4
+OPUS = b"OggS\x00\x02" + b"\x01" * 600
+PDF = b"%PDF-1.7\n" + b"%%EOF\n" * 50
+HTML = b"<html><script>alert(1)</script></html>"
+CHAT = f"{SENDER}@c.us"
+
+
+def message(wamid: str, kind: str, part: Any, **extra: Any) -> dict[str, Any]:
+    """One entry of ``value.messages`` as Meta documents it for ``kind``."""
+    return {
+        "from": SENDER,
+        "id": wamid,
+        "timestamp": "1717000100",
+        "type": kind,
+        kind: part,
+    } | extra
+
+
+def meta_sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def stored_files(root: Path) -> list[Path]:
+    return sorted(p for p in (root / "media").rglob("*") if p.is_file())
+
+
+async def test_media_types_are_downloaded_stored_once_and_served_back(
+    open_gateway: GatewayFactory, tmp_path: Path
+) -> None:
+    caps = Settings().media_max_bytes | {"video": 1000}
+    async with graph_recorder() as graph:
+        graph.media = {
+            "1003383421387256": (JPEG, "image/png"),  # declared wrongly: the bytes are a JPEG
+            "1003383421387257": (JPEG, "image/jpeg"),  # the same picture sent again
+            "2003383421387256": (OPUS, "audio/ogg; codecs=opus"),
+            "3003383421387256": (PDF, "application/pdf"),
+            "4003383421387256": (HTML, "application/pdf"),  # a page posing as a PDF
+            "5003383421387256": (b"\x00" * 5000, "video/mp4"),  # over the 1000-byte video cap
+        }
+        # (a burst above the batch: the inbound rate limit is not what this test is about)
+        settings = CLOUD | {"data_dir": tmp_path, "media_max_bytes": caps, "inbound_burst": 100}
+        channel = cloud_channel(whatsapp_cloud_api_base=graph.url, **settings)
+        async with open_gateway(channel=channel, **settings) as gw:
+            image = {"caption": "the receipt", "mime_type": "image/png", "sha256": "x"}
+            batch = [
+                message("wamid.IMG1", "image", image | {"id": "1003383421387256"}),
+                message(
+                    "wamid.VOICE",
+                    "audio",
+                    {
+                        "mime_type": "audio/ogg; codecs=opus",
+                        "id": "2003383421387256",
+                        "voice": True,
+                    },
+                ),
+                message(
+                    "wamid.DOC",
+                    "document",
+                    {
+                        "caption": "invoice",
+                        "filename": "invoice.pdf",
+                        "mime_type": "application/pdf",
+                        "id": "3003383421387256",
+                    },
+                ),
+                message(
+                    "wamid.FAKE",
+                    "document",
+                    {"mime_type": "application/pdf", "id": "4003383421387256"},
+                ),
+                message("wamid.BIG", "video", {"mime_type": "video/mp4", "id": "5003383421387256"}),
+                message(
+                    "wamid.LOC",
+                    "location",
+                    {
+                        "latitude": -6.1754,
+                        "longitude": 106.8272,
+                        "name": "Monas",
+                        "address": "Jakarta",
+                    },
+                ),
+                message(
+                    "wamid.REACT", "reaction", {"message_id": "wamid.IMG1", "emoji": "\U0001f44d"}
+                ),
+                message(
+                    "wamid.TAP",
+                    "interactive",
+                    {"type": "button_reply", "button_reply": {"id": "yes", "title": "Yes please"}},
+                    context={"from": "15550783881", "id": "wamid.ASKED"},
+                ),
+                message(
+                    "wamid.CARD",
+                    "contacts",
+                    [
+                        {
+                            "name": {"formatted_name": "Budi Santoso", "first_name": "Budi"},
+                            "phones": [
+                                {
+                                    "phone": "+62 812 3456 789",
+                                    "wa_id": "628123456789",
+                                    "type": "MOBILE",
+                                }
+                            ],
+                        }
+                    ],
+                ),
+                {
+                    "from": SENDER,
+                    "id": "wamid.ODD",
+                    "timestamp": "1717000100",
+                    "type": "unsupported",
+                    "errors": [{"code": 131051, "title": "Message type unknown"}],
+                },
+                message("wamid.ORDER", "order", {"catalog_id": "c1", "product_items": []}),
+                message(
+                    "wamid.IMG2", "image", {"mime_type": "image/jpeg", "id": "1003383421387257"}
+                ),
+            ]
+            response = await deliver(gw.client, webhook(batch))
+            assert response.status_code == 200, response.text
+            assert response.json()["data"]["messages"] == len(batch)
+
+            events = await gw.stream(keys.WHATSAPP_MESSAGES)
+            by_id = {e.data.id: e.data for e in events}
+            assert len(await gw.stream(keys.chat(CHAT))) == len(batch)
+            sha_jpeg, sha_opus, sha_pdf = meta_sha(JPEG), meta_sha(OPUS), meta_sha(PDF)
+            assert by_id["wamid.IMG1"].media == Image(
+                id="1003383421387256",
+                mime="image/jpeg",
+                size=len(JPEG),
+                sha256=sha_jpeg,
+                caption="the receipt",
+            )
+            assert by_id["wamid.IMG1"].body == "the receipt"
+            assert by_id["wamid.IMG1"].type == "image"
+            assert by_id["wamid.IMG2"].media.sha256 == sha_jpeg  # type: ignore[union-attr]
+            voice = by_id["wamid.VOICE"].media
+            assert isinstance(voice, Voice) and (voice.sha256, voice.mime) == (
+                sha_opus,
+                "audio/ogg",
+            )
+            doc = by_id["wamid.DOC"].media
+            assert isinstance(doc, Document) and doc.filename == "invoice.pdf"
+            assert (doc.sha256, doc.caption) == (sha_pdf, "invoice")
+            fake = by_id["wamid.FAKE"].media
+            assert isinstance(fake, Document) and fake.mime == "application/pdf"
+            big = by_id["wamid.BIG"].media
+            assert isinstance(big, Video) and big.sha256 is None
+            assert big.error == "larger than the video cap of 1000 bytes"
+            assert by_id["wamid.LOC"].media == Location(
+                latitude=-6.1754, longitude=106.8272, name="Monas", address="Jakarta"
+            )
+            assert by_id["wamid.REACT"].media == Reaction(
+                message_id="wamid.IMG1", emoji="\U0001f44d"
+            )
+            tap = by_id["wamid.TAP"]
+            assert tap.media == Interactive(reply_id="yes", title="Yes please")
+            assert tap.quoted_message_id == "wamid.ASKED"
+            assert by_id["wamid.CARD"].media == Contact(
+                name="Budi Santoso", phones=["+62 812 3456 789"]
+            )
+            assert by_id["wamid.ODD"].media == Unsupported(type="unsupported")
+            assert by_id["wamid.ORDER"].media == Unsupported(type="order")
+
+            # Each sha256 once on disk; the oversized video was never downloaded.
+            assert [p.name for p in stored_files(tmp_path)] == sorted(
+                [sha_jpeg, sha_opus, sha_pdf, meta_sha(HTML)]
+            )
+            assert graph.downloads == 5
+            assert all(
+                r.headers["authorization"] == "Bearer EAAtoken" for r in graph.media_requests
+            )
+
+            served = await gw.client.get(f"/api/media/{sha_jpeg}")
+            assert (served.status_code, served.content) == (200, JPEG)
+            assert served.headers["content-type"] == "image/jpeg"
+            page = await gw.client.get(f"/api/media/{meta_sha(HTML)}")
+            assert page.status_code == 200
+            assert page.headers["content-type"] == "application/octet-stream"
+
+
+async def test_a_refused_download_is_recorded_with_the_reason(
+    open_gateway: GatewayFactory, tmp_path: Path
+) -> None:
+    async with graph_recorder() as graph:
+        graph.media = {"9003383421387256": (JPEG, "image/jpeg")}
+        graph.token = "another-token"  # our token is refused, as an expired one would be
+        settings = CLOUD | {"data_dir": tmp_path}
+        channel = cloud_channel(whatsapp_cloud_api_base=graph.url, **settings)
+        async with open_gateway(channel=channel, **settings) as gw:
+            image = {"mime_type": "image/jpeg", "id": "9003383421387256"}
+            response = await deliver(gw.client, webhook([message("wamid.NOPE", "image", image)]))
+            assert response.status_code == 200
+            [event] = await gw.stream(keys.WHATSAPP_MESSAGES)
+            assert event.data.media == Image(
+                id="9003383421387256",
+                mime="image/jpeg",
+                error="the Graph API refused the media id (401)",
+            )
+            assert stored_files(tmp_path) == []
