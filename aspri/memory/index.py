@@ -203,13 +203,13 @@ class SearchIndex:
     def _message(self, entry_id: Any, flat: list[Any]) -> tuple[str, int, str, _Body] | None:
         """A ``whatsapp:message`` entry with text, as (eventId, timestamp, causationId, body);
         None for anything else. Only the fields the index needs are decoded (a rebuild reads
-        the whole chat); another version goes through the registry."""
+        the whole chat); v1 and v2 share them, another version goes through the registry."""
         pairs = iter(flat)
         fields = dict(zip(pairs, pairs, strict=False))
         if fields.get(b"type") != b"whatsapp:message":
             return None
         try:
-            if fields.get(b"v", b"1") == b"1":
+            if fields.get(b"v", b"1") in (b"1", b"2"):
                 data = _BODY.decode(fields.get(b"data") or b"{}")
             else:
                 event = self.log.registry.from_fields(fields, entry_id=text(entry_id))
