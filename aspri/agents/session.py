@@ -21,6 +21,7 @@ from typing import Any
 
 from aspri.schemas import Event, WhatsAppMessage
 from aspri.schemas.chat import ChatCoalesced, ChatReset, ChatTurn
+from aspri.schemas.media import as_text
 from aspri.streams import ids, keys
 from aspri.streams.log import EventLog
 
@@ -106,7 +107,7 @@ class Session:
             entry_id=entry_id,
             event_id=event.event_id,
             from_me=data.from_me,
-            body=data.body,
+            body=as_text(data.body, data.media),
             timestamp=event.timestamp,
             causation_id=event.causation_id,
             name=data.from_name,

@@ -28,7 +28,10 @@ class MediaFile(_Part, frozen=True, kw_only=True):
     caption: str | None = None
     filename: str | None = None
     error: str | None = None
-    """Why the bytes are not stored (too large, the download failed), when they are not."""
+    """Why the bytes are not stored (too large, the download failed), or why an audio or a
+    voice note has no transcript."""
+    transcript: str | None = None
+    """What an audio or a voice note says (``TRANSCRIPTION_PROVIDER``); the model reads it."""
 
 
 class Image(MediaFile, frozen=True, kw_only=True, tag="image"):
@@ -133,3 +136,52 @@ def placeholder(channel_type: str, caption: str | None = None) -> dict[str, Any]
     if kind in FILE_KINDS:
         return {"kind": kind, "caption": caption or None}
     return {"kind": kind}
+
+
+_FILE_NAMES: dict[type[MediaFile], str] = {
+    Image: "image",
+    Audio: "audio",
+    Voice: "voice note",
+    Video: "video",
+    Document: "document",
+    Sticker: "sticker",
+}
+
+
+def as_text(body: str, media: Media | None) -> str:
+    """The message as the model reads it: ``body`` with what it carries as a short note.
+
+    A file is ``[image: caption]``; a voice note or audio its transcript, or a note that it
+    could not be transcribed (so the model tells the person); a location, contact card,
+    reaction or button reply a line of its own; an unsupported type names itself.
+    """
+    if media is None:
+        return body
+    if isinstance(media, MediaFile):
+        what = _FILE_NAMES[type(media)]
+        if isinstance(media, Document) and media.filename:
+            what = f"document {media.filename}"
+        if media.transcript:
+            return f"[{what}, transcribed:] {media.transcript}"
+        if isinstance(media, Audio | Voice):
+            reason = media.error or "no transcription is configured"
+            note = f"[{what} that could not be transcribed ({reason}); tell the person so]"
+        elif media.error:
+            note = f"[{what} that could not be stored: {media.error}]"
+        else:
+            note = f"[{what}]"
+        text = body or media.caption or ""
+        return f"{note[:-1]}: {text}]" if text else note
+    if isinstance(media, Location):
+        place = ", ".join(p for p in (media.name, media.address) if p)
+        where = f"{media.latitude:.5f}, {media.longitude:.5f}"
+        return f"[location: {place} ({where})]" if place else f"[location: {where}]"
+    if isinstance(media, Contact):
+        return f"[contact card: {', '.join(p for p in (media.name, *media.phones) if p)}]"
+    if isinstance(media, Reaction):
+        if not media.emoji:
+            return "[removed a reaction]"
+        return f"[reacted {media.emoji} to message {media.message_id or 'unknown'}]"
+    if isinstance(media, Interactive):
+        return f"[tapped the reply: {media.title or media.reply_id or 'unknown'}]"
+    return f"[a {media.type or 'unknown'} message, which this assistant cannot read]"

@@ -17,6 +17,7 @@ from aspri.schemas.media import (
     Reaction,
     Unsupported,
     Voice,
+    as_text,
     kind_of,
 )
 
@@ -121,3 +122,45 @@ def test_every_kind_has_a_variant() -> None:
     for kind in KINDS:
         assert kind_of(kind) == kind
         assert msgspec.to_builtins(msgspec.convert({"kind": kind}, Media))["kind"] == kind
+
+
+@pytest.mark.parametrize(
+    ("body", "media", "text"),
+    [
+        ("hi", None, "hi"),
+        ("the receipt", Image(caption="the receipt", sha256="a" * 64), "[image: the receipt]"),
+        ("", Image(sha256="a" * 64), "[image]"),
+        (
+            "",
+            Image(error="larger than the image cap"),
+            "[image that could not be stored: larger than the image cap]",
+        ),
+        (
+            "",
+            Voice(sha256="a" * 64, transcript="call mum at six"),
+            "[voice note, transcribed:] call mum at six",
+        ),
+        (
+            "",
+            Voice(sha256="a" * 64),
+            "[voice note that could not be transcribed (no transcription is configured);"
+            " tell the person so]",
+        ),
+        ("invoice", Document(filename="inv.pdf", caption="invoice"), "[document inv.pdf: invoice]"),
+        (
+            "",
+            Location(latitude=-6.1754, longitude=106.8272, name="Monas"),
+            "[location: Monas (-6.17540, 106.82720)]",
+        ),
+        ("", Contact(name="Budi", phones=["+62 812"]), "[contact card: Budi, +62 812]"),
+        (
+            "",
+            Reaction(message_id="wamid.1", emoji="\U0001f44d"),
+            "[reacted \U0001f44d to message wamid.1]",
+        ),
+        ("", Interactive(reply_id="yes", title="Yes please"), "[tapped the reply: Yes please]"),
+        ("", Unsupported(type="order"), "[a order message, which this assistant cannot read]"),
+    ],
+)
+def test_what_the_model_reads(body: str, media: Media | None, text: str) -> None:
+    assert as_text(body, media) == text

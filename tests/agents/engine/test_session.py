@@ -14,6 +14,7 @@ from redis.asyncio import Redis
 from aspri.agents.session import Session, SessionStore, read_session
 from aspri.schemas import REGISTRY, Event, WhatsAppMessage
 from aspri.schemas.chat import ChatCoalesced, ChatReset, ChatTurn
+from aspri.schemas.media import Image, Voice
 from aspri.streams import ids, keys
 from aspri.streams.log import EventLog
 
@@ -247,3 +248,25 @@ async def test_the_cache_is_checked_against_the_stream(redis: Redis) -> None:
     assert store.misses == 1
     cached.messages.clear()  # callers get copies: the cache is not changed through them
     assert len((await store.load(CHAT)).messages) == 5
+
+
+async def test_media_messages_are_read_as_text(redis: Redis) -> None:
+    """What a message carries (``media``) is what the model reads, next to its caption."""
+    log = EventLog(redis)
+    photo = WhatsAppMessage(
+        id="in1",
+        chat_id=CHAT,
+        from_=CHAT,
+        body="my cat",
+        type="image",
+        media=Image(caption="my cat"),
+    )
+    note = WhatsAppMessage(
+        id="in2", chat_id=CHAT, from_=CHAT, type="audio", media=Voice(transcript="feed the cat")
+    )
+    first, second = await add(log, photo, MINUTE), await add(log, note, 2 * MINUTE)
+    session = full_fold([first, second], limit=50, timeout_ms=60 * MINUTE)
+    assert [m.body for m in session.pending] == [
+        "[image: my cat]",
+        "[voice note, transcribed:] feed the cat",
+    ]
