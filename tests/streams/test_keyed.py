@@ -61,6 +61,26 @@ async def test_consumers_contending_for_the_same_keys_keep_their_order(redis: Re
     assert await redis.keys("lease:g:whatsapp:messages:chat-*") == []
 
 
+async def test_one_consumer_needs_no_wake_ups_and_no_round_trip_per_entry(redis: Redis) -> None:
+    """Uncontended, the keyed path costs a script per read and per flush, not per entry, and
+    publishes nothing: a wake-up is only for a hand-over to another consumer."""
+    expected = await produce(redis, 300, keys=20)
+    await redis.config_resetstat()
+    seen: dict[str, list[int]] = defaultdict(list)
+    app = app_for(redis)
+
+    @app.agent(STREAM, key="chatId", batch=100)
+    async def handle(events: AsyncIterator[Event[Any]]) -> None:
+        async for event in events:
+            seen[event.data.chat_id].append(int(event.data.id[1:]))
+
+    await asyncio.wait_for(app.run(burst=True), 30)
+    assert dict(seen) == dict(expected)
+    stats = await redis.info("commandstats")
+    assert "cmdstat_publish" not in stats
+    assert stats["cmdstat_evalsha"]["calls"] <= 30  # 300 entries
+
+
 async def test_a_crash_in_the_middle_of_a_batch(redis: Redis, redis_url: str) -> None:
     """A consumer process is killed (SIGKILL) with finishes not yet flushed and entries not yet
     started: a survivor takes over exactly the unacked entries, in order per key."""
