@@ -285,6 +285,12 @@ class Settings:
     """Largest file stored per kind (``MEDIA_MAX_MB``); a larger one is refused and recorded."""
     media_retention_days: float = 90.0
     """Stored media not received again for this long is removed (0: kept for ever)."""
+    transcription_provider: str = "none"
+    transcription_base_url: str | None = None
+    """None: ``OPENAI_BASE_URL``, else OpenAI's own."""
+    transcription_api_key: str | None = None
+    """None: ``OPENAI_API_KEY``."""
+    transcription_model: str = "whisper-1"
     log_format: str = "auto"
     log_level: str = "INFO"
     service_name: str | None = None
@@ -394,6 +400,12 @@ class Settings:
             media_retention_days=_read(
                 e, "MEDIA_RETENTION_DAYS", d.media_retention_days, _non_negative_float
             ),
+            transcription_provider=_read(
+                e, "TRANSCRIPTION_PROVIDER", d.transcription_provider, _choice("openai", "none")
+            ),
+            transcription_base_url=_read(e, "TRANSCRIPTION_BASE_URL", None, _opt),
+            transcription_api_key=_read(e, "TRANSCRIPTION_API_KEY", None, _opt),
+            transcription_model=_read(e, "TRANSCRIPTION_MODEL", d.transcription_model, _str),
             log_format=_read(e, "LOG_FORMAT", d.log_format, _choice("auto", "text", "json")),
             log_level=_read(
                 e,

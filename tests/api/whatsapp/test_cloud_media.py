@@ -12,6 +12,7 @@ from typing import Any
 
 from aspri.config import Settings
 from aspri.schemas.media import (
+    Audio,
     Contact,
     Document,
     Image,
@@ -26,6 +27,7 @@ from aspri.streams import keys
 from tests.api.whatsapp.conftest import GatewayFactory
 from tests.api.whatsapp.graph_recorder import graph_recorder
 from tests.api.whatsapp.test_cloud import CLOUD, SENDER, cloud_channel, deliver, webhook
+from tests.media.transcription_server import transcription_server
 
 JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + bytes(range(256)) * 4
 OPUS = b"OggS\x00\x02" + b"\x01" * 600
@@ -227,3 +229,42 @@ async def test_a_refused_download_is_recorded_with_the_reason(
                 error="the Graph API refused the media id (401)",
             )
             assert stored_files(tmp_path) == []
+
+
+async def test_voice_notes_are_transcribed_before_they_are_recorded(
+    open_gateway: GatewayFactory, tmp_path: Path
+) -> None:
+    """The Graph API and the transcription service are local stand-ins (an OpenAI-compatible
+    ``/audio/transcriptions``); the gateway, Valkey and the media directory are real."""
+    other = b"OggS\x00\x02" + b"\x07" * 300
+    async with graph_recorder() as graph, transcription_server() as speech:
+        graph.media = {
+            "7003383421387256": (OPUS, "audio/ogg; codecs=opus"),
+            "7003383421387257": (other, "audio/ogg"),
+        }
+        speech.texts = {OPUS: "Remind me to call mum at six."}
+        settings = CLOUD | {
+            "data_dir": tmp_path,
+            "transcription_provider": "openai",
+            "openai_base_url": speech.url,
+            "openai_api_key": speech.key,
+        }
+        channel = cloud_channel(whatsapp_cloud_api_base=graph.url, **settings)
+        async with open_gateway(channel=channel, **settings) as gw:
+            voice = {"mime_type": "audio/ogg; codecs=opus", "id": "7003383421387256", "voice": True}
+            unknown = {"mime_type": "audio/ogg", "id": "7003383421387257"}
+            batch = [message("wamid.V1", "audio", voice), message("wamid.A2", "audio", unknown)]
+            response = await deliver(gw.client, webhook(batch))
+            assert response.status_code == 200
+            first, second = [e.data for e in await gw.stream(keys.WHATSAPP_MESSAGES)]
+            assert isinstance(first.media, Voice)
+            assert first.media.transcript == "Remind me to call mum at six."
+            assert first.media.sha256 == meta_sha(OPUS)
+            assert speech.received[0] == {
+                "model": "whisper-1",
+                "filename": f"{meta_sha(OPUS)}.ogg",
+                "type": "audio/ogg",
+            }
+            assert isinstance(second.media, Audio) and second.media.transcript is None
+            assert second.media.error == "the transcription service refused (400)"
+            assert second.media.sha256 == meta_sha(other)  # kept, only not transcribed

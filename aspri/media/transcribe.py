@@ -1,0 +1,66 @@
+"""Voice notes and audio to text before the turn (``TRANSCRIPTION_PROVIDER``).
+
+``openai``: any OpenAI-compatible ``POST {base}/audio/transcriptions`` (multipart: the file and
+``model``; the answer's ``text``). ``none``: nothing is transcribed; the message keeps the
+note and the model is told it could not be transcribed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+import httpx
+import msgspec
+
+from aspri.config import Settings
+
+log = logging.getLogger(__name__)
+
+OPENAI_BASE = "https://api.openai.com/v1"
+
+
+class TranscriptionError(Exception):
+    """The provider did not give a transcript; the message says why (no audio content)."""
+
+
+class _Answer(msgspec.Struct):
+    text: str
+
+
+class Transcriber:
+    """One OpenAI-compatible transcription endpoint."""
+
+    def __init__(self, settings: Settings, *, timeout_s: float = 120.0) -> None:
+        base = settings.transcription_base_url or settings.openai_base_url or OPENAI_BASE
+        self.url = f"{base.rstrip('/')}/audio/transcriptions"
+        self.model = settings.transcription_model
+        key = settings.transcription_api_key or settings.openai_api_key
+        self._headers = {"Authorization": f"Bearer {key}"} if key else {}
+        self.timeout_s = timeout_s
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Transcriber | None:
+        return cls(settings) if settings.transcription_provider == "openai" else None
+
+    async def transcribe(self, path: Path, mime: str | None, filename: str) -> str:
+        data = await asyncio.to_thread(path.read_bytes)
+        files = {"file": (filename, data, mime or "application/octet-stream")}
+        try:
+            async with httpx.AsyncClient(timeout=self.timeout_s) as client:
+                response = await client.post(
+                    self.url, headers=self._headers, files=files, data={"model": self.model}
+                )
+        except httpx.HTTPError as exc:
+            raise TranscriptionError(
+                f"the transcription service is unreachable ({type(exc).__name__})"
+            ) from None
+        if response.status_code >= 400:
+            raise TranscriptionError(f"the transcription service refused ({response.status_code})")
+        try:
+            text = msgspec.json.decode(response.content, type=_Answer).text.strip()
+        except msgspec.MsgspecError:
+            raise TranscriptionError("the transcription service answered without text") from None
+        log.info("audio transcribed", extra={"chars": len(text)})
+        return text
