@@ -285,6 +285,9 @@ class Settings:
     """Largest file stored per kind (``MEDIA_MAX_MB``); a larger one is refused and recorded."""
     media_retention_days: float = 90.0
     """Stored media not received again for this long is removed (0: kept for ever)."""
+    llm_images: str = "auto"
+    """``on``: images go to the model as image parts; ``off``: as text; ``auto``: on for
+    ``openai`` and ``anthropic``, off for ``ollama`` (many Ollama models read no images)."""
     transcription_provider: str = "none"
     transcription_base_url: str | None = None
     """None: ``OPENAI_BASE_URL``, else OpenAI's own."""
@@ -400,6 +403,7 @@ class Settings:
             media_retention_days=_read(
                 e, "MEDIA_RETENTION_DAYS", d.media_retention_days, _non_negative_float
             ),
+            llm_images=_read(e, "LLM_IMAGES", d.llm_images, _choice("auto", "on", "off")),
             transcription_provider=_read(
                 e, "TRANSCRIPTION_PROVIDER", d.transcription_provider, _choice("openai", "none")
             ),
@@ -416,6 +420,12 @@ class Settings:
             service_name=_read(e, "OTEL_SERVICE_NAME", None, _opt),
             metrics_port=_read(e, "METRICS_PORT", None, _opt_port),
         )
+
+    @property
+    def model_reads_images(self) -> bool:
+        if self.llm_images == "auto":
+            return self.llm_provider in ("openai", "anthropic")
+        return self.llm_images == "on"
 
     @property
     def media_dir(self) -> Path:

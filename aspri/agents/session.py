@@ -21,7 +21,7 @@ from typing import Any
 
 from aspri.schemas import Event, WhatsAppMessage
 from aspri.schemas.chat import ChatCoalesced, ChatReset, ChatTurn
-from aspri.schemas.media import as_text
+from aspri.schemas.media import Image, Media, as_text
 from aspri.streams import ids, keys
 from aspri.streams.log import EventLog
 
@@ -50,6 +50,8 @@ class Message:
     name: str | None = None
     sender: str = ""
     """The sender's chat id (in a group, the member who wrote it)."""
+    image: tuple[str, str] | None = None
+    """(sha256, mime) of a stored image the message carries."""
 
     @property
     def is_command(self) -> bool:
@@ -112,6 +114,7 @@ class Session:
             causation_id=event.causation_id,
             name=data.from_name,
             sender=data.from_,
+            image=_image(data.media),
         )
         if self.messages and msg.timestamp - self.messages[-1].timestamp > self.timeout_ms:
             self.messages = []  # silence: a new session starts with this message
@@ -335,3 +338,9 @@ class SessionStore:
         self._cache.move_to_end(chat_id)
         while len(self._cache) > self.cache_size:
             self._cache.popitem(last=False)
+
+
+def _image(media: Media | None) -> tuple[str, str] | None:
+    if isinstance(media, Image) and media.sha256 and media.mime:
+        return media.sha256, media.mime
+    return None

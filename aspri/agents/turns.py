@@ -31,6 +31,7 @@ from aspri.agents.access import Access, Principal
 from aspri.agents.agent import TurnContext, run_agent
 from aspri.agents.backlog import coalesce
 from aspri.agents.commands import Commands
+from aspri.agents.images import ImageParts
 from aspri.agents.memory import Recall, memory_person
 from aspri.agents.model_state import ModelState, remedy
 from aspri.agents.prompt import as_messages, trigger_message
@@ -90,6 +91,7 @@ class Conversation:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
+        self.images = ImageParts(settings)
         self.recall = recall
         self.access = access
         self.model = model
@@ -239,7 +241,9 @@ class Conversation:
                 text, ctx, kind = self._offline(), None, "model-offline"
             else:
                 ctx = await self._context(principal, base, cause.event_id)
-                history = as_messages(session.history(cause.entry_id), self.access.is_owner)
+                history = as_messages(
+                    session.history(cause.entry_id), self.access.is_owner, self.images.part
+                )
                 try:
                     text = await run_agent(self.agent, history, ctx)
                 except Exception:
@@ -309,7 +313,9 @@ class Conversation:
             ctx: TurnContext | None = await self._context(principal, base, event.event_id)
             fired = datetime.fromtimestamp(trigger.scheduled_time / 1000, self.zone)
             history = session.history(session.last_id)
-            messages: list[BaseMessage] = as_messages(history, self.access.is_owner)
+            messages: list[BaseMessage] = as_messages(
+                history, self.access.is_owner, self.images.part
+            )
             messages.append(
                 trigger_message(trigger.job_name, prompt, fired, quoted=not principal.is_owner)
             )
