@@ -180,7 +180,7 @@ async def run(calls: int, warmup: int, workdir: Path) -> list[Result]:
                 },
             )
             job_id = created.json()["data"]["jobId"]
-            arguments = {"job_id": job_id}
+            arguments = {"jobId": job_id}
 
             async def rest_call() -> None:
                 response = await rest.get(f"{cron_url}/api/jobs/{job_id}")

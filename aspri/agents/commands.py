@@ -141,7 +141,7 @@ class Commands:
             "payload": {"chatId": chat_id, "message": f"⏰ Reminder: {parsed.text}"},
         }
         if parsed.run_at is not None:
-            body["run_at"] = parsed.run_at.isoformat(timespec="seconds")
+            body["runAt"] = parsed.run_at.isoformat(timespec="seconds")
         else:
             body["schedule"] = parsed.schedule
         job = await self.tools.call_data("cronjob_create", body, idempotency_key=f"{base}:remind")
@@ -159,7 +159,7 @@ class Commands:
             return "Usage: /cancel <jobId> (see /jobs for the ids)"
         key = f"{base}:cancel"
         try:
-            job = await self.tools.call_data("cronjob_get", {"job_id": job_id})
+            job = await self.tools.call_data("cronjob_get", {"jobId": job_id})
         except ToolFailed:
             if not principal.is_owner:  # a job nobody can show is theirs is not deleted
                 return f"There is no job {job_id} of yours. See /jobs for yours."
@@ -167,15 +167,13 @@ class Commands:
             # returns that first delete's result, and deletes nothing else (an owner may
             # delete any job, so this cannot reach further than the owner's own rights).
             try:
-                await self.tools.call_data(
-                    "cronjob_delete", {"job_id": job_id}, idempotency_key=key
-                )
+                await self.tools.call_data("cronjob_delete", {"jobId": job_id}, idempotency_key=key)
             except ToolFailed:
                 return f"There is no job {job_id}. See /jobs for yours."
             return f"Deleted: {job_id}"
         if not isinstance(job, dict) or not targets(job, chat_id):
             return f"There is no job {job_id} of yours. See /jobs for yours."
-        await self.tools.call_data("cronjob_delete", {"job_id": job_id}, idempotency_key=key)
+        await self.tools.call_data("cronjob_delete", {"jobId": job_id}, idempotency_key=key)
         return f"Deleted: {job.get('name', job_id)}"
 
     async def _owner(self, name: str, args: str, chat_id: str, by: str, base: str) -> str:

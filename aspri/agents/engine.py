@@ -23,6 +23,7 @@ from redis.exceptions import RedisError
 from aspri.agents.access import Access
 from aspri.agents.agent import build_agent
 from aspri.agents.commands import Commands
+from aspri.agents.foreign import adopt, is_foreign
 from aspri.agents.llm import build_model, probe
 from aspri.agents.memory import Recall
 from aspri.agents.model_state import ModelState
@@ -144,6 +145,9 @@ class Engine:
 
     async def _converse(self, events: AsyncIterator[Event[Any]]) -> None:
         async for event in events:
+            if is_foreign(event):  # answered as the copy it becomes
+                await adopt(self.log, self.settings.whatsapp_stream, event)
+                continue
             self.active.saw(event.data.chat_id)
             await self.conversation.on_message(event)
 

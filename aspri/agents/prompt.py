@@ -81,13 +81,14 @@ reply to the user; use it only when they ask you to message someone else (find t
 with whatsapp_search_contacts or whatsapp_get_chats first).
 
 Reminders and recurring tasks are cron jobs:
-- cronjob_create with name, timezone "{timezone}", and either run_at (one time, ISO-8601 with \
-offset, e.g. "{iso}") or schedule (a 5-field cron expression, e.g. "0 8 * * *" for every day \
-at 08:00, "0 9 * * 1-5" for weekdays at 09:00).
+- cronjob_create with name, timezone "{timezone}", and either runAt (one time, ISO-8601 with \
+offset, e.g. "{iso}"), delayTime (one time after a delay, e.g. "2h30m") or schedule (a 5-field \
+cron expression, e.g. "0 8 * * *" for every day at 08:00, "0 9 * * 1-5" for weekdays at 09:00).
 - payload {{"chatId": "{chat_id}", "message": "<text>"}} sends that text when the job fires \
 (use this for plain reminders); payload {{"chatId": "{chat_id}", "prompt": "<instruction>"}} \
 lets you write the message at that moment (use this when it needs thinking then, e.g. a \
-morning briefing).
+morning briefing). Before a job that messages someone else, check them with \
+whatsapp_send_message and dryRun true.
 - cronjob_list, cronjob_get, cronjob_update, cronjob_stop, cronjob_start and cronjob_delete \
 manage jobs; only touch jobs whose payload targets this chat.
 After scheduling, tell the user what you scheduled and when, in their local time.

@@ -31,13 +31,17 @@ TARGET_FIELDS = ("chatId", "phoneNumber", "chat_id", "phone_number")
 
 
 def job_targets(payload: Any) -> list[str]:
-    """Every chat a job payload names (``chatId``, ``phoneNumber`` or their snake_case
-    spellings), as chat ids: all are checked, so no spelling can slip another target past."""
+    """Every chat a job payload names (``chatId``, ``phoneNumber``, their snake_case spellings,
+    or the original ASPRI v2's ``context.requestedBy``), as chat ids: all are checked, so no
+    spelling can slip another target past."""
     if not isinstance(payload, dict):
         return []
+    context = payload.get("context")
+    values = [payload.get(name) for name in TARGET_FIELDS]
+    if isinstance(context, dict):
+        values.append(context.get("requestedBy"))
     out = []
-    for name in TARGET_FIELDS:
-        value = payload.get(name)
+    for value in values:
         if value is not None:
             text = str(value).strip()
             out.append(as_chat_id(text) or text)
@@ -64,6 +68,8 @@ class Scope:
         chat = self.principal.chat_id
         if name == "cronjob_create" or args.get("payload") is not None:
             await self._check_job_targets(args.get("payload"))
+        if name == "whatsapp_send_message" and args.get("dryRun") is True:
+            await self._check_job_targets({"phoneNumber": str(args.get("phoneNumber", ""))})
         if own:
             return
         if name in OWNER_ONLY:
@@ -72,7 +78,7 @@ class Scope:
                 "assistant can list chats or search contacts."
             )
         if name in CHAT_TOOLS:
-            target = as_chat_id(str(args.get("phone_number", "")))
+            target = as_chat_id(str(args.get("phoneNumber", "")))
             if target is None or not same_person(target, chat):
                 raise Refused(
                     f"{name} may only be used for this conversation ({chat}), not for another "
@@ -84,7 +90,7 @@ class Scope:
         if name == "cronjob_list":
             return  # its result is filtered to this chat's jobs
         if name in JOB_TOOLS:
-            await self._check_own_job(str(args.get("job_id", "")))
+            await self._check_own_job(str(args.get("jobId", "")))
             return
         if name in MEMORY_TOOLS:
             return
@@ -98,9 +104,8 @@ class Scope:
         return {**data, "jobs": jobs, "total": len(jobs)}
 
     async def _check_job_targets(self, payload: Any) -> None:
-        found = job_targets(payload)
-        if not found:
-            raise Refused("the job's payload needs a chatId (or phoneNumber) to send to.")
+        """A payload naming no chat is for this turn's chat (the MCP server fills it in)."""
+        found = job_targets(payload) or [self.principal.chat_id]
         await self.access.refresh()
         for target in found:
             if not self.principal.is_owner and not same_person(target, self.principal.chat_id):
@@ -116,7 +121,7 @@ class Scope:
 
     async def _check_own_job(self, job_id: str) -> None:
         try:
-            job = await self.tools.call_data("cronjob_get", {"job_id": job_id})
+            job = await self.tools.call_data("cronjob_get", {"jobId": job_id})
         except ToolFailed:
             job = None
         if not targets(job, self.principal.chat_id):

@@ -5,7 +5,7 @@
 which would spawn a server per call). Every call, the model's and the engine's own, goes through
 ``McpTools.call``: it puts the caller's trace context (``traceparent``, and the inbound eventId
 as ``baggage``) and the call's idempotency key in the
-request's ``_meta`` (and in the ``idempotency_key`` argument of tools that take one), with the
+request's ``_meta`` (and in the ``idempotencyKey`` argument of tools that take one), with the
 ``causationId`` of the message being answered, and when
 the server process is gone it starts a new one and retries once — safe, because side effects
 carry idempotency keys.
@@ -190,8 +190,9 @@ class McpTools:
         self.call_timeout = timedelta(seconds=call_timeout_s)
         self.start_timeout_s = start_timeout_s
         self.tools: list[BaseTool] = []
-        self.keyed_tools: set[str] = set()
-        """Tools whose input schema takes an ``idempotency_key`` argument."""
+        self.keyed_tools: dict[str, str] = {}
+        """Tools whose input schema takes an idempotency key, and the argument's name
+        (``idempotencyKey``; ``idempotency_key`` in tools that spell it so)."""
         self.restarts = 0
         self._session: ClientSession | None = None
         self._results = ResultCheck()
@@ -258,9 +259,12 @@ class McpTools:
     async def _load(self, session: ClientSession) -> None:
         listed = await session.list_tools()
         self._results.learn(listed.tools)
-        self.keyed_tools = {
-            t.name for t in listed.tools if "idempotency_key" in t.inputSchema.get("properties", {})
-        }
+        self.keyed_tools = {}
+        for tool in listed.tools:
+            properties = tool.inputSchema.get("properties", {})
+            for spelling in ("idempotencyKey", "idempotency_key"):
+                if spelling in properties:
+                    self.keyed_tools[tool.name] = spelling
         self.tools = await load_mcp_tools(
             session, tool_interceptors=[self._intercept], server_name="aspri"
         )
@@ -297,7 +301,7 @@ class McpTools:
     ) -> CallToolResult:
         """Call a tool; a tool error comes back as a result with ``isError``, not raised."""
         if idempotency_key and name in self.keyed_tools:
-            args = {**args, "idempotency_key": idempotency_key}
+            args = {**args, self.keyed_tools[name]: idempotency_key}
         label = tool_label(name)
         TOOL_CALLS.labels(label).inc()
         with _tracer.start_as_current_span(

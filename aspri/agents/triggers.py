@@ -1,7 +1,9 @@
 """The cron handler: what a ``cronjob:trigger`` does in the engine.
 
 - ``{chatId | phoneNumber, message}``: send the message;
-- ``{chatId | phoneNumber, prompt}``: a turn in that chat's session, its answer sent;
+- ``{chatId | phoneNumber, prompt}``: a turn in that chat's session, its answer sent; the
+  original ASPRI v2's ``{prompt, context: {requestedBy, sessionId}}`` is a prompt for the chat
+  of ``requestedBy`` (ASPRI's session is that chat's; ``sessionId`` is not needed);
 - no target (or nothing to say): logged and acked — a job may exist only to be recorded.
 
 The target is checked again when the job fires, whoever created it (any REST caller with the
@@ -43,6 +45,14 @@ def _text(payload: dict[str, Any], name: str) -> str | None:
     return value if isinstance(value, str) and value.strip() else None
 
 
+def target_of(payload: dict[str, Any]) -> str | None:
+    """The chat a payload is for: ``chatId``, ``phoneNumber``, or the original's
+    ``context.requestedBy``."""
+    context = payload.get("context")
+    requested = _text(context, "requestedBy") if isinstance(context, dict) else None
+    return _text(payload, "chatId") or _text(payload, "phoneNumber") or requested
+
+
 class Triggers:
     """Handles cron triggers for one worker."""
 
@@ -53,7 +63,7 @@ class Triggers:
     async def on_trigger(self, event: Event[CronTrigger]) -> None:
         trigger = event.data
         payload = trigger.payload or {}
-        target = _text(payload, "chatId") or _text(payload, "phoneNumber")
+        target = target_of(payload)
         message, prompt = _text(payload, "message"), _text(payload, "prompt")
         span = trace.get_current_span()
         span.set_attribute("aspri.job_id", trigger.job_id)

@@ -404,7 +404,7 @@ class Conversation:
         text = text.strip() or "(I have nothing to add.)"
         data = await self.tools.call_data(
             "whatsapp_send_message",
-            {"phone_number": target, "message": text},
+            {"phoneNumber": target, "message": text},
             idempotency_key=key,
             causation_id=cause,
         )

@@ -3,6 +3,8 @@
 A job is how the assistant does something later: a reminder, a recurring check-in. Each tool is
 a thin call to the cron gateway's REST API; the gateway validates cron expressions, timezones
 and times, and its error message (naming the field) comes back to the model as the tool error.
+The arguments are the original ASPRI v2's (``jobId``, ``type``, ``scheduledTime``, ``delayTime``,
+``enabled``, ``payload``) beside ASPRI's own (``runAt``, ``timezone``), all camelCase.
 
 Annotations are evaluated when the tools are defined (no ``from __future__ import
 annotations``): FastMCP builds the schemas from them, and some refer to settings.
@@ -54,23 +56,47 @@ RunAt = Annotated[
         "Must be in the future; the job is completed after it fires.",
     ),
 ]
+ScheduledTime = Annotated[
+    str | int | None,
+    Field(
+        description="One-shot time as yyyyMMddHHmmss (14 digits, read in `timezone`), e.g. "
+        "'20301221120000' = 21 December 2030 12:00:00; or Unix milliseconds. Must be in the "
+        "future. For type one-time (runAt is the same in ISO-8601).",
+    ),
+]
+DelayTime = Annotated[
+    str | None,
+    Field(
+        description="One-shot after a delay from now, for type one-time-relative: [Xh][Ym][Zs], "
+        "e.g. '2h', '30m', '45s', '2h30m', '1h15m30s'.",
+    ),
+]
+JobType = Annotated[
+    Literal["recurring", "one-time", "one-time-relative"] | None,
+    Field(
+        description="'recurring' (give schedule), 'one-time' (give scheduledTime or runAt) or "
+        "'one-time-relative' (give delayTime). Optional: the time field you give says it.",
+    ),
+]
 Payload = Annotated[
-    JobPayload,
+    JobPayload | None,
     Field(
         description="What happens when the job fires. A fixed text: "
         '{"chatId": "6281234567890@c.us", "message": "Time for your meeting!"}. A message '
         'the assistant writes at that moment: {"chatId": "6281234567890@c.us", "prompt": '
         '"Ask how the exam went"}. Use "phoneNumber": "+6281234567890" instead of chatId '
-        "when you only have a number.",
+        "when you only have a number; without either, the job is for the current chat.",
     ),
 ]
 
 CREATE = """Schedule a job that writes a WhatsApp message later, once or repeatedly: reminders,
 recurring check-ins, daily summaries.
 
-Give exactly one of `schedule` (a 5-field cron expression, for repeating jobs) or `run_at` (an
-ISO-8601 time with offset, for a single reminder). `payload` says what is sent and to whom: a
-fixed `message`, or a `prompt` from which the assistant writes the message when the job fires.
+Give exactly one of `schedule` (a 5-field cron expression, for repeating jobs), `runAt` (an
+ISO-8601 time with offset) or `scheduledTime` (yyyyMMddHHmmss) for a single reminder, or
+`delayTime` (e.g. '2h30m') for a single reminder after a delay. `payload` says what is sent and
+to whom: a fixed `message`, or a `prompt` from which the assistant writes the message when the
+job fires.
 For a reminder to the user, send it to the user's own chat id. Times are read in `timezone`
 (IANA name, default {default_tz}). Returns the job with its jobId (needed to change, stop or
 delete it) and nextRunAt, so you can tell the user when it will fire."""
@@ -91,22 +117,36 @@ def register(server: FastMCP, gateways: Gateways, default_timezone: str) -> None
     )
     async def cronjob_create(
         name: Name,
-        payload: Payload,
         ctx: ToolContext,
+        type: JobType = None,
         schedule: Schedule = None,
-        run_at: RunAt = None,
+        scheduledTime: ScheduledTime = None,
+        delayTime: DelayTime = None,
+        runAt: RunAt = None,
         timezone: Annotated[str, Field(min_length=1, description=timezone_help)] = (
             default_timezone
         ),
-        idempotency_key: IdempotencyKey = None,
+        enabled: Annotated[
+            bool, Field(description="false creates it stopped (cronjob_start runs it).")
+        ] = True,
+        payload: Payload = None,
+        idempotencyKey: IdempotencyKey = None,
     ) -> Job:
-        key = meta.idempotency_key(ctx, idempotency_key)
-        fields = {"schedule": schedule, "runAt": run_at}
+        key = meta.idempotency_key(ctx, idempotencyKey)
+        fields = {
+            "type": type,
+            "schedule": schedule,
+            "scheduledTime": scheduledTime,
+            "delayTime": delayTime,
+            "runAt": runAt,
+        }
+        given = (payload or JobPayload.model_validate({})).targeting(meta.turn_value(ctx, "chatId"))
         body: dict[str, Any] = {
             "name": name,
             **{k: v for k, v in fields.items() if v is not None},
             "timezone": timezone,
-            "payload": payload.to_json(),
+            "enabled": enabled,
+            "payload": given.to_json(),
         }
         data = await gateways.call(service, "POST", "/api/jobs", json=body, idempotency_key=key)
         return parse(Job, data, service)
@@ -134,13 +174,13 @@ def register(server: FastMCP, gateways: Gateways, default_timezone: str) -> None
         return parse(JobPage, data, service)
 
     @server.tool(title="Get a job", annotations=READ_ONLY)
-    async def cronjob_get(job_id: JobId) -> Job:
+    async def cronjob_get(jobId: JobId) -> Job:
         """Get one scheduled job by its jobId: its schedule or runAt, timezone, payload,
         status (running, stopped, completed) and its last and next run time.
 
         Use it to answer questions about one reminder, e.g. "when does my water reminder
         fire next?", or to check a job before changing it."""
-        data = await gateways.call(service, "GET", f"/api/jobs/{path_segment(job_id)}")
+        data = await gateways.call(service, "GET", f"/api/jobs/{path_segment(jobId)}")
         return parse(Job, data, service)
 
     @server.tool(
@@ -148,31 +188,41 @@ def register(server: FastMCP, gateways: Gateways, default_timezone: str) -> None
         annotations=ToolAnnotations(readOnlyHint=False, idempotentHint=True, openWorldHint=False),
     )
     async def cronjob_update(
-        job_id: JobId,
+        jobId: JobId,
         ctx: ToolContext,
         name: Annotated[str | None, Field(min_length=1, max_length=200)] = None,
         schedule: Schedule = None,
-        run_at: RunAt = None,
+        scheduledTime: ScheduledTime = None,
+        runAt: RunAt = None,
         timezone: Annotated[str | None, Field(min_length=1, description=timezone_help)] = None,
-        payload: Annotated[JobPayload | None, Field(description="A new payload, whole.")] = None,
-        idempotency_key: IdempotencyKey = None,
+        enabled: Annotated[
+            bool | None, Field(description="true starts the job, false stops it.")
+        ] = None,
+        payload: Annotated[
+            JobPayload | None,
+            Field(description="A new payload, whole (without a chat: the current chat's)."),
+        ] = None,
+        idempotencyKey: IdempotencyKey = None,
     ) -> Job:
         """Change a job: only the fields you give change, the others stay as they are.
 
-        Use it to move a reminder to another time, change its text or recipient, or rename
-        it. Returns the updated job with its new nextRunAt.
+        Use it to move a reminder to another time, change its text or recipient, rename it,
+        or switch it on or off (enabled). Returns the updated job with its new nextRunAt.
         """
-        key = meta.idempotency_key(ctx, idempotency_key)
+        key = meta.idempotency_key(ctx, idempotencyKey)
+        chat = meta.turn_value(ctx, "chatId")
         fields = {
             "name": name,
             "schedule": schedule,
-            "runAt": run_at,
+            "scheduledTime": scheduledTime,
+            "runAt": runAt,
             "timezone": timezone,
-            "payload": payload.to_json() if payload is not None else None,
+            "enabled": enabled,
+            "payload": payload.targeting(chat).to_json() if payload is not None else None,
         }
         body = {k: v for k, v in fields.items() if v is not None}
         data = await gateways.call(
-            service, "PATCH", f"/api/jobs/{path_segment(job_id)}", json=body, idempotency_key=key
+            service, "PATCH", f"/api/jobs/{path_segment(jobId)}", json=body, idempotency_key=key
         )
         return parse(Job, data, service)
 
@@ -181,15 +231,15 @@ def register(server: FastMCP, gateways: Gateways, default_timezone: str) -> None
         annotations=ToolAnnotations(readOnlyHint=False, destructiveHint=True, openWorldHint=False),
     )
     async def cronjob_delete(
-        job_id: JobId, ctx: ToolContext, idempotency_key: IdempotencyKey = None
+        jobId: JobId, ctx: ToolContext, idempotencyKey: IdempotencyKey = None
     ) -> Deleted:
         """Delete a scheduled job for good; it will not fire again and cannot be restored.
 
         Use it when the user cancels a reminder. To pause it instead, use cronjob_stop. Find
         the jobId with cronjob_list first if you do not have it."""
-        key = meta.idempotency_key(ctx, idempotency_key)
+        key = meta.idempotency_key(ctx, idempotencyKey)
         data = await gateways.call(
-            service, "DELETE", f"/api/jobs/{path_segment(job_id)}", idempotency_key=key
+            service, "DELETE", f"/api/jobs/{path_segment(jobId)}", idempotency_key=key
         )
         return Deleted(job=parse(Job, data, service))
 
@@ -198,16 +248,16 @@ def register(server: FastMCP, gateways: Gateways, default_timezone: str) -> None
         annotations=ToolAnnotations(readOnlyHint=False, idempotentHint=True, openWorldHint=False),
     )
     async def cronjob_start(
-        job_id: JobId, ctx: ToolContext, idempotency_key: IdempotencyKey = None
+        jobId: JobId, ctx: ToolContext, idempotencyKey: IdempotencyKey = None
     ) -> Job:
         """Resume a stopped job so it fires again from its next scheduled time; runs missed
         while it was stopped are not made up.
 
         Use it when the user wants a paused reminder back. Returns the job with its status
         and nextRunAt."""
-        key = meta.idempotency_key(ctx, idempotency_key)
+        key = meta.idempotency_key(ctx, idempotencyKey)
         data = await gateways.call(
-            service, "POST", f"/api/jobs/{path_segment(job_id)}/start", idempotency_key=key
+            service, "POST", f"/api/jobs/{path_segment(jobId)}/start", idempotency_key=key
         )
         return parse(Job, data, service)
 
@@ -216,14 +266,14 @@ def register(server: FastMCP, gateways: Gateways, default_timezone: str) -> None
         annotations=ToolAnnotations(readOnlyHint=False, idempotentHint=True, openWorldHint=False),
     )
     async def cronjob_stop(
-        job_id: JobId, ctx: ToolContext, idempotency_key: IdempotencyKey = None
+        jobId: JobId, ctx: ToolContext, idempotencyKey: IdempotencyKey = None
     ) -> Job:
         """Pause a job without deleting it: it does not fire until cronjob_start resumes it.
 
         Use it when the user wants a reminder off for a while ("no reminders this week").
         To remove a job for good, use cronjob_delete."""
-        key = meta.idempotency_key(ctx, idempotency_key)
+        key = meta.idempotency_key(ctx, idempotencyKey)
         data = await gateways.call(
-            service, "POST", f"/api/jobs/{path_segment(job_id)}/stop", idempotency_key=key
+            service, "POST", f"/api/jobs/{path_segment(jobId)}/stop", idempotency_key=key
         )
         return parse(Job, data, service)

@@ -25,10 +25,16 @@ class Out(BaseModel):
 
 
 class SentMessage(Out):
-    message_id: str = Field(description="WhatsApp id of the sent message.")
+    message_id: str | None = Field(
+        description="WhatsApp id of the sent message; null for a dry run (nothing sent)."
+    )
     chat_id: str = Field(description="Chat the message went to, e.g. 6281234567890@c.us.")
-    event_id: str = Field(description="Event id of the sent message in the chat's history.")
-    parts: int = Field(1, description="How many WhatsApp messages the text was split into.")
+    event_id: str | None = Field(
+        description="Event id of the sent message in the chat's history; null for a dry run."
+    )
+    parts: int = Field(
+        1, description="How many WhatsApp messages the text was split into (0: a dry run)."
+    )
     duplicate: bool = Field(
         False, description="True when this idempotency key was already sent: nothing new went out."
     )
@@ -81,7 +87,10 @@ class ContactList(Out):
 
 
 class JobPayload(BaseModel):
-    """What a job does when it fires: send a fixed message, or have the assistant write one."""
+    """What a job does when it fires: send a fixed message, or have the assistant write one.
+
+    Any other fields are kept (the original ASPRI v2's payloads carry ``action``, ``context``
+    and more); a payload with no chat, called from a chat, is for that chat."""
 
     model_config = ConfigDict(
         alias_generator=to_camel, populate_by_name=True, extra="allow", coerce_numbers_to_str=True
@@ -102,13 +111,21 @@ class JobPayload(BaseModel):
 
     @model_validator(mode="after")
     def _one_target_one_content(self) -> JobPayload:
-        if (self.chat_id is None) == (self.phone_number is None):
-            raise ValueError("give exactly one of chatId or phoneNumber: the chat to write to")
-        if (self.message is None) == (self.prompt is None):
+        if self.chat_id is not None and self.phone_number is not None:
+            raise ValueError("give one of chatId or phoneNumber (the chat to write to), not both")
+        if self.message is not None and self.prompt is not None:
             raise ValueError(
-                "give exactly one of message (literal text) or prompt (the assistant writes it)"
+                "give one of message (literal text) or prompt (the assistant writes it), not both"
             )
         return self
+
+    def targeting(self, chat_id: str | None) -> JobPayload:
+        """This payload, for ``chat_id`` when it names no chat itself (and ``chat_id`` is set)."""
+        context = getattr(self, "context", None)
+        named = isinstance(context, dict) and context.get("requestedBy")
+        if chat_id is None or self.chat_id or self.phone_number or named:
+            return self
+        return self.model_copy(update={"chat_id": chat_id})
 
     def to_json(self) -> dict[str, Any]:
         return self.model_dump(by_alias=True, exclude_none=True)
@@ -126,6 +143,14 @@ class Job(Out):
     run_at: str | None = Field(None, description="ISO-8601 time, for one-shot jobs.")
     last_run_at: str | None = None
     next_run_at: str | None = Field(None, description="When it fires next (ISO-8601), if ever.")
+    id: str = Field("", description="The same as jobId (the original ASPRI v2's name).")
+    type: str = Field("recurring", description="recurring (a schedule) or one-time (runAt).")
+    enabled: bool = Field(True, description="True while status is running.")
+    executed: bool = Field(False, description="A one-time job that has fired.")
+    executed_at: str | None = Field(None, description="When it fired, yyyyMMddHHmmss.")
+    scheduled_time: str | None = Field(
+        None, description="A one-time job's runAt as yyyyMMddHHmmss (the user's timezone)."
+    )
 
 
 class JobPage(Out):

@@ -5,7 +5,8 @@ send a phone number as a JSON number.
 
 Each is a thin call to the WhatsApp gateway's REST API; the descriptions are what the model
 reads to decide when and how to call them, so they say what the tool does, when to use it and
-the exact formats of its arguments.
+the exact formats of its arguments. The arguments are the original ASPRI v2's (``phoneNumber``,
+``message``, ``dryRun``, ``limit``, ``query``), so its MCP clients and prompts work unchanged.
 
 Annotations are evaluated when the tools are defined (no ``from __future__ import
 annotations``): FastMCP builds the schemas from them, and some refer to settings.
@@ -18,7 +19,7 @@ from mcp.types import ToolAnnotations
 from pydantic import Field
 
 from aspri.mcp import meta
-from aspri.mcp.gateway import Gateways, parse, path_segment
+from aspri.mcp.gateway import GatewayError, Gateways, parse, path_segment
 from aspri.mcp.meta import ToolContext
 from aspri.mcp.models import (
     ChatList,
@@ -28,6 +29,7 @@ from aspri.mcp.models import (
     MessagePage,
     SentMessage,
 )
+from aspri.schemas.chatid import InvalidChatId, normalize
 
 PhoneNumber = Annotated[
     str,
@@ -61,7 +63,7 @@ def register(server: FastMCP, gateways: Gateways) -> None:
         annotations=ToolAnnotations(readOnlyHint=False, destructiveHint=False, openWorldHint=True),
     )
     async def whatsapp_send_message(
-        phone_number: PhoneNumber,
+        phoneNumber: PhoneNumber,
         message: Annotated[
             str,
             Field(
@@ -73,18 +75,35 @@ def register(server: FastMCP, gateways: Gateways) -> None:
             ),
         ],
         ctx: ToolContext,
-        idempotency_key: IdempotencyKey = None,
+        dryRun: Annotated[
+            bool,
+            Field(
+                description="true: only check the recipient, send nothing. Use it before "
+                "scheduling a job that will message someone: it fails unless the recipient is "
+                "an owner, an approved contact or an allowed group."
+            ),
+        ] = False,
+        idempotencyKey: IdempotencyKey = None,
     ) -> SentMessage:
         """Send a WhatsApp text message to a person or chat on the user's behalf.
 
         Use it to deliver a message the user asked you to send to someone, or to notify a
         contact. The text goes out as written, so pass the final wording. Returns the sent
         message's id and chat id; `duplicate: true` means a message with this idempotency key
-        was already sent and nothing new went out.
+        was already sent and nothing new went out. With dryRun nothing is sent: the result has
+        the recipient's chatId, no messageId and parts 0.
         """
-        key = meta.idempotency_key(ctx, idempotency_key)
+        if dryRun:
+            try:
+                chat_id = normalize(phoneNumber)
+            except InvalidChatId as exc:
+                raise GatewayError(f"phoneNumber: {exc}", status=400) from None
+            return SentMessage(
+                message_id=None, chat_id=chat_id, event_id=None, parts=0, duplicate=False
+            )
+        key = meta.idempotency_key(ctx, idempotencyKey)
         body = {
-            "phoneNumber": phone_number,
+            "phoneNumber": phoneNumber,
             "message": message,
             "idempotencyKey": key,
             "causationId": meta.causation_id(ctx),
@@ -100,10 +119,10 @@ def register(server: FastMCP, gateways: Gateways) -> None:
 
     @server.tool(title="Read a WhatsApp chat", annotations=READ_ONLY)
     async def whatsapp_get_messages(
-        phone_number: PhoneNumber,
+        phoneNumber: PhoneNumber,
         limit: Annotated[
             int, Field(ge=1, le=100, description="How many messages to return, 1-100.")
-        ] = 20,
+        ] = 10,
         before: Annotated[
             str | None,
             Field(
@@ -121,7 +140,7 @@ def register(server: FastMCP, gateways: Gateways) -> None:
         data = await gateways.call(
             service,
             "GET",
-            f"/api/messages/{path_segment(phone_number)}",
+            f"/api/messages/{path_segment(phoneNumber)}",
             params={"limit": limit, "before": before},
         )
         return parse(MessagePage, data, service)

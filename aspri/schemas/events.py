@@ -25,10 +25,13 @@ class WhatsAppMessage(Payload, frozen=True, kw_only=True):
     stored file, a location, a contact card, a reaction, a button reply, or a type ASPRI does
     not read, recorded by name); ``body`` stays the text the person wrote (a file's caption).
     ``upcast_v1`` brings a v1 entry up.
+
+    ``id`` and ``chatId`` are empty only in messages other producers wrote (the original ASPRI
+    v2's service sent no ``chatId``); the engine derives them (``aspri.agents.foreign``).
     """
 
-    id: str
-    chat_id: str
+    id: str = ""
+    chat_id: str = ""
     from_: str = msgspec.field(name="from")
     from_name: str | None = None
     body: str = ""

@@ -87,7 +87,7 @@ async def test_a_job_the_model_scheduled_with_a_prompt_runs_a_turn(loop_stack: S
         if last.text == "check in with me in 5 minutes":
             job = {
                 "name": "Check-in",
-                "run_at": run_at,
+                "runAt": run_at,
                 "payload": {"chatId": chat, "prompt": "Check in on the user's plan"},
             }
             return AIMessage(

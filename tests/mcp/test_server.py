@@ -71,15 +71,16 @@ async def test_fourteen_tools_with_descriptions_and_schemas(nowhere: str) -> Non
         props = create.inputSchema["properties"]
         assert props["timezone"]["default"] == "Asia/Jakarta"
         assert "0 8 * * *" in props["schedule"]["description"]
-        assert "ISO-8601" in props["run_at"]["description"]
+        assert "ISO-8601" in props["runAt"]["description"]
         assert (
             "@c.us"
-            in tools["whatsapp_send_message"].inputSchema["properties"]["phone_number"][
+            in tools["whatsapp_send_message"].inputSchema["properties"]["phoneNumber"][
                 "description"
             ]
         )
-        for side_effect in TOOLS - READ_ONLY:
-            assert "idempotency_key" in tools[side_effect].inputSchema["properties"], side_effect
+        for side_effect in TOOLS - READ_ONLY:  # the memory tools spell it idempotency_key
+            props = tools[side_effect].inputSchema["properties"]
+            assert {"idempotencyKey", "idempotency_key"} & set(props), side_effect
 
 
 @pytest.mark.parametrize(
@@ -88,19 +89,23 @@ async def test_fourteen_tools_with_descriptions_and_schemas(nowhere: str) -> Non
         (
             "whatsapp_send_message",
             {"message": "hi"},
-            "invalid arguments for whatsapp_send_message: phone_number: Field required",
+            "invalid arguments for whatsapp_send_message: phoneNumber: Field required",
         ),
         (
             "whatsapp_get_messages",
-            {"phone_number": "6281234567890", "limit": 500},
+            {"phoneNumber": "6281234567890", "limit": 500},
             "invalid arguments for whatsapp_get_messages: limit: "
             "Input should be less than or equal to 100",
         ),
         (
             "cronjob_create",
-            {"name": "water", "schedule": "0 8 * * *", "payload": {"message": "drink"}},
+            {
+                "name": "water",
+                "schedule": "0 8 * * *",
+                "payload": {"chatId": "1@c.us", "phoneNumber": "2", "message": "drink"},
+            },
             "invalid arguments for cronjob_create: payload: "
-            "give exactly one of chatId or phoneNumber: the chat to write to",
+            "give one of chatId or phoneNumber (the chat to write to), not both",
         ),
         (
             "cronjob_list",
@@ -123,7 +128,7 @@ async def test_a_number_where_text_is_expected_is_accepted(nowhere: str) -> None
     """Models and CLI clients send phone numbers as JSON numbers; they reach the gateway."""
     async with memory_session(_down(nowhere)) as session:
         result = await session.call_tool(
-            "whatsapp_send_message", {"phone_number": 6281234567890, "message": 42}
+            "whatsapp_send_message", {"phoneNumber": 6281234567890, "message": 42}
         )
         assert "is unreachable" in text_of(result)
 
@@ -139,11 +144,11 @@ async def test_unreachable_gateway_is_a_tool_error_and_the_server_keeps_serving(
     nowhere: str,
 ) -> None:
     async with memory_session(_down(nowhere)) as session:
-        result = await session.call_tool("cronjob_get", {"job_id": "j1"})
+        result = await session.call_tool("cronjob_get", {"jobId": "j1"})
         assert result.isError
         assert text_of(result).startswith(f"the cron service at {nowhere} is unreachable")
         result = await session.call_tool(
-            "whatsapp_send_message", {"phone_number": "6281234567890", "message": "hi"}
+            "whatsapp_send_message", {"phoneNumber": "6281234567890", "message": "hi"}
         )
         assert text_of(result).startswith(f"the WhatsApp service at {nowhere} is unreachable")
         assert len((await session.list_tools()).tools) == 14
@@ -208,5 +213,5 @@ def test_payload_accepts_prompt_and_keeps_extra_fields() -> None:
         "prompt": "ask about the exam",
         "tone": "warm",
     }
-    with pytest.raises(ValidationError, match="exactly one of message"):
+    with pytest.raises(ValidationError, match=r"one of message .* not both"):
         models.JobPayload.model_validate({"chatId": "1@c.us", "message": "a", "prompt": "b"})

@@ -9,6 +9,7 @@ No HTTP mocks anywhere.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -57,7 +58,13 @@ class Stack:
 
 @pytest.fixture(scope="module")
 async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
-    base = tmp_path_factory.mktemp("mcp-stack")
+    async with running_mcp_stack(tmp_path_factory.mktemp("mcp-stack")) as s:
+        yield s
+
+
+@contextlib.asynccontextmanager
+async def running_mcp_stack(base: Path) -> AsyncIterator[Stack]:
+    """Both gateways as processes on their own Valkey, and the MCP server over HTTP."""
     with EmbeddedServer(base / "valkey", persist=False) as redis_url:
         env = {"REDIS_URL": redis_url, "ASPRI_DATA_DIR": str(base), "LOG_LEVEL": "warning"}
         whatsapp = GatewayProcess("whatsapp", "WHATSAPP_PORT", env, base / "whatsapp.log")
@@ -102,10 +109,10 @@ async def exercise_every_tool(session: ClientSession, stack: Stack) -> None:
     found = await call(session, "whatsapp_search_contacts", query=name.upper())
     assert [(c["chatId"], c["name"]) for c in found["contacts"]] == [(chat_id, name)]
 
-    sent = await call(session, "whatsapp_send_message", phone_number=chat_id, message="Hi Budi")
+    sent = await call(session, "whatsapp_send_message", phoneNumber=chat_id, message="Hi Budi")
     assert (sent["chatId"], sent["duplicate"]) == (chat_id, False)
 
-    page = await call(session, "whatsapp_get_messages", phone_number=f"+{number}", limit=10)
+    page = await call(session, "whatsapp_get_messages", phoneNumber=f"+{number}", limit=10)
     bodies = [(m["body"], m["fromMe"]) for m in page["messages"]]
     assert bodies == [("Hi Budi", True), ("hello", False)]
 
@@ -124,23 +131,23 @@ async def exercise_every_tool(session: ClientSession, stack: Stack) -> None:
     job_id = job["jobId"]
     assert job["status"] == "running"
     assert job["nextRunAt"].endswith("T08:00:00+07:00")
-    assert (await call(session, "cronjob_get", job_id=job_id))["payload"] == payload
+    assert (await call(session, "cronjob_get", jobId=job_id))["payload"] == payload
 
     running = await call(session, "cronjob_list", status="running", limit=100)
     assert job_id in [j["jobId"] for j in running["jobs"]]
 
-    updated = await call(session, "cronjob_update", job_id=job_id, schedule="30 9 * * 1-5")
+    updated = await call(session, "cronjob_update", jobId=job_id, schedule="30 9 * * 1-5")
     assert updated["schedule"] == "30 9 * * 1-5"
     assert "T09:30:00+07:00" in updated["nextRunAt"]
 
-    assert (await call(session, "cronjob_stop", job_id=job_id))["status"] == "stopped"
+    assert (await call(session, "cronjob_stop", jobId=job_id))["status"] == "stopped"
     stopped = await call(session, "cronjob_list", status="stopped", limit=100)
     assert job_id in [j["jobId"] for j in stopped["jobs"]]
-    assert (await call(session, "cronjob_start", job_id=job_id))["status"] == "running"
+    assert (await call(session, "cronjob_start", jobId=job_id))["status"] == "running"
 
-    deleted = await call(session, "cronjob_delete", job_id=job_id)
+    deleted = await call(session, "cronjob_delete", jobId=job_id)
     assert deleted["deleted"] is True and deleted["job"]["jobId"] == job_id
-    gone = await session.call_tool("cronjob_get", {"job_id": job_id})
+    gone = await session.call_tool("cronjob_get", {"jobId": job_id})
     assert gone.isError
     async with httpx.AsyncClient(headers=AUTH) as client:
         rest = await client.get(f"{stack.cron.url}/api/jobs/{job_id}")
@@ -176,16 +183,16 @@ async def test_bad_arguments_give_the_gateways_message(stack: Stack) -> None:
 
         result = await session.call_tool(
             "cronjob_create",
-            {**bad_job, "schedule": None, "run_at": "2001-01-01T00:00:00Z"},
+            {**bad_job, "schedule": None, "runAt": "2001-01-01T00:00:00Z"},
         )
         assert result.isError and "runAt" in text_of(result)
 
         result = await session.call_tool(
-            "whatsapp_send_message", {"phone_number": "call me maybe", "message": "hi"}
+            "whatsapp_send_message", {"phoneNumber": "call me maybe", "message": "hi"}
         )
         assert result.isError and text_of(result).startswith("phoneNumber:")
 
-        result = await session.call_tool("whatsapp_get_messages", {"phone_number": new_number()})
+        result = await session.call_tool("whatsapp_get_messages", {"phoneNumber": new_number()})
         assert result.isError and "no messages" in text_of(result)
 
         # the server keeps serving after every error
@@ -201,7 +208,7 @@ async def history(stack: Stack, chat_id: str) -> list[str]:
 async def test_same_idempotency_key_sends_once(stack: Stack) -> None:
     _, chat_id = await new_contact(stack, "Idem")
     async with http_session(stack.mcp_url) as session:
-        args = {"phone_number": chat_id, "message": "only once", "idempotency_key": "turn-1:a"}
+        args = {"phoneNumber": chat_id, "message": "only once", "idempotencyKey": "turn-1:a"}
         first = data_of(await session.call_tool("whatsapp_send_message", args))
         again = data_of(await session.call_tool("whatsapp_send_message", args))
         assert (first["duplicate"], again["duplicate"]) == (False, True)
@@ -209,15 +216,15 @@ async def test_same_idempotency_key_sends_once(stack: Stack) -> None:
 
         # the engine's key travels in _meta and wins over whatever the model put in arguments
         meta = {"idempotencyKey": "evt-42:call-1"}
-        text = {"phone_number": chat_id, "message": "from a replayed turn"}
+        text = {"phoneNumber": chat_id, "message": "from a replayed turn"}
         first = data_of(
             await session.call_tool(
-                "whatsapp_send_message", text | {"idempotency_key": "model-1"}, meta=meta
+                "whatsapp_send_message", text | {"idempotencyKey": "model-1"}, meta=meta
             )
         )
         again = data_of(
             await session.call_tool(
-                "whatsapp_send_message", text | {"idempotency_key": "model-2"}, meta=meta
+                "whatsapp_send_message", text | {"idempotencyKey": "model-2"}, meta=meta
             )
         )
         assert (first["duplicate"], again["duplicate"]) == (False, True)
@@ -228,7 +235,7 @@ async def test_same_idempotency_key_creates_one_job(stack: Stack) -> None:
     name = f"once {random.randrange(10**6)}"
     args = {
         "name": name,
-        "run_at": "2035-01-01T09:00:00",
+        "runAt": "2035-01-01T09:00:00",
         "timezone": "Europe/Berlin",
         "payload": {"phoneNumber": "+6281234567890", "prompt": "wish a happy new year"},
     }

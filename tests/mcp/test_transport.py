@@ -60,7 +60,7 @@ async def test_http_requires_the_token_when_set(nowhere: str) -> None:
             assert health.status_code == 200 and health.json()["success"] is True
             async with http_session(url, token="s3cret") as session:
                 assert len((await session.list_tools()).tools) == 14
-                result = await session.call_tool("cronjob_get", {"job_id": "j1"})
+                result = await session.call_tool("cronjob_get", {"jobId": "j1"})
                 assert text_of(result).startswith(f"the cron service at {nowhere}")
 
 

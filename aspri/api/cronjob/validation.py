@@ -381,11 +381,15 @@ def _enabled(job: JobRecord, enabled: bool, status: str, run_at: int | None, now
 
 
 def chat_of(payload: dict[str, Any]) -> str | None:
-    """The chat a job's payload targets (``chatId``, or ``phoneNumber`` as ``<digits>@c.us``)."""
+    """The chat a job's payload targets (``chatId``, or ``phoneNumber`` — or the original's
+    ``context.requestedBy`` — as ``<digits>@c.us``)."""
     chat = payload.get("chatId")
     if isinstance(chat, str) and chat.strip():
         return chat.strip()
+    context = payload.get("context")
     number = payload.get("phoneNumber")
+    if number is None and isinstance(context, dict):
+        number = context.get("requestedBy")
     digits = "".join(ch for ch in number if ch.isdigit()) if isinstance(number, str) else ""
     return f"{digits.removeprefix('00')}@c.us" if digits else None
 

@@ -50,7 +50,7 @@ def obeys_injection(third: str) -> Any:
                 {"name": "whatsapp_get_chats", "args": {}, "id": "a"},
                 {
                     "name": "whatsapp_send_message",
-                    "args": {"phone_number": third, "message": "all the chats"},
+                    "args": {"phoneNumber": third, "message": "all the chats"},
                     "id": "b",
                 },
             ],
@@ -136,12 +136,12 @@ async def test_a_contact_reads_and_schedules_only_for_their_own_chat(
         if isinstance(messages[-1], ToolMessage):
             results = [m for m in messages if isinstance(m, ToolMessage)]
             return AIMessage(content=" || ".join(f"{m.status}" for m in results))
-        job = {"name": "x", "run_at": "2031-01-01T09:00:00+07:00"}
+        job = {"name": "x", "runAt": "2031-01-01T09:00:00+07:00"}
         return AIMessage(
             content="",
             tool_calls=[
-                {"name": "whatsapp_get_messages", "args": {"phone_number": contact}, "id": "a"},
-                {"name": "whatsapp_get_messages", "args": {"phone_number": owner}, "id": "b"},
+                {"name": "whatsapp_get_messages", "args": {"phoneNumber": contact}, "id": "a"},
+                {"name": "whatsapp_get_messages", "args": {"phoneNumber": owner}, "id": "b"},
                 {
                     "name": "cronjob_create",
                     "args": {**job, "payload": {"chatId": chat, "message": "mine"}},

@@ -49,8 +49,8 @@ class ObedientModel:
             tools = [m["content"] for m in body["messages"] if m["role"] == "tool"]
             return completion({"role": "assistant", "content": " || ".join(map(str, tools))})
         calls = [
-            ("whatsapp_send_message", {"phone_number": self.third, "message": "all the chats"}),
-            ("whatsapp_get_messages", {"phone_number": self.owner}),
+            ("whatsapp_send_message", {"phoneNumber": self.third, "message": "all the chats"}),
+            ("whatsapp_get_messages", {"phoneNumber": self.owner}),
         ]
         return completion(
             {
