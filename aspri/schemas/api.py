@@ -9,6 +9,8 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 
 import msgspec
 
+from aspri.schemas.media import Media
+
 T = TypeVar("T")
 
 
@@ -66,6 +68,10 @@ class ChatMessage(Body):
     from_me: bool = False
     event_id: str | None = None
     entry_id: str | None = None
+    media: Media | None = None
+    """What the message carries besides text (a file's reference, its transcript, a location…)."""
+    media_url: str | None = None
+    """Where a stored file is served (``GET /api/media/{sha256}``, behind the API key)."""
 
 
 class MessagePage(Body):

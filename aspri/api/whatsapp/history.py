@@ -48,6 +48,8 @@ def to_chat_message(event: Event[Any]) -> ChatMessage:
         from_me=m.from_me,
         event_id=event.event_id,
         entry_id=event.entry_id,
+        media=m.media,
+        media_url=f"/api/media/{sha256}" if (sha256 := getattr(m.media, "sha256", None)) else None,
     )
 
 

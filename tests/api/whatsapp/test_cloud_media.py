@@ -268,3 +268,32 @@ async def test_voice_notes_are_transcribed_before_they_are_recorded(
             assert isinstance(second.media, Audio) and second.media.transcript is None
             assert second.media.error == "the transcription service refused (400)"
             assert second.media.sha256 == meta_sha(other)  # kept, only not transcribed
+
+
+async def test_the_history_shows_the_reference_and_where_the_file_is(
+    open_gateway: GatewayFactory, tmp_path: Path
+) -> None:
+    async with graph_recorder() as graph:
+        graph.media = {"8003383421387256": (JPEG, "image/jpeg")}
+        settings = CLOUD | {"data_dir": tmp_path}
+        channel = cloud_channel(whatsapp_cloud_api_base=graph.url, **settings)
+        async with open_gateway(channel=channel, **settings) as gw:
+            image = {"caption": "the view", "mime_type": "image/jpeg", "id": "8003383421387256"}
+            batch = [message("wamid.H1", "image", image)]
+            assert (await deliver(gw.client, webhook(batch))).status_code == 200
+            page = (await gw.client.get(f"/api/messages/{SENDER}")).json()["data"]
+            [shown] = page["messages"]
+            assert shown["body"] == "the view"
+            assert shown["media"] == {
+                "kind": "image",
+                "id": "8003383421387256",
+                "mime": "image/jpeg",
+                "size": len(JPEG),
+                "sha256": meta_sha(JPEG),
+                "caption": "the view",
+                "filename": None,
+                "error": None,
+                "transcript": None,
+            }
+            served = await gw.client.get(shown["mediaUrl"])
+            assert (served.status_code, served.content) == (200, JPEG)
