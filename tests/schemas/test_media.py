@@ -164,3 +164,12 @@ def test_every_kind_has_a_variant() -> None:
 )
 def test_what_the_model_reads(body: str, media: Media | None, text: str) -> None:
     assert as_text(body, media) == text
+
+
+def test_an_original_service_entry_with_only_from_and_media_decodes() -> None:
+    """The original services wrote ``{from, body, type, hasMedia}`` without ids and without v:
+    the engine adopts such entries (``aspri.agents.foreign``), so they must decode as v2."""
+    data = b'{"from":"628123456789@c.us","body":"","type":"ptt","hasMedia":true}'
+    message = REGISTRY.from_fields(v1_entry(data, v=None)).data
+    assert (message.id, message.chat_id, message.from_) == ("", "", "628123456789@c.us")
+    assert message.media == Voice()
