@@ -148,3 +148,22 @@ async def test_a_prompt_trigger_for_a_stranger_sends_nothing(stack: Stack) -> No
         await stack.redis.xadd(keys.CRON_EVENTS, trigger_entry(stranger, f"job-{stranger}"))
         await wait_until(done, 20)
         assert await stack.replies(f"{stranger}@c.us") == []
+
+
+async def test_the_readme_whatsapp_and_health_requests(stack: Stack) -> None:
+    """The original README's "WhatsApp Service API" and health checks, against the gateways
+    (with the API key: the one header the original did not need)."""
+    wa, cron = stack.settings.whatsapp_url, stack.settings.cronjob_url
+    sent = await stack.http.post(
+        f"{wa}/api/send-message", json={"phoneNumber": "628123456789", "message": "Hello!"}
+    )
+    assert sent.status_code in (200, 201), sent.text
+    assert sent.json()["data"]["chatId"] == "628123456789@c.us"
+    chats = await stack.http.get(f"{wa}/api/chats?limit=10")
+    assert chats.status_code == 200 and chats.json()["success"] is True
+    messages = await stack.http.get(f"{wa}/api/messages/628123456789?limit=20")
+    assert messages.status_code == 200
+    assert "Hello!" in [m["body"] for m in messages.json()["data"]["messages"]]
+    for base in (wa, cron):
+        health = await stack.http.get(f"{base}/health")
+        assert health.status_code == 200 and "status" in health.json()["data"]
