@@ -190,9 +190,8 @@ class McpTools:
         self.call_timeout = timedelta(seconds=call_timeout_s)
         self.start_timeout_s = start_timeout_s
         self.tools: list[BaseTool] = []
-        self.keyed_tools: dict[str, str] = {}
-        """Tools whose input schema takes an idempotency key, and the argument's name
-        (``idempotencyKey``; ``idempotency_key`` in tools that spell it so)."""
+        self.keyed_tools: set[str] = set()
+        """Tools whose input schema takes an ``idempotencyKey``."""
         self.restarts = 0
         self._session: ClientSession | None = None
         self._results = ResultCheck()
@@ -259,12 +258,11 @@ class McpTools:
     async def _load(self, session: ClientSession) -> None:
         listed = await session.list_tools()
         self._results.learn(listed.tools)
-        self.keyed_tools = {}
-        for tool in listed.tools:
-            properties = tool.inputSchema.get("properties", {})
-            for spelling in ("idempotencyKey", "idempotency_key"):
-                if spelling in properties:
-                    self.keyed_tools[tool.name] = spelling
+        self.keyed_tools = {
+            tool.name
+            for tool in listed.tools
+            if "idempotencyKey" in tool.inputSchema.get("properties", {})
+        }
         self.tools = await load_mcp_tools(
             session, tool_interceptors=[self._intercept], server_name="aspri"
         )
@@ -301,7 +299,7 @@ class McpTools:
     ) -> CallToolResult:
         """Call a tool; a tool error comes back as a result with ``isError``, not raised."""
         if idempotency_key and name in self.keyed_tools:
-            args = {**args, self.keyed_tools[name]: idempotency_key}
+            args = {**args, "idempotencyKey": idempotency_key}
         label = tool_label(name)
         TOOL_CALLS.labels(label).inc()
         with _tracer.start_as_current_span(

@@ -117,7 +117,7 @@ def register(server: FastMCP, backend: MemoryBackend) -> None:
             ),
         ],
         ctx: ToolContext,
-        idempotency_key: IdempotencyKey = None,
+        idempotencyKey: IdempotencyKey = None,
     ) -> SavedFact:
         """Remember a lasting fact about the person you are talking with, for future
         conversations: names, preferences, dates, plans they told you about.
@@ -135,7 +135,7 @@ def register(server: FastMCP, backend: MemoryBackend) -> None:
                 by="model",
                 chat_id=chat,
                 sources=[c for c in [meta.turn_value(ctx, "turnCause")] if c],
-                key=meta.idempotency_key(ctx, idempotency_key),
+                key=meta.idempotency_key(ctx, idempotencyKey),
             )
         except RedisError as exc:
             raise MemoryRefused(
@@ -158,7 +158,7 @@ def register(server: FastMCP, backend: MemoryBackend) -> None:
             ),
         ],
         ctx: ToolContext,
-        idempotency_key: IdempotencyKey = None,
+        idempotencyKey: IdempotencyKey = None,
     ) -> ForgottenFact:
         """Forget a saved fact about the person, when they ask you to or it is no longer
         true (save the corrected fact afterwards). It leaves every later conversation."""
@@ -170,7 +170,7 @@ def register(server: FastMCP, backend: MemoryBackend) -> None:
                 fact,
                 by="model",
                 sources=[c for c in [meta.turn_value(ctx, "turnCause")] if c],
-                key=meta.idempotency_key(ctx, idempotency_key),
+                key=meta.idempotency_key(ctx, idempotencyKey),
             )
         except RedisError as exc:
             raise MemoryRefused(

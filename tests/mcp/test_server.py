@@ -78,9 +78,8 @@ async def test_fourteen_tools_with_descriptions_and_schemas(nowhere: str) -> Non
                 "description"
             ]
         )
-        for side_effect in TOOLS - READ_ONLY:  # the memory tools spell it idempotency_key
-            props = tools[side_effect].inputSchema["properties"]
-            assert {"idempotencyKey", "idempotency_key"} & set(props), side_effect
+        for side_effect in TOOLS - READ_ONLY:
+            assert "idempotencyKey" in tools[side_effect].inputSchema["properties"], side_effect
 
 
 @pytest.mark.parametrize(
