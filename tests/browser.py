@@ -12,15 +12,11 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.async_api import Page, Route
 
+from aspri.api.whatsapp.engines.browser import LAUNCH_ARGS
+
 CHROMIUM = Path("/usr/bin/chromium")
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+ARGS = list(LAUNCH_ARGS)
+"""The browser engine's own flags: the tests run chromium as the engine does."""
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 LOCAL = {"127.0.0.1", "localhost", "::1"}
 
