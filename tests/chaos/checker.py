@@ -3,7 +3,9 @@
 Every inbound message the gateway acknowledged with 202 was *enqueued*; every reply the engine
 sent is a *dequeue* of the messages it answers (the reply names its cause with ``causationId``;
 the cause's ``chat:turn`` lists every message that turn answered, since quick free-text messages
-share one turn). The checker reads nothing but the log, so it sees exactly what a person would.
+share one turn; a ``chat:coalesced`` record adds the older messages of a backlog longer than the
+prompt window to the answers of the next reply, which stands for the whole backlog). The checker
+reads nothing but the log, so it sees exactly what a person would.
 
 - **lost**: accepted, never answered;
 - **duplicated**: answered by more than one reply;
@@ -22,7 +24,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from aspri.schemas.chat import ChatTurn
+from aspri.schemas.chat import ChatCoalesced, ChatTurn
 from aspri.streams import ids, keys
 from aspri.streams.log import EventLog
 
@@ -143,7 +145,15 @@ async def observe(redis: Redis, chat_ids: Iterable[str]) -> Observed:
         turns: dict[str, ChatTurn] = {
             e.data.cause: e.data for e in events if isinstance(e.data, ChatTurn)
         }
+        inbound = [
+            e
+            for e in events
+            if e.type == "whatsapp:message" and e.entry_id is not None and not e.data.from_me
+        ]
+        covered = _coalesced(events, inbound, turns)
+        pending: list[str] = []  # coalesced, waiting for the next reply
         for e in events:
+            pending += covered.get(e.event_id, [])
             if e.type != "whatsapp:message" or e.entry_id is None:
                 continue
             if not e.data.from_me:
@@ -153,6 +163,8 @@ async def observe(redis: Redis, chat_ids: Iterable[str]) -> Observed:
             cause = e.causation_id
             turn = turns.get(cause) if cause else None
             answers = tuple(turn.answered) if turn and turn.answered else (cause,) if cause else ()
+            if cause:
+                answers, pending = answers + tuple(pending), []
             observed.replies.append(
                 Reply(
                     chat_id, e.entry_id, cause, answers, failed=bool(turn and turn.kind == "failed")
@@ -160,6 +172,29 @@ async def observe(redis: Redis, chat_ids: Iterable[str]) -> Observed:
             )
     observed.replies.sort(key=lambda r: (r.chat_id, ids.parse(r.entry_id)))
     return observed
+
+
+def _coalesced(
+    events: Sequence[Any], inbound: Sequence[Any], turns: dict[str, ChatTurn]
+) -> dict[str, list[str]]:
+    """Per ``chat:coalesced`` record (by event id), the messages it stands for: those it names,
+    and any inbound message up to its ``through`` that no turn answered by itself."""
+    by_turns = {m for t in turns.values() for m in t.answered} | turns.keys()
+    out: dict[str, list[str]] = defaultdict(list)
+    for e in events:
+        if not isinstance(e.data, ChatCoalesced):
+            continue
+        through = ids.parse(e.data.through)
+        named = set(e.data.messages)
+        out[e.event_id] += e.data.messages
+        out[e.event_id] += [
+            m.event_id
+            for m in inbound
+            if ids.parse(m.entry_id) <= through
+            and m.event_id not in by_turns
+            and m.event_id not in named
+        ]
+    return out
 
 
 def percentile(values: Sequence[float], q: float) -> float:

@@ -2,7 +2,22 @@
 
 from __future__ import annotations
 
-from tests.chaos.checker import Accepted, Observed, Reply, check, percentile, recovery_ms
+from redis.asyncio import Redis
+
+from aspri.schemas import REGISTRY
+from aspri.schemas.chat import ChatCoalesced, ChatTurn
+from aspri.schemas.events import WhatsAppMessage
+from aspri.streams import keys
+from aspri.streams.log import EventLog
+from tests.chaos.checker import (
+    Accepted,
+    Observed,
+    Reply,
+    check,
+    observe,
+    percentile,
+    recovery_ms,
+)
 
 
 def history() -> tuple[list[Accepted], Observed]:
@@ -58,3 +73,35 @@ def test_recovery_is_time_until_everything_before_the_kill_was_answered() -> Non
         125.0
     ]  # e0..e2 logged before it; e2 answered at 200
     assert percentile([1, 2, 3, 4, 100], 99) == 100 and percentile([], 50) == 0
+
+
+async def test_a_coalesced_backlog_counts_as_answered_by_the_next_reply(redis: Redis) -> None:
+    """Real Valkey: m0 and m1 waited beyond the prompt window. The ``chat:coalesced`` record,
+    written while handling m1 (a redelivery, say), names m0 and covers m1 through ``through``;
+    the next reply, caused by m3, answered m2 and m3 and stands for all four, once. m4 after it
+    is lost."""
+    chat = "15550009999@c.us"
+    log = EventLog(redis)
+
+    async def inbound(i: int) -> tuple[str, str]:
+        message = WhatsAppMessage(id=f"w{i}", chat_id=chat, from_=chat, body=f"m{i}")
+        event = REGISTRY.event(message, source="whatsapp")
+        return event.event_id, (await log.append(keys.chat(chat), event)).id
+
+    m = [await inbound(i) for i in range(4)]
+    cause = m[3][0]
+    coalesced = ChatCoalesced(
+        chat_id=chat, cause=m[1][0], messages=[m[0][0]], through=m[1][1], reason="window"
+    )
+    await log.append(keys.chat(chat), REGISTRY.event(coalesced, source="engine"))
+    reply = WhatsAppMessage(id="r", chat_id=chat, from_=chat, body="re", from_me=True)
+    await log.append(keys.chat(chat), REGISTRY.event(reply, source="engine", causation_id=cause))
+    turn = ChatTurn(chat_id=chat, cause=cause, answered=[m[2][0], m[3][0]])
+    await log.append(keys.chat(chat), REGISTRY.event(turn, source="engine"))
+    late = await inbound(4)
+
+    observed = await observe(redis, [chat])
+    accepted = [Accepted(e, chat, i) for i, (e, _) in enumerate([*m, late])]
+    verdict = check(accepted, observed)
+    assert verdict.lost == [late[0]], verdict
+    assert verdict.answered == 4 and not verdict.duplicated and not verdict.out_of_order
