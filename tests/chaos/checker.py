@@ -3,16 +3,17 @@
 Every inbound message the gateway acknowledged with 202 was *enqueued*; every reply the engine
 sent is a *dequeue* of the messages it answers (the reply names its cause with ``causationId``;
 the cause's ``chat:turn`` lists every message that turn answered, since quick free-text messages
-share one turn; a ``chat:coalesced`` record adds the older messages of a backlog longer than the
-prompt window to the answers of the next reply, which stands for the whole backlog). The checker
-reads nothing but the log, so it sees exactly what a person would.
+share one turn). The checker reads nothing but the log, so it sees exactly what a person would.
 
 - **lost**: accepted, never answered;
 - **duplicated**: answered by more than one reply;
 - **unexpected**: answered but never accepted (nor attempted with an unknown outcome);
 - **recovered**: attempted with an unknown outcome (timeout, 5xx) and answered — fine;
 - **out of order**: within one chat, a message answered before one accepted earlier;
-- **failed**: answered only by the apology (the model was down at the last delivery).
+- **failed**: answered only by the apology (the model was down at the last delivery);
+- **coalesced**: not answered by a reply of its own but named by a ``chat:coalesced`` record
+  (older than the prompt window when a backlog built up; the next reply stands for it) — not
+  lost, and not counted as a duplicate when a reply answered it too.
 """
 
 from __future__ import annotations
@@ -56,11 +57,17 @@ class Observed:
     replies: list[Reply] = field(default_factory=list)
     inbound_ms: dict[str, int] = field(default_factory=dict)
     inbound_text: dict[str, str] = field(default_factory=dict)
+    coalesced: dict[str, int] = field(default_factory=dict)
+    """Messages a ``chat:coalesced`` record stands for, and when it was logged (ms)."""
 
     def event_ids_of(self, texts: Iterable[str]) -> list[str]:
         """The eventIds of the inbound messages with these texts (unknown-outcome sends)."""
         wanted = set(texts)
         return [e for e, body in self.inbound_text.items() if body in wanted]
+
+    def handled(self) -> set[str]:
+        """Every message answered by a reply or coalesced with a record."""
+        return self.answered_ms().keys() | self.coalesced.keys()
 
     def answered_ms(self) -> dict[str, int]:
         """When each message was first answered (the reply's stream time, in ms)."""
@@ -81,6 +88,7 @@ class Verdict:
     recovered: list[str]
     out_of_order: list[tuple[str, str]]
     failed: list[str]
+    coalesced: list[str] = field(default_factory=list)
 
     @property
     def valid(self) -> bool:
@@ -91,7 +99,7 @@ class Verdict:
             f"accepted={self.accepted} answered={self.answered} lost={len(self.lost)} "
             f"duplicated={len(self.duplicated)} unexpected={len(self.unexpected)} "
             f"recovered={len(self.recovered)} out_of_order={len(self.out_of_order)} "
-            f"failed={len(self.failed)}"
+            f"failed={len(self.failed)} coalesced={len(self.coalesced)}"
         )
 
 
@@ -126,12 +134,13 @@ def check(
     return Verdict(
         accepted=len(taken),
         answered=len(taken & counts.keys()),
-        lost=sorted(taken - counts.keys()),
+        lost=sorted(taken - counts.keys() - observed.coalesced.keys()),
         duplicated={e: n for e, n in counts.items() if n > 1},
         unexpected=sorted(counts.keys() - taken - maybe),
         recovered=sorted((counts.keys() & maybe) - taken),
         out_of_order=out_of_order,
         failed=sorted(failed & taken),
+        coalesced=sorted((taken & observed.coalesced.keys()) - counts.keys()),
     )
 
 
@@ -150,10 +159,10 @@ async def observe(redis: Redis, chat_ids: Iterable[str]) -> Observed:
             for e in events
             if e.type == "whatsapp:message" and e.entry_id is not None and not e.data.from_me
         ]
-        covered = _coalesced(events, inbound, turns)
-        pending: list[str] = []  # coalesced, waiting for the next reply
+        for record_ms, covered in _coalesced(events, inbound, turns):
+            for message in covered:
+                observed.coalesced.setdefault(message, record_ms)
         for e in events:
-            pending += covered.get(e.event_id, [])
             if e.type != "whatsapp:message" or e.entry_id is None:
                 continue
             if not e.data.from_me:
@@ -163,8 +172,6 @@ async def observe(redis: Redis, chat_ids: Iterable[str]) -> Observed:
             cause = e.causation_id
             turn = turns.get(cause) if cause else None
             answers = tuple(turn.answered) if turn and turn.answered else (cause,) if cause else ()
-            if cause:
-                answers, pending = answers + tuple(pending), []
             observed.replies.append(
                 Reply(
                     chat_id, e.entry_id, cause, answers, failed=bool(turn and turn.kind == "failed")
@@ -176,24 +183,24 @@ async def observe(redis: Redis, chat_ids: Iterable[str]) -> Observed:
 
 def _coalesced(
     events: Sequence[Any], inbound: Sequence[Any], turns: dict[str, ChatTurn]
-) -> dict[str, list[str]]:
-    """Per ``chat:coalesced`` record (by event id), the messages it stands for: those it names,
-    and any inbound message up to its ``through`` that no turn answered by itself."""
+) -> list[tuple[int, list[str]]]:
+    """Per ``chat:coalesced`` record (its time in ms), the messages it stands for: those it
+    names, and any inbound message up to its ``through`` that no turn answered by itself."""
     by_turns = {m for t in turns.values() for m in t.answered} | turns.keys()
-    out: dict[str, list[str]] = defaultdict(list)
+    out: list[tuple[int, list[str]]] = []
     for e in events:
         if not isinstance(e.data, ChatCoalesced):
             continue
         through = ids.parse(e.data.through)
         named = set(e.data.messages)
-        out[e.event_id] += e.data.messages
-        out[e.event_id] += [
+        beyond = [
             m.event_id
             for m in inbound
             if ids.parse(m.entry_id) <= through
             and m.event_id not in by_turns
             and m.event_id not in named
         ]
+        out.append((ids.parse(e.entry_id)[0], [*e.data.messages, *beyond]))
     return out
 
 

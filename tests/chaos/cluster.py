@@ -215,7 +215,7 @@ class Cluster:
             if not await self.drained():
                 return None
             observed = await observe(self.redis, load.chat_ids)
-            return observed if wanted <= observed.answered_ms().keys() else None
+            return observed if wanted <= observed.handled() else None
 
         try:
             result: Observed = await wait_until(done, within, interval=0.5)

@@ -75,11 +75,11 @@ def test_recovery_is_time_until_everything_before_the_kill_was_answered() -> Non
     assert percentile([1, 2, 3, 4, 100], 99) == 100 and percentile([], 50) == 0
 
 
-async def test_a_coalesced_backlog_counts_as_answered_by_the_next_reply(redis: Redis) -> None:
+async def test_a_coalesced_backlog_is_handled_not_lost(redis: Redis) -> None:
     """Real Valkey: m0 and m1 waited beyond the prompt window. The ``chat:coalesced`` record,
     written while handling m1 (a redelivery, say), names m0 and covers m1 through ``through``;
-    the next reply, caused by m3, answered m2 and m3 and stands for all four, once. m4 after it
-    is lost."""
+    the next reply, caused by m3, answered m2 and m3. m0 and m1 are coalesced, not lost, and
+    a reply that answered m0 as well is no duplicate; m4 after it all is lost."""
     chat = "15550009999@c.us"
     log = EventLog(redis)
 
@@ -96,7 +96,7 @@ async def test_a_coalesced_backlog_counts_as_answered_by_the_next_reply(redis: R
     await log.append(keys.chat(chat), REGISTRY.event(coalesced, source="engine"))
     reply = WhatsAppMessage(id="r", chat_id=chat, from_=chat, body="re", from_me=True)
     await log.append(keys.chat(chat), REGISTRY.event(reply, source="engine", causation_id=cause))
-    turn = ChatTurn(chat_id=chat, cause=cause, answered=[m[2][0], m[3][0]])
+    turn = ChatTurn(chat_id=chat, cause=cause, answered=[m[0][0], m[2][0], m[3][0]])
     await log.append(keys.chat(chat), REGISTRY.event(turn, source="engine"))
     late = await inbound(4)
 
@@ -104,4 +104,6 @@ async def test_a_coalesced_backlog_counts_as_answered_by_the_next_reply(redis: R
     accepted = [Accepted(e, chat, i) for i, (e, _) in enumerate([*m, late])]
     verdict = check(accepted, observed)
     assert verdict.lost == [late[0]], verdict
-    assert verdict.answered == 4 and not verdict.duplicated and not verdict.out_of_order
+    assert verdict.coalesced == [m[1][0]] and verdict.answered == 3, verdict
+    assert not verdict.duplicated and not verdict.out_of_order
+    assert {e for e, _ in m} <= observed.handled() and late[0] not in observed.handled()
