@@ -162,7 +162,8 @@ async def test_one_number_flooding_keeps_others_within_twice_their_latency(
     }
     print(f"\n{summary}; samples {len(unloaded)} / {len(flooded)}; "
           + ", ".join(f"{k} {v:.0f}" for k, v in figures.items()))  # fmt: skip
-    assert figures["flooded p50 ms"] <= 2 * figures["unloaded p50 ms"], figures
+    # 5 ms of slack: at a quiet box's ~8 ms a turn, one scheduler tick is most of the ratio.
+    assert figures["flooded p50 ms"] <= 2 * figures["unloaded p50 ms"] + 5, figures
 
     chat = await EventLog(redis).read(keys.chat(f"{FLOODER}@c.us"))
     inbound = [e for e in chat if isinstance(e.data, WhatsAppMessage) and not e.data.from_me]
