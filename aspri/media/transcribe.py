@@ -15,6 +15,8 @@ import httpx
 import msgspec
 
 from aspri.config import Settings
+from aspri.media.store import MediaStore
+from aspri.schemas.media import Audio, Media, Voice
 
 log = logging.getLogger(__name__)
 
@@ -64,3 +66,24 @@ class Transcriber:
             raise TranscriptionError("the transcription service answered without text") from None
         log.info("audio transcribed", extra={"chars": len(text)})
         return text
+
+
+async def with_transcript(
+    transcriber: Transcriber | None, store: MediaStore, media: Media
+) -> Media:
+    """An audio or voice note with its transcript, or with why there is none; anything else
+    (and everything when no provider is configured) as it is. Every engine calls this before
+    it records the message, so the transcript is stored with it."""
+    if not isinstance(media, Audio | Voice) or transcriber is None:
+        return media
+    path = store.find(media.sha256 or "")
+    if path is None:
+        return media
+    subtype = (media.mime or "audio/ogg").split(";")[0].split("/")[-1]
+    filename = media.filename or f"{media.sha256}.{subtype}"
+    try:
+        text = await transcriber.transcribe(path, media.mime, filename)
+    except TranscriptionError as exc:
+        log.warning("transcription failed", extra={"error": str(exc)})
+        return msgspec.structs.replace(media, error=str(exc))
+    return msgspec.structs.replace(media, transcript=text)

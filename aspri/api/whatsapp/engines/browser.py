@@ -11,7 +11,8 @@ When the page crashes or the browser dies, the whole browser is launched again w
 exponential backoff. Inbound messages pass through a queue, so a slow or failing ``on_message``
 (the gateway appending to Redis) neither blocks the page nor reorders messages; each is retried
 up to ``MAX_DELIVERIES`` times before it is logged as dropped (the gateway deduplicates by
-message id, so a retry is safe).
+message id, so a retry is safe). A message's file is downloaded through wa-js into the media
+store (``browser_media.py``) and a voice note transcribed before it is handed over, once.
 """
 
 from __future__ import annotations
@@ -29,11 +30,14 @@ from playwright.async_api import BrowserContext, Page, Playwright, async_playwri
 from playwright.async_api import Error as PlaywrightError
 
 from aspri.api.whatsapp.channel import Channel, ChannelError, OnMessage
+from aspri.api.whatsapp.engines import browser_media
+from aspri.api.whatsapp.engines.browser_media import PageMedia
 from aspri.api.whatsapp.engines.browser_wajs import CONFIG as WAJS_CONFIG
 from aspri.api.whatsapp.engines.browser_wajs import WaJsUnavailable, wajs_script
 from aspri.config import Settings
+from aspri.media import MediaStore
+from aspri.media.transcribe import Transcriber, with_transcript
 from aspri.schemas import WhatsAppMessage
-from aspri.schemas.registry import whatsapp_message_v1_to_v2
 from aspri.telemetry.tracing import tracer
 
 log = logging.getLogger("aspri.whatsapp.browser")
@@ -78,7 +82,11 @@ class BrowserChannel(Channel):
         self._qr: str | None = None
         self._page: Page | None = None
         self._on_message: OnMessage | None = None
-        self._inbound: asyncio.Queue[WhatsAppMessage] = asyncio.Queue()
+        self._inbound: asyncio.Queue[tuple[WhatsAppMessage, PageMedia | None]] = asyncio.Queue()
+        self.media = MediaStore(
+            settings.media_dir, settings.media_max_bytes, settings.media_retention_days
+        )
+        self.transcriber = Transcriber.from_settings(settings)
         self._tasks: list[asyncio.Task[None]] = []
 
     @property
@@ -274,11 +282,15 @@ class BrowserChannel(Channel):
     def _on_inbound(self, _source: Any, payload: Any) -> None:
         """Queue one message seen by the page (synchronous, so the page's order is kept).
 
-        The bridge writes v1's shape (``hasMedia``, no bytes): the v1 upcaster reads it."""
+        The bridge describes what the message carries in ``media``; its file is fetched later,
+        in order, by the delivery task."""
         try:
             if not isinstance(payload, dict):
                 raise msgspec.ValidationError("Expected `object`")
-            message = msgspec.convert(whatsapp_message_v1_to_v2(dict(payload)), WhatsAppMessage)
+            raw = dict(payload)
+            described = raw.pop("media", None)
+            message = msgspec.convert(raw, WhatsAppMessage)
+            content = None if described is None else msgspec.convert(described, PageMedia)
         except msgspec.ValidationError as exc:
             message_id = payload.get("id") if isinstance(payload, dict) else None
             log.error(
@@ -291,15 +303,30 @@ class BrowserChannel(Channel):
             log.debug("message skipped (own, status or notification)", extra=extra)
             return
         log.debug("message received", extra=extra)
-        self._inbound.put_nowait(message)
+        self._inbound.put_nowait((message, content))
 
     async def _deliver(self) -> None:
         while True:
-            message = await self._inbound.get()
+            message, content = await self._inbound.get()
             try:
+                if content is not None:
+                    message = await self._with_content(message, content)
                 await self._hand_over(message)
+            except Exception:
+                log.exception("inbound message dropped", extra={"messageId": message.id})
             finally:
                 self._inbound.task_done()
+
+    async def _with_content(self, message: WhatsAppMessage, content: PageMedia) -> WhatsAppMessage:
+        """The message with what it carries: a file downloaded (and a voice note transcribed)."""
+        with _tracer.start_as_current_span(
+            "whatsapp.browser media",
+            attributes={"messaging.message.id": message.id, "aspri.media.type": content.type},
+        ):
+            media = await browser_media.content(self._page, self.media, message.id, content)
+            media = await with_transcript(self.transcriber, self.media, media)
+        body = message.body or getattr(media, "caption", None) or ""
+        return msgspec.structs.replace(message, media=media, body=body)
 
     async def _hand_over(self, message: WhatsAppMessage) -> None:
         assert self._on_message is not None

@@ -1,8 +1,9 @@
 // ASPRI's bridge between WhatsApp Web and the Python driver (aspri/api/whatsapp/engines/browser.py).
 //
 // It uses only wa-js's public surface (window.WPP, @wppconnect/wa-js 4.x): WPP.isReady,
-// WPP.loader.onReady, WPP.on, WPP.conn.isAuthenticated / isMainReady / getAuthCode / refreshQR /
-// getMyUserId, WPP.chat.sendTextMessage / getQuotedMsgKey. It reports to Python through two
+// WPP.loader.onReady, WPP.on (conn.* events, chat.new_message, chat.new_reaction),
+// WPP.conn.isAuthenticated / isMainReady / getAuthCode / refreshQR / getMyUserId,
+// WPP.chat.sendTextMessage / getQuotedMsgKey / downloadMedia. It reports to Python through two
 // bindings the driver exposes: __aspriState({state, qr}) and __aspriInbound(message). Evaluated
 // after every page load; a second evaluation in the same document does nothing.
 (() => {
@@ -49,12 +50,42 @@
     return false;
   };
 
+  // What a message carries besides text, for browser_media.PageMedia: a file is described (its
+  // bytes are fetched later, on the driver's request), anything small is taken whole.
+  const FILES = new Set(["image", "video", "audio", "ptt", "document", "sticker"]);
+  const describe = (msg) => {
+    const type = msg.type || "chat";
+    if (type === "chat") return null;
+    if (FILES.has(type)) {
+      return {
+        type,
+        mimetype: msg.mimetype || null,
+        filename: msg.filename || null,
+        size: Number(msg.size) || 0,
+        caption: msg.caption || null,
+      };
+    }
+    if (type === "location") return { type, lat: msg.lat, lng: msg.lng, loc: msg.loc || null };
+    if (type === "vcard") return { type, vcards: [msg.body || ""] };
+    if (type === "multi_vcard") return { type, vcards: (msg.vcardList || []).map((v) => v.vcard || "") };
+    if (type === "buttons_response" || type === "list_response" || type === "template_button_reply") {
+      const row = msg.listResponse && msg.listResponse.singleSelectReply;
+      return {
+        type,
+        replyId: msg.selectedButtonId || (row && row.selectedRowId) || msg.selectedId || null,
+        title: msg.body || "",
+      };
+    }
+    return { type };
+  };
+
   // The fields of aspri.schemas.WhatsAppMessage, plus two flags the driver filters on. What the
   // linked account writes in its own chat ("Message yourself") is the owner talking to the
   // assistant: an inbound message with selfChat set, not one of the account's own messages.
   const toMessage = (msg) => {
     const chatId = wid(msg.id.remote) || wid(msg.from);
     const isGroup = Boolean(msg.isGroupMsg);
+    // A media message's body holds its thumbnail (a vCard its card); its text is the caption.
     const body = (msg.type === "chat" ? msg.body : msg.caption) || "";
     const fromMe = Boolean(msg.id.fromMe);
     const selfChat = !isGroup && fromMe && chatId === me() && !isOwnSend(chatId, body);
@@ -63,18 +94,45 @@
       chatId,
       from: wid(isGroup ? msg.author || msg.from : msg.from),
       fromName: msg.notifyName || (msg.senderObj && msg.senderObj.pushname) || null,
-      // A media message's body holds its thumbnail; its text is the caption.
       body,
       type: msg.type || "chat",
       timestamp: msg.t || 0,
       isGroup,
       fromMe: fromMe && !selfChat,
       selfChat,
-      hasMedia: Boolean(msg.isMedia),
+      media: describe(msg),
       quotedMessageId: quotedId(msg),
       isStatus: Boolean(msg.isStatusV3) || chatId === "status@broadcast",
       isNotification: Boolean(msg.isNotification),
     };
+  };
+
+  const toReaction = (reaction) => {
+    const chatId = wid(reaction.msgId.remote);
+    const fromMe = Boolean(reaction.id && reaction.id.fromMe);
+    return {
+      id: wid(reaction.id),
+      chatId,
+      from: wid(reaction.sender),
+      body: "",
+      type: "reaction",
+      timestamp: reaction.timestamp || 0,
+      isGroup: chatId.endsWith("@g.us"),
+      fromMe,
+      media: { type: "reaction", messageId: wid(reaction.msgId), emoji: reaction.reactionText || "" },
+    };
+  };
+
+  // Files being handed to the driver, by token: downloaded once, read in chunks, then released.
+  const downloads = new Map();
+  let downloaded = 0;
+  const base64Of = (buffer) => {
+    const bytes = new Uint8Array(buffer);
+    let binary = "";
+    for (let i = 0; i < bytes.length; i += 0x8000) {
+      binary += String.fromCharCode.apply(null, bytes.subarray(i, i + 0x8000));
+    }
+    return btoa(binary);
   };
 
   const refresh = async () => {
@@ -110,10 +168,39 @@
       }
       window.__aspriInbound(message).catch(() => {});
     });
+    // A reaction is no message in WhatsApp Web: it is recorded as one of type "reaction".
+    WPP.on("chat.new_reaction", (reaction) => {
+      let message;
+      try {
+        message = toReaction(reaction);
+      } catch (err) {
+        console.error("aspri bridge: unreadable reaction", err);
+        return;
+      }
+      window.__aspriInbound(message).catch(() => {});
+    });
     refresh();
   };
 
   window.__aspri = {
+    // Fetches a message's file through wa-js (which decrypts it); a file over `cap` bytes is
+    // refused before anything is handed over.
+    download: async (id, cap) => {
+      const blob = await WPP.chat.downloadMedia(id);
+      if (blob.size > cap) return { size: blob.size, tooLarge: true };
+      downloaded += 1;
+      const token = `d${downloaded}`;
+      downloads.set(token, blob);
+      return { token, size: blob.size, mime: blob.type || null };
+    },
+    chunk: async (token, offset, length) => {
+      const blob = downloads.get(token);
+      if (!blob) throw new Error(`no download ${token}`);
+      return base64Of(await blob.slice(offset, offset + length).arrayBuffer());
+    },
+    release: (token) => {
+      downloads.delete(token);
+    },
     // Resolves to the new message's id; rejects when WhatsApp refuses it.
     send: async (chatId, text) => {
       const entry = { chatId, text };

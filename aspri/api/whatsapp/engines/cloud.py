@@ -24,10 +24,10 @@ from aspri.api.whatsapp.channel import Channel, ChannelError, OnMessage
 from aspri.api.whatsapp.engines import cloud_media
 from aspri.config import ConfigError, Settings
 from aspri.media import MediaStore
-from aspri.media.transcribe import Transcriber, TranscriptionError
+from aspri.media.transcribe import Transcriber, with_transcript
 from aspri.schemas import WhatsAppMessage, chatid
 from aspri.schemas.api import Body
-from aspri.schemas.media import Audio, Media, Unsupported, Voice
+from aspri.schemas.media import Media, Unsupported
 from aspri.telemetry.tracing import tracer
 
 log = logging.getLogger(__name__)
@@ -218,7 +218,7 @@ class CloudChannel(Channel):
                 if self._client is None:
                     raise ChannelError("the Cloud API channel is not started", 503)
                 media = await cloud_media.download(self._client, self.media, kind or name, file)
-                return await self._transcribed(media)
+                return await with_transcript(self.transcriber, self.media, media)
         if message.type == "location" and message.location is not None:
             return cloud_media.location(message.location)
         if message.type == "contacts":
@@ -229,22 +229,6 @@ class CloudChannel(Channel):
             return cloud_media.interactive(message.interactive, message.button)
         log.info("unsupported message type recorded", extra={"type": message.type})
         return Unsupported(type=message.type)
-
-    async def _transcribed(self, media: Media) -> Media:
-        """An audio or voice note with its transcript (when a provider is configured)."""
-        if not isinstance(media, Audio | Voice) or self.transcriber is None:
-            return media
-        path = self.media.find(media.sha256 or "")
-        if path is None:
-            return media
-        subtype = (media.mime or "audio/ogg").split(";")[0].split("/")[-1]
-        filename = media.filename or f"{media.sha256}.{subtype}"
-        try:
-            text = await self.transcriber.transcribe(path, media.mime, filename)
-        except TranscriptionError as exc:
-            log.warning("transcription failed", extra={"error": str(exc)})
-            return msgspec.structs.replace(media, error=str(exc))
-        return msgspec.structs.replace(media, transcript=text)
 
     def signature_ok(self, body: bytes, header: str | None) -> bool:
         """``X-Hub-Signature-256`` is ``sha256=`` + the hex HMAC-SHA256 of the raw body, keyed

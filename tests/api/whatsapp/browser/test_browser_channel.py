@@ -104,6 +104,9 @@ async def test_qr_login_inbound_and_send(
         body="/9j/4AAQSkZJRgABAQAAAQABAAD",
         caption="look at this",
         isMedia=True,
+        mimetype="image/jpeg",
+        size=4,
+        data="/9j/4A==",
     )
     await wait_until(lambda: len(inbox.messages) == 2)
     assert inbox.messages == [
@@ -126,7 +129,12 @@ async def test_qr_login_inbound_and_send(
             body="look at this",
             type="image",
             timestamp=1_700_000_000,
-            media=Image(caption="look at this"),
+            media=Image(
+                mime="image/jpeg",
+                size=4,
+                sha256="ba4f25bf16ba4be6bc7d3276fafeb67f9eb3c5df042bc3a405e1af15b921eed7",
+                caption="look at this",
+            ),
         ),
     ]
     assert inbox.attempts == {group_id: 2, f"false_{ANN}_3EB0IMG": 1}

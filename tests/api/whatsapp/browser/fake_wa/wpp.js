@@ -4,7 +4,12 @@
 // It imitates only the surface ASPRI's bridge (aspri/api/whatsapp/engines/browser_bridge.js)
 // uses, with the same names and shapes as wa-js: WPP.isReady, WPP.loader.onReady, WPP.on,
 // WPP.conn.isAuthenticated / isMainReady / getAuthCode / refreshQR / getMyUserId,
-// WPP.chat.sendTextMessage / getQuotedMsgKey, and message models with MsgKey / Wid ids. The "WhatsApp server" is the test:
+// WPP.chat.sendTextMessage / getQuotedMsgKey / downloadMedia, the chat.new_reaction event, and
+// message models with MsgKey / Wid ids and wa-js's media fields (mimetype, filename, size, lat,
+// lng, loc, vcardList). downloadMedia behaves as wa-js's: it looks the message up by its
+// serialized id, rejects a message without media ("message_not_contains_media") and a file
+// that cannot be fetched ("media_not_found"), and resolves to a Blob of the decrypted bytes
+// typed with the message's mimetype. The "WhatsApp server" is the test:
 // it pushes commands over server-sent events (/events) and records sends (POST /sent). The
 // login is kept in IndexedDB, as WhatsApp Web keeps its session, so it survives a relaunch on
 // the same browser profile.
@@ -62,9 +67,11 @@
   };
 
   let sent = 0;
+  const messages = new Map(); // serialized id -> model, like WhatsApp Web's MsgStore
+  const files = new Map(); // serialized id -> {data (base64) | fail}, the media servers
   const toModel = (raw) => {
     const chat = raw.chatId;
-    return {
+    const model = {
       id: new MsgKey({ id: raw.id, fromMe: Boolean(raw.fromMe), remote: chat, participant: raw.author }),
       from: wid(raw.fromMe ? "15550000000@c.us" : chat),
       to: wid(raw.fromMe ? chat : "15550000000@c.us"),
@@ -81,7 +88,19 @@
       isNewMsg: true,
       quotedStanzaID: raw.quotedStanzaID,
       quotedParticipant: raw.quotedParticipant ? wid(raw.quotedParticipant) : undefined,
+      mimetype: raw.mimetype,
+      filename: raw.filename,
+      size: raw.size,
+      lat: raw.lat,
+      lng: raw.lng,
+      loc: raw.loc,
+      vcardList: raw.vcardList,
+      selectedButtonId: raw.selectedButtonId,
     };
+    model.mediaData = raw.isMedia ? { mimetype: raw.mimetype } : undefined;
+    messages.set(model.id._serialized, model);
+    if (raw.isMedia) files.set(model.id._serialized, { data: raw.data, fail: raw.fail });
+    return model;
   };
 
   const WPP = {
@@ -119,6 +138,17 @@
         emit("chat.new_message", toModel({ id: key.id, chatId, fromMe: true, body: content, t: 1 }));
         return { id: key.toString(), ack: messageSendResult === "OK" ? 1 : -1, sendMsgResult: { messageSendResult } };
       },
+      downloadMedia: async (id) => {
+        const msg = messages.get(String(id));
+        if (!msg) throw new Error(`msg_not_found: ${id}`);
+        if (!msg.mediaData) throw new Error(`message_not_contains_media: ${id}`);
+        const file = files.get(String(id));
+        if (file.fail) throw new Error(file.fail);
+        const binary = atob(file.data || "");
+        const bytes = new Uint8Array(binary.length);
+        for (let i = 0; i < binary.length; i += 1) bytes[i] = binary.charCodeAt(i);
+        return new Blob([bytes], { type: msg.mimetype || "application/octet-stream" });
+      },
       getQuotedMsgKey: (msg) => {
         if (!msg.quotedStanzaID) throw new Error("message_not_have_a_reply");
         return new MsgKey({
@@ -136,6 +166,17 @@
     login,
     qr_idle: () => emit("conn.qrcode_idle"),
     message: ({ message }) => emit("chat.new_message", toModel(message)),
+    // wa-js's chat.new_reaction: MsgKeys of the reaction and of the message reacted to.
+    reaction: ({ reaction }) =>
+      emit("chat.new_reaction", {
+        id: new MsgKey({ id: reaction.id, fromMe: false, remote: reaction.chatId }),
+        msgId: new MsgKey({ id: reaction.to, fromMe: true, remote: reaction.chatId }),
+        reactionText: reaction.emoji,
+        sender: wid(reaction.sender),
+        timestamp: reaction.t,
+        read: false,
+        orphan: 0,
+      }),
   };
   // Like wa-js, configured by window.WPPConfig; the device name reaches WhatsApp's server.
   const config = { deviceName: false, disableGoogleAnalytics: false, ...(window.WPPConfig || {}) };
