@@ -24,7 +24,9 @@ from datetime import timedelta
 from typing import Any
 
 import anyio
+import anyio.abc
 import msgspec
+from anyio.streams.memory import MemoryObjectReceiveStream
 from jsonschema.exceptions import best_match  # type: ignore[import-untyped]
 from jsonschema.validators import validator_for  # type: ignore[import-untyped]
 from langchain_core.tools import BaseTool
@@ -33,6 +35,7 @@ from langchain_mcp_adapters.tools import load_mcp_tools
 from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
 from mcp.shared.exceptions import McpError
+from mcp.shared.message import SessionMessage
 from mcp.types import (
     CONNECTION_CLOSED,
     CallToolRequest,
@@ -227,22 +230,13 @@ class McpTools:
             try:
                 async with (
                     stdio_client(self.params) as (read, write),
-                    ClientSession(read, write) as session,
+                    anyio.create_task_group() as watch,
                 ):
-                    await session.initialize()
-                    if not self.tools:
-                        await self._load(session)
-                    async with self._changed:
-                        self._session = session
-                        self._generation += 1
-                        self._changed.notify_all()
-                    self._ready.set()
-                    backoff = 0.1
-                    log.info(
-                        "mcp session ready",
-                        extra={"generation": self._generation, "tools": len(self.tools)},
-                    )
-                    await self._broken.wait()
+                    relayed = await watch.start(self._relay, read)
+                    async with ClientSession(relayed, write) as session:
+                        await self._serve(session)
+                    watch.cancel_scope.cancel()
+                backoff = 0.1
             except Exception as exc:
                 self._failure = exc
                 log.warning("mcp session failed", extra={"error": repr(exc)})
@@ -254,6 +248,42 @@ class McpTools:
                 self.restarts += 1
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
+
+    async def _serve(self, session: ClientSession) -> None:
+        """Offer ``session`` to callers until it breaks (a failed call, or the server's exit)."""
+        await session.initialize()
+        if not self.tools:
+            await self._load(session)
+        async with self._changed:
+            self._session = session
+            self._generation += 1
+            self._changed.notify_all()
+        self._ready.set()
+        log.info(
+            "mcp session ready", extra={"generation": self._generation, "tools": len(self.tools)}
+        )
+        await self._broken.wait()
+
+    async def _relay(
+        self,
+        read: MemoryObjectReceiveStream[SessionMessage | Exception],
+        *,
+        task_status: anyio.abc.TaskStatus[MemoryObjectReceiveStream[SessionMessage | Exception]],
+    ) -> None:
+        """Hand the server's messages to the session, and notice when they end.
+
+        The server's stdout ends when it exits; the SDK then fails the calls in flight, but
+        nothing restarts a server that died between calls. Ending here marks the session
+        broken, so the supervisor starts a new server at once, not at the next call.
+        """
+        send, relayed = anyio.create_memory_object_stream[SessionMessage | Exception](0)
+        task_status.started(relayed)
+        async with send, read:
+            async for message in read:
+                await send.send(message)
+        if not self._closing:
+            log.warning("mcp server exited", extra={"generation": self._generation})
+        self._broken.set()
 
     async def _load(self, session: ClientSession) -> None:
         listed = await session.list_tools()

@@ -180,3 +180,21 @@ async def test_the_mcp_server_is_restarted_when_it_dies(stack: Stack) -> None:
         assert len(set(mcp_children()) - before) == 1
     finally:
         await tools.close()
+
+
+@pytest.mark.slow
+async def test_an_mcp_server_that_dies_between_calls_is_restarted_at_once(stack: Stack) -> None:
+    """No call has to fail first: the worker notices the exit and starts a new server."""
+    before = set(mcp_children())
+    tools = McpTools(stack.settings)
+    await tools.start()
+    try:
+        (pid,) = set(mcp_children()) - before
+        os.kill(pid, signal.SIGKILL)
+        await wait_until(lambda: tools.restarts == 1, 20)
+        (new,) = await wait_until(lambda: set(mcp_children()) - before, 20)
+        assert new != pid
+        await tools.call("whatsapp_list_chats", {})  # served by the new one: no ToolsUnavailable
+        assert tools.restarts == 1
+    finally:
+        await tools.close()
