@@ -72,6 +72,20 @@ class ChatMessage(Body):
     """What the message carries besides text (a file's reference, its transcript, a location…)."""
     media_url: str | None = None
     """Where a stored file is served (``GET /api/media/{sha256}``, behind the API key)."""
+    status: str | None = None
+    """Of a message the assistant sent (``fromMe``): its latest delivery status, ``queued``,
+    ``sent``, ``delivered``, ``read`` or ``failed`` (see ``aspri.schemas.status``)."""
+    status_error: str | None = None
+    """Why it ``failed`` (the channel's error code and title)."""
+
+
+class StatusUpdate(Body):
+    """An outbound message's latest delivery status changed (the web chat's live stream)."""
+
+    chat_id: str
+    message_id: str
+    status: str
+    status_error: str | None = None
 
 
 class MessagePage(Body):

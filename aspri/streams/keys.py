@@ -86,6 +86,12 @@ def whatsapp_send_lock(key: str) -> str:
     return f"whatsapp:send:{key}:lock"
 
 
+def whatsapp_statuses(chat_id: str) -> str:
+    """Hash message id → the latest delivery status of the chat's outbound messages: the fold
+    of its ``whatsapp:status`` events, updated in the same step that appends each one."""
+    return f"whatsapp:status:{chat_id}"
+
+
 def login_used(nonce: str) -> str:
     """Set (until the link expires) once a one-time web-chat login link has been used."""
     return f"whatsapp:login:used:{nonce}"

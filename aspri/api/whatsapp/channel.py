@@ -11,9 +11,13 @@ import abc
 from collections.abc import Awaitable, Callable
 
 from aspri.schemas import WhatsAppMessage
+from aspri.schemas.status import WhatsAppStatus
 
 OnMessage = Callable[[WhatsAppMessage], Awaitable[str | None]]
 """Records an inbound message; returns the eventId it became (None when not recorded)."""
+
+OnStatus = Callable[[WhatsAppStatus], Awaitable[object]]
+"""Records a delivery status of an outbound message (``Statuses.record``)."""
 
 
 class ChannelError(Exception):
@@ -30,6 +34,15 @@ class Channel(abc.ABC):
     name: str = "channel"
     max_text: int = 4096
     """Longest text one message may carry; the gateway splits longer ones."""
+    on_status: OnStatus | None = None
+    """Set by the gateway before ``start``: where ``report_status`` records."""
+
+    async def report_status(self, status: WhatsAppStatus) -> None:
+        """Record what became of a sent message (an ack, a status webhook): once per message
+        and status, never moving it backwards; an unknown message id is recorded too."""
+        if self.on_status is None:
+            raise ChannelError("the channel is not started", 503)
+        await self.on_status(status)
 
     @abc.abstractmethod
     async def start(self, on_message: OnMessage) -> None:

@@ -1,4 +1,5 @@
-"""The WhatsApp gateway's parts wired together: log, projections, hub, inbox, outbox, channel."""
+"""The WhatsApp gateway's parts wired together: log, projections, hub, inbox, outbox, statuses,
+channel."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from aspri.api.whatsapp.inbox import Inbox
 from aspri.api.whatsapp.limits import InboundLimiter
 from aspri.api.whatsapp.outbox import Outbox
 from aspri.api.whatsapp.pacing import Clock, pacer_for
+from aspri.api.whatsapp.statuses import Statuses
 from aspri.config import Settings
 from aspri.schemas import Event, WhatsAppMessage
 from aspri.streams.log import EventLog
@@ -41,6 +43,7 @@ class Gateway:
         self.log = EventLog(redis, idempotency_ttl_s=settings.idempotency_ttl_s)
         self.hub = Hub()
         self.directory = Directory(redis, self.log)
+        self.statuses = Statuses(redis, self.log, self.hub)
         pacer = pacer_for(
             settings.whatsapp_engine,
             settings.send_rate_per_s,
@@ -84,6 +87,7 @@ class Gateway:
 
     async def start(self) -> None:
         await self.directory.start()
+        self.channel.on_status = self.statuses.record
         await self.channel.start(self.inbox.receive)
         log.info(
             "whatsapp gateway started", extra={"engine": self.engine, "channel": self.channel.name}

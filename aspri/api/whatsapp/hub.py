@@ -11,7 +11,10 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 
-from aspri.schemas.api import ChatMessage
+from aspri.schemas.api import ChatMessage, StatusUpdate
+
+Live = ChatMessage | StatusUpdate
+"""What the hub carries: a message just recorded, or an outbound message's new status."""
 
 log = logging.getLogger(__name__)
 
@@ -19,18 +22,18 @@ _CLOSED = None
 
 
 class Hub:
-    """Broadcasts each recorded message to every current subscriber."""
+    """Broadcasts each recorded message and status change to every current subscriber."""
 
     def __init__(self, queue_size: int = 256) -> None:
         self.queue_size = queue_size
-        self._subscribers: set[asyncio.Queue[ChatMessage | None]] = set()
+        self._subscribers: set[asyncio.Queue[Live | None]] = set()
         self._closed = False
 
     @property
     def subscribers(self) -> int:
         return len(self._subscribers)
 
-    def publish(self, message: ChatMessage) -> None:
+    def publish(self, message: Live) -> None:
         for queue in list(self._subscribers):
             try:
                 queue.put_nowait(message)
@@ -38,12 +41,12 @@ class Hub:
                 log.warning("live subscriber too slow; dropped")
                 self._drop(queue)
 
-    async def subscribe(self, ping_s: float = 15.0) -> AsyncIterator[ChatMessage | None]:
+    async def subscribe(self, ping_s: float = 15.0) -> AsyncIterator[Live | None]:
         """Messages as they are published; ``None`` every ``ping_s`` idle seconds (a keep-alive).
 
         Ends when the hub closes or the subscriber was dropped.
         """
-        queue: asyncio.Queue[ChatMessage | None] = asyncio.Queue(self.queue_size)
+        queue: asyncio.Queue[Live | None] = asyncio.Queue(self.queue_size)
         if self._closed:
             return
         self._subscribers.add(queue)
@@ -66,7 +69,7 @@ class Hub:
         for queue in list(self._subscribers):
             self._drop(queue)
 
-    def _drop(self, queue: asyncio.Queue[ChatMessage | None]) -> None:
+    def _drop(self, queue: asyncio.Queue[Live | None]) -> None:
         self._subscribers.discard(queue)
         while not queue.empty():
             queue.get_nowait()

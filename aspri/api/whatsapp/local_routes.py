@@ -32,6 +32,7 @@ from aspri.schemas.api import (
     AssistantState,
     LocalMessageAccepted,
     LocalMessageRequest,
+    StatusUpdate,
     Success,
 )
 from aspri.streams import keys
@@ -118,7 +119,8 @@ async def local_events(
     chat_id: Annotated[str | None, QueryParameter(name="chatId")] = None,
 ) -> ServerSentEvent:
     """Every message recorded from now on (only ``chatId``'s when given), as SSE ``message``
-    events whose data is a ChatMessage; a comment every 15 s keeps the connection open."""
+    events whose data is a ChatMessage, and every move of an outbound message's delivery
+    status as a ``status`` event (a StatusUpdate); a comment every 15 s keeps it open."""
     wanted = parse_chat_id(chat_id, "chatId") if chat_id else None
     return ServerSentEvent(_events(gateway, wanted))
 
@@ -128,7 +130,11 @@ async def _events(gateway: Gateway, wanted: str | None) -> AsyncIterator[ServerS
     async for message in gateway.hub.subscribe():
         if message is None:
             yield ServerSentEventMessage(data=None, comment="ping")
-        elif wanted is None or message.chat_id == wanted:
+        elif wanted is not None and message.chat_id != wanted:
+            continue
+        elif isinstance(message, StatusUpdate):
+            yield ServerSentEventMessage(event="status", data=_ENC.encode(message).decode())
+        else:
             yield ServerSentEventMessage(
                 event="message", id=message.entry_id, data=_ENC.encode(message).decode()
             )

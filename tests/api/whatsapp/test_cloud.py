@@ -109,7 +109,13 @@ async def test_signed_text_message_is_one_event_even_when_delivered_twice(
         first = await deliver(gw.client, payload)
         assert first.status_code == 200, first.text
         receipt = first.json()["data"]
-        assert receipt == {"messages": 1, "statuses": 0, "ignored": 0, "eventIds": [ANY]}
+        assert receipt == {
+            "messages": 1,
+            "statuses": 0,
+            "ignored": 0,
+            "eventIds": [ANY],
+            "problems": [],
+        }
         again = await deliver(gw.client, payload)  # Meta retries deliveries it is unsure of
         assert again.status_code == 200
         queue = await gw.stream(keys.WHATSAPP_MESSAGES)
@@ -171,6 +177,7 @@ async def test_statuses_and_odd_shapes_are_ignored_without_losing_good_messages(
             "statuses": 1,
             "ignored": 0,
             "eventIds": [],
+            "problems": [],
         }
 
         batch = webhook(
@@ -186,7 +193,13 @@ async def test_statuses_and_odd_shapes_are_ignored_without_losing_good_messages(
         mixed = await deliver(gw.client, batch)
         assert mixed.status_code == 200
         receipt = mixed.json()["data"]
-        assert receipt == {"messages": 2, "statuses": 0, "ignored": 4, "eventIds": [ANY, ANY]}
+        assert receipt == {
+            "messages": 2,
+            "statuses": 0,
+            "ignored": 4,
+            "eventIds": [ANY, ANY],
+            "problems": [ANY, ANY, ANY, ANY],
+        }
         events = await gw.stream(keys.WHATSAPP_MESSAGES)
         assert [e.data.body for e in events] == ["first", "second"]
         assert [e.event_id for e in events] == receipt["eventIds"]

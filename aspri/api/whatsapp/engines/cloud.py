@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-from typing import Any
+from typing import Annotated, Any
 
 import httpx
 import msgspec
@@ -28,6 +28,7 @@ from aspri.media.transcribe import Transcriber, with_transcript
 from aspri.schemas import WhatsAppMessage, chatid
 from aspri.schemas.api import Body
 from aspri.schemas.media import Media, Unsupported
+from aspri.schemas.status import WhatsAppStatus
 from aspri.telemetry.tracing import tracer
 
 log = logging.getLogger(__name__)
@@ -73,10 +74,21 @@ class _Contact(msgspec.Struct):
     profile: _Profile | None = None
 
 
+class _StatusError(msgspec.Struct):
+    code: int | str | None = None
+    title: str | None = None
+    message: str | None = None
+    error_data: dict[str, Any] | None = None
+
+
 class _Status(msgspec.Struct):
-    id: str
-    status: str
-    recipient_id: str | None = None
+    """One entry of ``statuses[]``: what became of a message the business sent."""
+
+    id: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+    status: Annotated[str, msgspec.Meta(min_length=1, max_length=40)]
+    recipient_id: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    timestamp: str | int = "0"
+    errors: list[_StatusError] = msgspec.field(default_factory=list)
 
 
 class _Metadata(msgspec.Struct):
@@ -117,6 +129,9 @@ class WebhookReceipt(Body):
     statuses: int = 0
     ignored: int = 0
     event_ids: list[str] = msgspec.field(default_factory=list)
+    problems: list[str] = msgspec.field(default_factory=list)
+    """Why each ignored item was ignored, naming the item and its field (the delivery is still
+    200: Meta would otherwise redeliver the whole batch, good items included)."""
 
 
 class CloudChannel(Channel):
@@ -303,7 +318,7 @@ class CloudChannel(Channel):
             media = await self._media_of(message)
             inbound = _to_message(message, names.get(message.from_), media)
             if inbound is None:
-                receipt.ignored += 1
+                _ignore(receipt, "message", "from or timestamp: not a phone number or Unix time")
                 continue
             if self._on_message is None:
                 raise ChannelError("the Cloud API channel is not started", 503)
@@ -313,9 +328,10 @@ class CloudChannel(Channel):
                 receipt.event_ids.append(event_id)
         for raw in value.statuses:
             status = _convert(raw, _Status, "status", receipt)
-            if status is not None:
+            report = _to_status(status, receipt) if status is not None else None
+            if report is not None:
+                await self.report_status(report)
                 receipt.statuses += 1
-                log.debug("message status", extra={"messageId": status.id, "status": status.status})
         for error in value.errors:
             log.warning("webhook reported an error", extra={"error": error})
 
@@ -325,19 +341,46 @@ def _convert(raw: Any, kind: type[Any], what: str, receipt: WebhookReceipt) -> A
     try:
         return msgspec.convert(raw, kind)
     except msgspec.ValidationError as exc:
-        log.warning(
-            "webhook item with an unexpected shape ignored", extra={"item": what, "error": str(exc)}
-        )
-        receipt.ignored += 1
+        _ignore(receipt, what, str(exc))
         return None
+
+
+def _ignore(receipt: WebhookReceipt, what: str, error: str) -> None:
+    log.warning("webhook item of an unexpected shape ignored", extra={"item": what, "error": error})
+    receipt.ignored += 1
+    receipt.problems.append(f"{what}: {error}")
+
+
+def _to_status(status: _Status, receipt: WebhookReceipt) -> WhatsAppStatus | None:
+    """A ``statuses[]`` entry as the gateway records it (its first error, if any, explains a
+    ``failed``); None when its recipient or time cannot be read."""
+    try:
+        chat_id = chatid.normalize(status.recipient_id)
+        seconds = int(status.timestamp)
+    except ValueError as exc:
+        _ignore(receipt, "status", f"recipient_id or timestamp: {exc}")
+        return None
+    error = status.errors[0] if status.errors else _StatusError()
+    title = error.title or error.message
+    detail = (error.error_data or {}).get("details")
+    return WhatsAppStatus(
+        chat_id=chat_id,
+        message_id=status.id,
+        status=status.status,
+        timestamp=seconds * 1000,
+        channel="cloud",
+        recipient_id=status.recipient_id,
+        error_code=None if error.code is None else str(error.code)[:200],
+        error_title=title[:2000] if title else None,
+        error_detail=str(detail)[:2000] if detail is not None else None,
+    )
 
 
 def _to_message(message: _Message, name: str | None, media: Media | None) -> WhatsAppMessage | None:
     try:
         chat_id = chatid.normalize(message.from_)
         seconds = int(message.timestamp)
-    except ValueError as exc:
-        log.warning("webhook message with a bad sender or time ignored", extra={"error": str(exc)})
+    except ValueError:
         return None
     caption = getattr(media, "caption", None)
     return WhatsAppMessage(
