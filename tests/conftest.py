@@ -20,6 +20,7 @@ from redis.asyncio import Redis
 from aspri.streams.server import EmbeddedServer
 from aspri.telemetry.tracing import setup_tracing
 from tests.browser import ARGS, CHROMIUM
+from tests.helpers import database_url
 
 DATABASES = 4096
 _db_numbers = itertools.count(1)
@@ -38,7 +39,7 @@ def redis_url(valkey_server: EmbeddedServer) -> str:
     """A URL to a database no other test uses (keys are isolated per test)."""
     number = next(_db_numbers)
     assert number < DATABASES, "raise DATABASES in tests/conftest.py"
-    return valkey_server.url.rsplit("/", 1)[0] + f"/{number}"
+    return database_url(valkey_server, number)
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from typing import Any
 import uvicorn
 
 from aspri.apikey import engine_credential, login_token
-from aspri.streams.server import free_port
+from aspri.streams.server import EmbeddedServer, free_port
 
 API_KEY = "test-api-key-0123456789"
 """The key every test gateway is started with (``Settings(api_key=API_KEY)``,
@@ -67,3 +67,8 @@ async def serve_asgi(
     finally:
         server.should_exit = True
         await asyncio.wait_for(task, 15)
+
+
+def database_url(server: EmbeddedServer, number: int) -> str:
+    """The URL of database ``number`` of the session's Valkey (fixtures keep theirs apart)."""
+    return server.url.rsplit("/", 1)[0] + f"/{number}"

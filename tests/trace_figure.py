@@ -16,6 +16,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from tests.browser import CHROMIUM
+
 COLOURS = {
     "aspri-whatsapp": "#25d366",
     "aspri-engine": "#5b8def",
@@ -103,7 +105,7 @@ aspri.event_id = {html.escape(", ".join(sorted(str(e) for e in event_ids)))} on 
 <table>{"".join(rows)}</table></body></html>"""
 
 
-def render(source: Path, target: Path, chromium: str = "/usr/bin/chromium") -> None:
+def render(source: Path, target: Path, chromium: Path = CHROMIUM) -> None:
     data = json.loads(source.read_text())
     spans, title = data["spans"], data["title"]
     with tempfile.TemporaryDirectory() as tmp:
@@ -112,7 +114,7 @@ def render(source: Path, target: Path, chromium: str = "/usr/bin/chromium") -> N
         height = 150 + 40 * len(spans)
         subprocess.run(
             [
-                chromium,
+                str(chromium),
                 "--headless",
                 "--no-sandbox",
                 "--disable-gpu",

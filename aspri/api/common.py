@@ -130,12 +130,14 @@ def create_gateway(
     request_max_body_size: int = 1024 * 1024,
     state: dict[str, Any] | None = None,
     redis: Redis | None = None,
+    watched: Sequence[str] = metrics.WATCHED,
     access: Access,
     links: Sequence[spec.Link] = (),
 ) -> Litestar:
     """A Litestar app with the envelope, ``access`` checked on every request (api/access.py),
     OpenAPI at ``/schema`` (UI at ``/schema/swagger``) and, given the event log's ``redis``,
-    Prometheus metrics of its streams at ``/metrics`` (behind the key, like the API)."""
+    Prometheus metrics of its ``watched`` streams at ``/metrics`` (behind the key, like the
+    API)."""
     from aspri.api.access import SECURITY, AccessMiddleware, openapi_components
     from aspri.api.limits import BodyLimits
 
@@ -154,7 +156,7 @@ def create_gateway(
 
         @get("/metrics", include_in_schema=False, media_type=metrics.CONTENT_TYPE)
         async def prometheus() -> bytes:
-            return await metrics.render(log_redis)
+            return await metrics.render(log_redis, watched)
 
         extra.append(prometheus)
     app = Litestar(

@@ -11,6 +11,8 @@ Annotations are evaluated when the tools are defined (no ``from __future__ impor
 annotations``): FastMCP builds the schemas from them.
 """
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -94,6 +96,15 @@ def _turn(ctx: ToolContext) -> tuple[str, str]:
     return person, chat
 
 
+@contextmanager
+def _reachable() -> Iterator[None]:
+    """A store error becomes the tool's refusal, which the model can read and say."""
+    try:
+        yield
+    except RedisError as exc:
+        raise MemoryRefused(f"memory is not reachable right now ({type(exc).__name__}).") from None
+
+
 def _iso(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="seconds")
 
@@ -128,7 +139,7 @@ def register(server: FastMCP, backend: MemoryBackend) -> None:
         """
         person, chat = _turn(ctx)
         store, _ = backend.parts()
-        try:
+        with _reachable():
             fact, duplicate = await store.save(
                 person,
                 text,
@@ -137,10 +148,6 @@ def register(server: FastMCP, backend: MemoryBackend) -> None:
                 sources=[c for c in [meta.turn_value(ctx, "turnCause")] if c],
                 key=meta.idempotency_key(ctx, idempotencyKey),
             )
-        except RedisError as exc:
-            raise MemoryRefused(
-                f"memory is not reachable right now ({type(exc).__name__})."
-            ) from None
         return SavedFact(fact_id=fact.fact_id, text=fact.text, duplicate=duplicate)
 
     @server.tool(
@@ -164,7 +171,7 @@ def register(server: FastMCP, backend: MemoryBackend) -> None:
         true (save the corrected fact afterwards). It leaves every later conversation."""
         person, _chat = _turn(ctx)
         store, _ = backend.parts()
-        try:
+        with _reachable():
             found = await store.forget(
                 person,
                 fact,
@@ -172,10 +179,6 @@ def register(server: FastMCP, backend: MemoryBackend) -> None:
                 sources=[c for c in [meta.turn_value(ctx, "turnCause")] if c],
                 key=meta.idempotency_key(ctx, idempotencyKey),
             )
-        except RedisError as exc:
-            raise MemoryRefused(
-                f"memory is not reachable right now ({type(exc).__name__})."
-            ) from None
         return ForgottenFact(fact_id=found.fact_id, text=found.text)
 
     @server.tool(
@@ -201,13 +204,9 @@ def register(server: FastMCP, backend: MemoryBackend) -> None:
         """
         person, chat = _turn(ctx)
         store, index = backend.parts()
-        try:
+        with _reachable():
             memory = await store.load(person)
             hits = await index.search(query, memory, chat, limit=limit)
-        except RedisError as exc:
-            raise MemoryRefused(
-                f"memory is not reachable right now ({type(exc).__name__})."
-            ) from None
         return SearchResults(
             results=[
                 Found(

@@ -20,11 +20,11 @@ from prometheus_client import (
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
+from aspri.config import Settings
 from aspri.schemas.envelope import text
 from aspri.streams import keys
 from aspri.telemetry.instruments import PROCESS
 
-WATCHED = (keys.WHATSAPP_MESSAGES, keys.CRON_EVENTS, keys.CRON_JOBS)
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 CRON_JOBS_REJECTED = Counter(
@@ -39,8 +39,18 @@ INBOUND_THROTTLED = Counter(
 )
 
 
-async def render(redis: Redis, streams: Sequence[str] = WATCHED) -> bytes:
-    """The Prometheus text exposition of every watched stream and its groups."""
+WATCHED = (keys.WHATSAPP_MESSAGES, keys.CRON_EVENTS, keys.CRON_JOBS)
+"""The watched streams under their default names."""
+
+
+def watched(settings: Settings) -> tuple[str, ...]:
+    """The streams an operator watches: the two work queues, by their configured names
+    (``WHATSAPP_STREAM_NAME``, ``CRONJOB_STREAM_NAME``), and the job registry."""
+    return (settings.whatsapp_stream, settings.cronjob_stream, keys.CRON_JOBS)
+
+
+async def render(redis: Redis, streams: Sequence[str]) -> bytes:
+    """The Prometheus text exposition of ``streams`` and their groups."""
     registry = CollectorRegistry()
     length = Gauge("aspri_stream_length", "Entries in the stream", ["stream"], registry=registry)
     dead = Gauge(

@@ -10,6 +10,7 @@ import pytest
 
 from aspri.streams.server import EmbeddedServer
 from tests.agents.engine.stack import Stack, running_stack
+from tests.helpers import database_url
 from tests.mcp.test_tools import Stack as McpStack
 from tests.mcp.test_tools import running_mcp_stack
 
@@ -27,6 +28,6 @@ async def mcp_stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[M
 async def stack(
     valkey_server: EmbeddedServer, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Stack]:
-    url = valkey_server.url.rsplit("/", 1)[0] + f"/{COMPAT_DB}"
+    url = database_url(valkey_server, COMPAT_DB)
     async with running_stack(url, Path(tmp_path_factory.mktemp("compat-engine"))) as s:
         yield s

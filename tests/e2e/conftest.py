@@ -9,6 +9,7 @@ import pytest
 
 from aspri.streams.server import EmbeddedServer
 from tests.agents.engine.stack import Stack, running_stack
+from tests.helpers import database_url
 
 E2E_DB = 4094
 """A database of the session's Valkey that the per-test numbering never reaches."""
@@ -18,6 +19,6 @@ E2E_DB = 4094
 async def loop_stack(
     valkey_server: EmbeddedServer, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Stack]:
-    url = valkey_server.url.rsplit("/", 1)[0] + f"/{E2E_DB}"
+    url = database_url(valkey_server, E2E_DB)
     async with running_stack(url, Path(tmp_path_factory.mktemp("e2e"))) as s:
         yield s

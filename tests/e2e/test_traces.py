@@ -34,7 +34,7 @@ from redis.exceptions import ResponseError
 from aspri.agents.scheduler.fire import trigger_event_id
 from aspri.streams import keys
 from aspri.streams.server import EmbeddedServer, free_port
-from tests.helpers import API_KEY, AUTH, serve_asgi, wait_until
+from tests.helpers import API_KEY, AUTH, database_url, serve_asgi, wait_until
 from tests.otlp import ReceivedSpan, Receiver, ancestors
 
 pytestmark = pytest.mark.slow
@@ -128,7 +128,7 @@ async def system(valkey_server: EmbeddedServer, processes_dir: Path) -> AsyncIte
     ):
         env = {
             **os.environ,
-            "REDIS_URL": valkey_server.url.rsplit("/", 1)[0] + f"/{TRACES_DB}",
+            "REDIS_URL": database_url(valkey_server, TRACES_DB),
             "ASPRI_DATA_DIR": str(processes_dir / "data"),
             "WHATSAPP_PORT": str(wa_port),
             "CRONJOB_PORT": str(cron_port),

@@ -161,3 +161,23 @@ async def test_common_words_do_not_drown_a_search(redis: Redis) -> None:
     hits = await index.search("the wifi", memory, CHAT, limit=3)
     assert [h.text for h in hits] == ["the wifi password is mango42"]
     assert len(await index.search("the", memory, CHAT, limit=3)) == 3
+
+
+async def test_each_tool_refuses_plainly_while_the_store_is_unreachable() -> None:
+    """Nothing listens on the store's port (9): the model reads a refusal, the server lives on."""
+    settings = Settings(
+        redis_url="redis://127.0.0.1:9/0",
+        whatsapp_url="http://127.0.0.1:9",
+        timezone="UTC",
+    )
+    owner = {"person": CHAT, "chatId": CHAT}
+    calls = [
+        ("memory_save", {"text": "the safe code is 4321"}),
+        ("memory_forget", {"fact": "safe code"}),
+        ("memory_search", {"query": "code"}),
+    ]
+    async with memory_session(settings) as session:
+        for name, args in calls:
+            result = await session.call_tool(name, args, meta=owner)
+            assert result.isError, name
+            assert "memory is not reachable right now (ConnectionError)" in text_of(result), name

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from litestar import Litestar
 from redis.asyncio import Redis
@@ -13,6 +13,7 @@ from aspri.api.common import create_gateway
 from aspri.api.cronjob.registry import JobRegistry
 from aspri.api.cronjob.routes import routes
 from aspri.api.cronjob.validation import DEFAULT_LIMITS, Limits
+from aspri.telemetry import metrics
 
 DESCRIPTION = """\
 Recurring and one-shot jobs for ASPRI. Every change is an event in the `cronjob:jobs` stream;
@@ -44,6 +45,7 @@ def create_app(
     grace_s: float = 60.0,
     snapshot_every: int | None = 10_000,
     limits: Limits = DEFAULT_LIMITS,
+    watched: Sequence[str] = metrics.WATCHED,
 ) -> Litestar:
     """The gateway, behind ``access``; its registry is rebuilt from the stream at start."""
     registry = JobRegistry(
@@ -57,6 +59,7 @@ def create_app(
         on_shutdown=[registry.stop],
         state={"registry": registry},
         redis=redis,
+        watched=watched,
         access=access,
         links=LINKS,
     )

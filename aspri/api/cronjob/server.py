@@ -16,6 +16,7 @@ from aspri.api.cronjob.validation import Limits
 from aspri.api.limits import server_options
 from aspri.config import Settings
 from aspri.streams.connect import open_redis
+from aspri.telemetry import metrics
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,13 @@ async def _serve(settings: Settings) -> bool:
             local_timezone=settings.timezone,
         )
         access = Access.from_settings(settings)
-        app = create_app(redis, grace_s=settings.cron_grace_s, limits=limits, access=access)
+        app = create_app(
+            redis,
+            grace_s=settings.cron_grace_s,
+            limits=limits,
+            access=access,
+            watched=metrics.watched(settings),
+        )
         config = uvicorn.Config(
             app,
             host=settings.host,

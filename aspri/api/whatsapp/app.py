@@ -23,6 +23,7 @@ from aspri.api.whatsapp.pacing import Clock
 from aspri.api.whatsapp.routes import ROUTES
 from aspri.config import Settings
 from aspri.media import MediaStore
+from aspri.telemetry import metrics
 
 DESCRIPTION = """ASPRI's WhatsApp gateway. Inbound messages become `whatsapp:message` events;
 `POST /api/send-message` sends (idempotent by key); history, chats and contacts come from the
@@ -132,6 +133,7 @@ def create_app(
         request_max_body_size=4 * MAX_MESSAGE_BYTES + 64 * 1024,
         state={"gateway": gateway},
         redis=redis,
+        watched=metrics.watched(settings),
         access=access,
         links=LINKS,
     )

@@ -13,6 +13,7 @@ import pytest
 
 from aspri.streams.server import EmbeddedServer
 from tests.agents.engine.stack import Stack, running_stack
+from tests.helpers import database_url
 
 STACK_DB = 4095
 """A database of the session's Valkey that the per-test numbering (counting up) never reaches."""
@@ -22,6 +23,6 @@ STACK_DB = 4095
 async def stack(
     valkey_server: EmbeddedServer, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Stack]:
-    url = valkey_server.url.rsplit("/", 1)[0] + f"/{STACK_DB}"
+    url = database_url(valkey_server, STACK_DB)
     async with running_stack(url, Path(tmp_path_factory.mktemp("engine"))) as s:
         yield s

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
 
 from tests.agents.engine.stack import Stack, calls_tool_then_answers, new_number, scripted
 
@@ -47,6 +48,8 @@ async def test_a_turn_is_one_trace_with_its_model_and_tool_calls(
     } <= names
     assert len([s for s in in_trace if s.name.startswith("chat ")]) == 2
     for span in in_trace:
+        if span.parent is None and span.kind is SpanKind.CLIENT:
+            continue  # the test's own POST (its httpx client is traced when made after setup)
         assert span.attributes is not None
         assert span.attributes["aspri.event_id"] == sent["eventId"], span.name
     (consume,) = named(finished, "whatsapp:messages process")

@@ -44,6 +44,18 @@ async def test_local_message_becomes_one_event_in_both_streams(
         assert queue[0].traceparent  # the request's trace travels with the event
 
 
+async def test_metrics_watch_the_work_queue_by_its_configured_name(
+    open_gateway: GatewayFactory,
+) -> None:
+    """WHATSAPP_STREAM_NAME renames the queue (as the original's .env may): /metrics follows."""
+    async with open_gateway(whatsapp_stream="wa:inbound", cronjob_stream="cron:triggers") as gw:
+        await say(gw.client, "+62 812-3456-7890", "Halo")
+        lines = set((await gw.client.get("/metrics")).text.splitlines())
+    assert 'aspri_stream_length{stream="wa:inbound"} 1.0' in lines
+    assert 'aspri_stream_length{stream="cron:triggers"} 0.0' in lines
+    assert not any('stream="whatsapp:messages"' in line for line in lines)
+
+
 async def test_send_message_records_outbound_in_chat_only(open_gateway: GatewayFactory) -> None:
     async with open_gateway() as gw:
         response = await gw.client.post(
