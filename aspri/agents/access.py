@@ -4,7 +4,9 @@ The owners come from the settings (``OWNER_NUMBERS``); everyone else is decided 
 ``access:events`` (approvals, revocations, groups, pairing codes), which every engine worker
 keeps and brings up to date before each decision, so all workers agree and a restart loses
 nothing. Writers that decide on the state (a new pairing code) append with
-``expected_last_id`` and decide again when another worker wrote first.
+``expected_last_id`` and decide again when another worker wrote first. Every rule reads a
+sender as the person (``aspri.identity``): an ``@lid`` linked to an owner's phone is that owner,
+one nobody linked is judged on its own — a stranger unless approved under that id.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from aspri.config import Settings
+from aspri.identity import Identities
 from aspri.schemas import REGISTRY, Event, Payload, chatid
 from aspri.schemas.access import (
     AccountLinked,
@@ -128,6 +131,7 @@ class Access:
         self.table: Table[AccessState] = Table(
             log_, keys.ACCESS, initial=AccessState, apply=apply, name="access"
         )
+        self.identities = Identities(log_)
         self._owners = frozenset(person(o) for o in settings.owner_numbers)
         self.trusted = settings.whatsapp_engine == "local" and not settings.owner_numbers
         """The local web chat without OWNER_NUMBERS: its page is behind the API key, so
@@ -141,21 +145,25 @@ class Access:
 
     async def start(self) -> None:
         await self.table.start()
+        await self.identities.start()
 
     async def stop(self) -> None:
+        await self.identities.stop()
         await self.table.stop()
 
     async def refresh(self) -> None:
         """Apply what other workers (or this one) appended: decisions use the latest rules."""
         await self.table.catch_up()
+        await self.identities.refresh()
 
     # ------------------------------------------------------------------ the rules
 
     def is_owner(self, sender: str) -> bool:
-        if self.trusted or person(sender) in self._owners:
+        who = self.identities.person(sender)
+        if self.trusted or who in self._owners:
             return True
         linked = self.state.linked if self.settings.whatsapp_engine == "browser" else None
-        return linked is not None and same_person(sender, linked)
+        return linked is not None and same_person(who, self.identities.person(linked))
 
     async def link(self, chat_id: str, cause: str) -> None:
         """Remember the browser engine's own account (seen writing in its own chat)."""
@@ -169,7 +177,7 @@ class Access:
         policy = self.settings.dm_policy
         if policy == "open":
             return "contact"
-        if policy != "disabled" and person(sender) in self.state.contacts:
+        if policy != "disabled" and self.identities.person(sender) in self.state.contacts:
             return "contact"
         return "stranger"
 

@@ -5,7 +5,7 @@ from aspri.schemas.events import CronTrigger, Payload, WhatsAppMessage
 from aspri.schemas.registry import REGISTRY, Registry
 
 # Each module registers its event types with REGISTRY on import.
-from aspri.schemas import access, chat, cron, memory, status  # noqa: F401  isort: skip
+from aspri.schemas import access, chat, cron, identity, memory, status  # noqa: F401  isort: skip
 
 __all__ = [
     "REGISTRY",

@@ -48,6 +48,10 @@ class WhatsAppMessage(Payload, frozen=True, kw_only=True):
     throttled: bool = False
     """Recorded, but not handed to the engine: the sender was over the inbound rate limit
     (set by the gateway; the engine neither answers it nor counts it as unanswered)."""
+    alias: str | None = None
+    """The id the channel gave the sender by when it is not the person's own (an ``@lid``
+    resolved to the phone's ``@c.us``, see ``aspri.identity``); ``from``/``chatId`` are the
+    person's. Channels set it with the resolved ids; the gateway fills it for links it knows."""
 
 
 class CronTrigger(Payload, frozen=True, kw_only=True):

@@ -14,6 +14,9 @@ CRON_JOBS = "cronjob:jobs"
 ACCESS = "access:events"
 """Who the assistant obeys besides the owners: approvals, revocations, groups, pairing codes."""
 
+IDENTITY = "identity:events"
+"""Which id forms name one person (an ``@lid`` id and the phone's ``@c.us`` id)."""
+
 ENGINE_GROUP = "ai-engine"
 
 

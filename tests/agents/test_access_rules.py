@@ -10,6 +10,7 @@ from redis.asyncio import Redis
 
 from aspri.agents.access import CODE_TTL_MS, MAX_PENDING, Access, same_person
 from aspri.config import Settings
+from aspri.identity import Identities
 from aspri.streams import EventLog
 
 OWNER = "6281111111111@c.us"
@@ -92,3 +93,30 @@ async def test_pairing_codes(redis: Redis) -> None:
     assert renewed is not None and renewed != first
     await rules.revoke("6284000000000@c.us", OWNER, "r1")
     assert rules.kind("6284000000000@c.us") == "stranger"
+
+
+async def test_an_lid_is_judged_as_the_person_it_is_linked_to(redis: Redis) -> None:
+    """The owner writing from a hidden linked id (``@lid``) is still the owner once the link is
+    recorded (by the gateway, from wa-js); an ``@lid`` nobody linked is a stranger — also on
+    the browser engine, whose linked account is an owner."""
+    log = EventLog(redis)
+    owner_lid, contact_lid, hidden = "111111111111111@lid", "222222222222222@lid", "333@lid"
+    rules = access(redis, whatsapp_engine="browser")
+    await rules.start()
+    try:
+        await rules.link(OWNER, "config-check")  # the linked account is the owner's own
+        await rules.allow("6282222222222@c.us", OWNER, "k1")
+        assert rules.kind(owner_lid) == rules.kind(contact_lid) == "stranger"
+
+        writer = Identities(log)
+        await writer.start()
+        await writer.link(owner_lid, OWNER, "browser")
+        await writer.link(contact_lid, "6282222222222@s.whatsapp.net", "browser")
+        await writer.stop()
+        await rules.refresh()
+        assert rules.kind(owner_lid) == "owner" and rules.is_owner(owner_lid)
+        assert rules.kind(contact_lid) == "contact"
+        assert rules.kind(hidden) == "stranger" and not rules.is_owner(hidden)
+        assert not rules.may_target(hidden)
+    finally:
+        await rules.stop()

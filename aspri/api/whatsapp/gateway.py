@@ -16,6 +16,7 @@ from aspri.api.whatsapp.outbox import Outbox
 from aspri.api.whatsapp.pacing import Clock, pacer_for
 from aspri.api.whatsapp.statuses import Statuses
 from aspri.config import Settings
+from aspri.identity import Identities
 from aspri.schemas import Event, WhatsAppMessage
 from aspri.streams.log import EventLog
 
@@ -44,6 +45,7 @@ class Gateway:
         self.hub = Hub()
         self.directory = Directory(redis, self.log)
         self.statuses = Statuses(redis, self.log, self.hub)
+        self.identities = Identities(self.log)
         pacer = pacer_for(
             settings.whatsapp_engine,
             settings.send_rate_per_s,
@@ -69,6 +71,8 @@ class Gateway:
             limiter,
             self._slow_down,
             stream=settings.whatsapp_stream,
+            identities=self.identities,
+            engine=settings.whatsapp_engine,
         )
 
     async def _slow_down(self, throttled: Event[WhatsAppMessage]) -> None:
@@ -87,6 +91,7 @@ class Gateway:
 
     async def start(self) -> None:
         await self.directory.start()
+        await self.identities.start()
         self.channel.on_status = self.statuses.record
         await self.channel.start(self.inbox.receive)
         log.info(
@@ -98,5 +103,6 @@ class Gateway:
         try:
             await self.channel.stop()
         finally:
+            await self.identities.stop()
             await self.directory.stop()
         log.info("whatsapp gateway stopped", extra={"engine": self.engine})

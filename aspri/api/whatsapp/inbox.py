@@ -6,7 +6,9 @@ or a reconnecting browser session cannot create a second event. A message the ow
 account wrote (``fromMe``) is conversation history but not work: it goes to the chat only, so
 the assistant never answers itself. So does a message from a sender over the inbound rate
 limit: recorded with ``throttled: true``, in the chat only, and the first one of a flood gets
-the sender one "slow down" notice.
+the sender one "slow down" notice. Senders are recorded as the person (``aspri.identity``): a
+channel that resolved an ``@lid`` to the phone has the link recorded once, and an id form the
+links know is replaced by the person's id, kept in ``alias``.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from aspri.api.whatsapp.directory import Directory
 from aspri.api.whatsapp.history import to_chat_message
 from aspri.api.whatsapp.hub import Hub
 from aspri.api.whatsapp.limits import InboundLimiter
+from aspri.identity import Identities
 from aspri.schemas import REGISTRY, Event, WhatsAppMessage
 from aspri.streams import keys
 from aspri.streams.log import Appended, EventLog
@@ -48,6 +51,8 @@ class Inbox:
         slow_down: Callable[[Event[WhatsAppMessage]], Awaitable[None]] | None = None,
         *,
         stream: str = keys.WHATSAPP_MESSAGES,
+        identities: Identities | None = None,
+        engine: str = "",
     ) -> None:
         self.log = log_
         self.stream = stream
@@ -56,14 +61,30 @@ class Inbox:
         self.hub = hub
         self.limiter = limiter
         self.slow_down = slow_down
+        self.identities = identities
+        self.engine = engine
+        """The channel engine's name, recorded as the source of the links it resolved."""
 
     async def receive(self, message: WhatsAppMessage) -> str:
         """The ``on_message`` callback handed to the channel: the eventId of the message."""
         event, _ = await self.record(message)
         return event.event_id
 
+    async def _as_person(self, message: WhatsAppMessage, identities: Identities) -> WhatsAppMessage:
+        """The message with the person's ids; a link the channel resolved is recorded first."""
+        if message.alias is not None and message.alias != message.from_:
+            await identities.link(message.alias, message.from_, self.engine)
+            return message
+        person = identities.person(message.from_)
+        if person == message.from_:
+            return message
+        chat_id = message.chat_id if message.is_group else identities.person(message.chat_id)
+        return msgspec.structs.replace(message, from_=person, chat_id=chat_id, alias=message.from_)
+
     async def record(self, message: WhatsAppMessage) -> tuple[Event[WhatsAppMessage], Appended]:
         """Append ``message`` once; a repeat returns the first append with ``duplicate``."""
+        if self.identities is not None:
+            message = await self._as_person(message, self.identities)
         chat = keys.chat(message.chat_id)
         notify = False
         if not message.from_me and self.limiter is not None:

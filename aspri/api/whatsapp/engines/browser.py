@@ -12,7 +12,10 @@ exponential backoff. Inbound messages pass through a queue, so a slow or failing
 (the gateway appending to Redis) neither blocks the page nor reorders messages; each is retried
 up to ``MAX_DELIVERIES`` times before it is logged as dropped (the gateway deduplicates by
 message id, so a retry is safe). A message's file is downloaded through wa-js into the media
-store (``browser_media.py``) and a voice note transcribed before it is handed over, once.
+store (``browser_media.py``) and a voice note transcribed before it is handed over, once. A
+sender WhatsApp Web names by a hidden linked id (``…@lid``) is handed over as the person (the
+phone's ``…@c.us``, the ``@lid`` in ``alias``) when wa-js knows the phone number; otherwise as
+the ``@lid`` (the gateway still applies links it recorded before, see ``aspri.identity``).
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ from aspri.api.whatsapp.engines.browser_wajs import WaJsUnavailable, wajs_script
 from aspri.config import Settings
 from aspri.media import MediaStore
 from aspri.media.transcribe import Transcriber, with_transcript
-from aspri.schemas import WhatsAppMessage
+from aspri.schemas import WhatsAppMessage, chatid
 from aspri.telemetry.tracing import tracer
 
 log = logging.getLogger("aspri.whatsapp.browser")
@@ -57,6 +60,7 @@ DRAIN_TIMEOUT_S = 5.0
 BRIDGE_JS = Path(__file__).with_name("browser_bridge.js").read_text(encoding="utf-8")
 _HAS_WPP = "() => typeof window.WPP === 'object' && window.WPP !== null"
 _SEND = "([chatId, text]) => window.__aspri.send(chatId, text)"
+_PHONE_OF = "(id) => window.__aspri.phoneOf(id)"
 _SET_WPP_CONFIG = "(config) => { window.WPPConfig = config; }"
 
 
@@ -309,6 +313,7 @@ class BrowserChannel(Channel):
         while True:
             message, content = await self._inbound.get()
             try:
+                message = await self._as_person(message)
                 if content is not None:
                     message = await self._with_content(message, content)
                 await self._hand_over(message)
@@ -316,6 +321,21 @@ class BrowserChannel(Channel):
                 log.exception("inbound message dropped", extra={"messageId": message.id})
             finally:
                 self._inbound.task_done()
+
+    async def _as_person(self, message: WhatsAppMessage) -> WhatsAppMessage:
+        """The message from the phone's id when its sender is an ``@lid`` wa-js can resolve."""
+        lid, page = message.from_, self._page
+        if not lid.endswith("@lid") or page is None:
+            return message
+        try:
+            phone = chatid.normalize(str(await page.evaluate(_PHONE_OF, lid)))
+        except (PlaywrightError, chatid.InvalidChatId):
+            phone = None
+        if phone is None or not phone.endswith("@c.us"):
+            log.info("sender's linked id not resolved", extra={"messageId": message.id})
+            return message
+        chat_id = phone if message.chat_id == lid else message.chat_id
+        return msgspec.structs.replace(message, from_=phone, chat_id=chat_id, alias=lid)
 
     async def _with_content(self, message: WhatsAppMessage, content: PageMedia) -> WhatsAppMessage:
         """The message with what it carries: a file downloaded (and a voice note transcribed)."""

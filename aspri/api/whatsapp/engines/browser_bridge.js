@@ -3,7 +3,7 @@
 // It uses only wa-js's public surface (window.WPP, @wppconnect/wa-js 4.x): WPP.isReady,
 // WPP.loader.onReady, WPP.on (conn.* events, chat.new_message, chat.new_reaction),
 // WPP.conn.isAuthenticated / isMainReady / getAuthCode / refreshQR / getMyUserId,
-// WPP.chat.sendTextMessage / getQuotedMsgKey / downloadMedia. It reports to Python through two
+// WPP.chat.sendTextMessage / getQuotedMsgKey / downloadMedia, WPP.contact.getPnLidEntry. It reports to Python through two
 // bindings the driver exposes: __aspriState({state, qr}) and __aspriInbound(message). Evaluated
 // after every page load; a second evaluation in the same document does nothing.
 (() => {
@@ -183,6 +183,15 @@
   };
 
   window.__aspri = {
+    // The phone's chat id (…@c.us) of a hidden linked id (…@lid), when WhatsApp Web knows it.
+    phoneOf: async (id) => {
+      try {
+        const entry = await WPP.contact.getPnLidEntry(id);
+        return (entry && entry.phoneNumber && entry.phoneNumber._serialized) || null;
+      } catch (err) {
+        return null;
+      }
+    },
     // Fetches a message's file through wa-js (which decrypts it); a file over `cap` bytes is
     // refused before anything is handed over.
     download: async (id, cap) => {

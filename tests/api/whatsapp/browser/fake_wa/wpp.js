@@ -4,12 +4,16 @@
 // It imitates only the surface ASPRI's bridge (aspri/api/whatsapp/engines/browser_bridge.js)
 // uses, with the same names and shapes as wa-js: WPP.isReady, WPP.loader.onReady, WPP.on,
 // WPP.conn.isAuthenticated / isMainReady / getAuthCode / refreshQR / getMyUserId,
-// WPP.chat.sendTextMessage / getQuotedMsgKey / downloadMedia, the chat.new_reaction event, and
+// WPP.chat.sendTextMessage / getQuotedMsgKey / downloadMedia, WPP.contact.getPnLidEntry, the
+// chat.new_reaction event, and
 // message models with MsgKey / Wid ids and wa-js's media fields (mimetype, filename, size, lat,
 // lng, loc, vcardList). downloadMedia behaves as wa-js's: it looks the message up by its
 // serialized id, rejects a message without media ("message_not_contains_media") and a file
 // that cannot be fetched ("media_not_found"), and resolves to a Blob of the decrypted bytes
-// typed with the message's mimetype. The "WhatsApp server" is the test:
+// typed with the message's mimetype. getPnLidEntry behaves as wa-js's: it accepts only @c.us
+// and @lid ids ("invalid_wid" otherwise) and answers from WhatsApp Web's LID/phone cache (here
+// filled by the "lid" command) with {lid, phoneNumber, contact}, each part absent when unknown.
+// The "WhatsApp server" is the test:
 // it pushes commands over server-sent events (/events) and records sends (POST /sent). The
 // login is kept in IndexedDB, as WhatsApp Web keeps its session, so it survives a relaunch on
 // the same browser profile.
@@ -66,6 +70,11 @@
     emit("conn.main_ready");
   };
 
+  const lidPn = new Map(); // WhatsApp Web's lidPnCache: …@lid -> …@c.us
+  const widInfo = (serialized) => {
+    const [id, server] = serialized.split("@");
+    return { id, server, _serialized: serialized };
+  };
   let sent = 0;
   const messages = new Map(); // serialized id -> model, like WhatsApp Web's MsgStore
   const files = new Map(); // serialized id -> {data (base64) | fail}, the media servers
@@ -121,6 +130,25 @@
         emit("conn.auth_code_change", authCode);
       },
     },
+    contact: {
+      getPnLidEntry: async (contactId) => {
+        const id = String(contactId);
+        if (!/@(c\.us|lid)$/.test(id)) throw new Error(`invalid_wid: ${id}`);
+        let lid, pn;
+        if (id.endsWith("@lid")) {
+          lid = id;
+          pn = lidPn.get(id);
+        } else {
+          pn = id;
+          lid = [...lidPn].find(([, phone]) => phone === id)?.[0];
+        }
+        return {
+          lid: lid ? widInfo(lid) : undefined,
+          phoneNumber: pn ? widInfo(pn) : undefined,
+          contact: undefined,
+        };
+      },
+    },
     chat: {
       sendTextMessage: async (chatId, content, options) => {
         if (!/@(c\.us|g\.us|lid)$/.test(String(chatId))) {
@@ -166,6 +194,7 @@
     login,
     qr_idle: () => emit("conn.qrcode_idle"),
     message: ({ message }) => emit("chat.new_message", toModel(message)),
+    lid: ({ lid, phone }) => (phone ? lidPn.set(lid, phone) : lidPn.delete(lid)),
     // wa-js's chat.new_reaction: MsgKeys of the reaction and of the message reacted to.
     reaction: ({ reaction }) =>
       emit("chat.new_reaction", {
