@@ -267,6 +267,12 @@ class Settings:
     whatsapp_cloud_access_token: str | None = None
     whatsapp_cloud_phone_number_id: str | None = None
     whatsapp_cloud_api_base: str = "https://graph.facebook.com/v21.0"
+    whatsapp_cloud_template: str | None = None
+    """An approved message template with one body parameter: a Cloud API send outside the
+    person's 24-hour window goes as this template with the text as the parameter (None: such a
+    send fails, recorded in the chat and reported to the owner)."""
+    whatsapp_cloud_template_lang: str = "en_US"
+    """The template's language code."""
     send_rate_per_s: float | None = None
     """None: the engine's default (``aspri.api.whatsapp.pacing.ENGINE_PACING``)."""
     inbound_rate_per_minute: float = 20.0
@@ -384,6 +390,10 @@ class Settings:
             whatsapp_cloud_app_secret=_read(e, "WHATSAPP_CLOUD_APP_SECRET", None, _opt),
             whatsapp_cloud_access_token=_read(e, "WHATSAPP_CLOUD_ACCESS_TOKEN", None, _opt),
             whatsapp_cloud_phone_number_id=_read(e, "WHATSAPP_CLOUD_PHONE_NUMBER_ID", None, _opt),
+            whatsapp_cloud_template=_read(e, "WHATSAPP_CLOUD_TEMPLATE", None, _opt),
+            whatsapp_cloud_template_lang=_read(
+                e, "WHATSAPP_CLOUD_TEMPLATE_LANG", d.whatsapp_cloud_template_lang, _str
+            ),
             whatsapp_cloud_api_base=_read(
                 e, "WHATSAPP_CLOUD_API_BASE", d.whatsapp_cloud_api_base, _str
             ),

@@ -101,6 +101,9 @@ class ChatSummary(Body):
     last_message: str | None = None
     last_activity: int = 0
     message_count: int = 0
+    last_inbound: int = 0
+    """When the person last wrote (Unix ms; 0: never since this field was folded): the Cloud
+    API's 24-hour customer-service window closes a day after it."""
 
 
 class Contact(Body):

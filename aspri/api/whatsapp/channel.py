@@ -20,12 +20,31 @@ OnStatus = Callable[[WhatsAppStatus], Awaitable[object]]
 """Records a delivery status of an outbound message (``Statuses.record``)."""
 
 
-class ChannelError(Exception):
-    """The channel could not send; ``status`` is 502 (it refused) or 503 (it is not connected)."""
+LastInbound = Callable[[str], Awaitable[int]]
+"""Unix ms of a chat's last inbound message (0: none), from the chat stream's fold."""
 
-    def __init__(self, message: str, status: int = 502) -> None:
+
+class ChannelError(Exception):
+    """The channel could not send; ``status`` is 502 (it refused) or 503 (it is not connected).
+
+    ``permanent``: sending the same message again cannot succeed (the gateway records the send
+    as ``failed`` and tells the owner); ``code`` and ``title`` are the channel's own error code
+    and its short description."""
+
+    def __init__(
+        self,
+        message: str,
+        status: int = 502,
+        *,
+        permanent: bool = False,
+        code: str | None = None,
+        title: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
+        self.permanent = permanent
+        self.code = code
+        self.title = title
 
 
 class Channel(abc.ABC):
@@ -36,6 +55,8 @@ class Channel(abc.ABC):
     """Longest text one message may carry; the gateway splits longer ones."""
     on_status: OnStatus | None = None
     """Set by the gateway before ``start``: where ``report_status`` records."""
+    last_inbound: LastInbound | None = None
+    """Set by the gateway before ``start`` (the Cloud API's 24-hour window needs it)."""
 
     async def report_status(self, status: WhatsAppStatus) -> None:
         """Record what became of a sent message (an ack, a status webhook): once per message

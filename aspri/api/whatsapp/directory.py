@@ -84,6 +84,7 @@ def fold(
     summary.last_message = body if len(body) <= PREVIEW_CHARS else body[:PREVIEW_CHARS] + "…"
     if message.from_me:
         return
+    summary.last_inbound = max(summary.last_inbound, ts)
     if message.from_name and not chatid.is_group(summary.chat_id):
         summary.name = message.from_name
     sender = message.from_
@@ -165,6 +166,13 @@ class Directory:
                     log.info(
                         "projection moved under us; folding again", extra={"chats": len(pending)}
                     )
+
+    async def last_inbound(self, chat_id: str) -> int:
+        """Unix ms of the chat's last inbound message (0: none), its own writes included."""
+        if chat_id in self._dirty:
+            await self.refresh(chat_id)
+        raw = await self.redis.hget(keys.WHATSAPP_CHATS, chat_id)
+        return _SUMMARY.decode(raw).last_inbound if raw else 0
 
     async def chats(self, limit: int) -> list[ChatSummary]:
         await self.settle()

@@ -60,6 +60,8 @@ class Gateway:
             self.directory,
             self.hub,
             ttl_s=settings.idempotency_ttl_s,
+            statuses=self.statuses,
+            owners=settings.owner_numbers,
         )
         limiter = InboundLimiter(
             redis, rate_per_minute=settings.inbound_rate_per_minute, burst=settings.inbound_burst
@@ -93,6 +95,7 @@ class Gateway:
         await self.directory.start()
         await self.identities.start()
         self.channel.on_status = self.statuses.record
+        self.channel.last_inbound = self.directory.last_inbound
         await self.channel.start(self.inbox.receive)
         log.info(
             "whatsapp gateway started", extra={"engine": self.engine, "channel": self.channel.name}

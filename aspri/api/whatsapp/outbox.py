@@ -5,8 +5,11 @@ fingerprint, each part sent (channel message id and event id) and finally the re
 key again returns the stored result without sending; a retry after a channel failure resumes at
 the first part not yet sent, so a split message is never sent twice nor left half-recorded.
 Each sent part is appended to ``chat:{chatId}`` as a ``fromMe`` message (never to
-``whatsapp:messages``: the engine must not answer its own replies). Nothing is recorded for a
-part the channel did not take.
+``whatsapp:messages``: the engine must not answer its own replies). A part the channel did not
+take is no message; when the channel refused it for good (``ChannelError.permanent``: a Graph
+API error that is not a rate limit or an outage, the 24-hour window closed) it is recorded as a
+``failed`` status with its text and the error, once per send and part, and each owner is told
+once in their own chat (a notice that fails in turn is recorded, never reported again).
 """
 
 from __future__ import annotations
@@ -31,9 +34,11 @@ from aspri.api.whatsapp.hub import Hub
 from aspri.api.whatsapp.inbox import inbound_key
 from aspri.api.whatsapp.pacing import Pacer
 from aspri.api.whatsapp.splitting import split_text
-from aspri.schemas import REGISTRY, WhatsAppMessage, new_event_id, now_ms
+from aspri.api.whatsapp.statuses import Statuses
+from aspri.schemas import REGISTRY, WhatsAppMessage, chatid, new_event_id, now_ms
 from aspri.schemas.api import SentMessage
 from aspri.schemas.envelope import text
+from aspri.schemas.status import FAILED, OUTSIDE_WINDOW, WhatsAppStatus
 from aspri.streams import keys
 from aspri.streams.log import EventLog, key_fields
 from aspri.telemetry.instruments import SEND_FAILURES, SENDS
@@ -46,6 +51,10 @@ OWN_ID = "me"
 """``from`` of the messages the assistant sends (the account's own number is not always known)."""
 
 LOCK_MS = 120_000
+
+FAILURE_NOTICE = "I could not send a message to {to}: {reason}. The message was:\n{body}"
+"""What an owner reads when the channel refused a message for good."""
+NOTICE_PREVIEW = 500
 
 _BEGIN = """
 local state = redis.call('HGETALL', KEYS[1])
@@ -108,8 +117,9 @@ class _Part(msgspec.Struct, kw_only=True):
 class _Send:
     """One send in progress: its keys, its lock token, whether the lock was released."""
 
-    def __init__(self, key: str, chat_id: str, token: str) -> None:
+    def __init__(self, key: str, chat_id: str, token: str, report: bool = True) -> None:
         self.key = key
+        self.report = report
         self.chat_id = chat_id
         self.token = token
         self.state_key = keys.whatsapp_send(key)
@@ -140,8 +150,13 @@ class Outbox:
         hub: Hub,
         *,
         ttl_s: int,
+        statuses: Statuses | None = None,
+        owners: tuple[str, ...] = (),
     ) -> None:
         self.redis = redis
+        self.statuses = statuses
+        self.owners = owners
+        """Chat ids told when a message could not be sent (``OWNER_NUMBERS``)."""
         self.log = log_
         self.channel = channel
         self.pacer = pacer
@@ -154,17 +169,25 @@ class Outbox:
         self._unlock = redis.register_script(_UNLOCK)
 
     async def send(
-        self, chat_id: str, message: str, *, key: str | None, causation_id: str | None
+        self,
+        chat_id: str,
+        message: str,
+        *,
+        key: str | None,
+        causation_id: str | None,
+        report: bool = True,
     ) -> SentMessage:
         """Send ``message`` once per ``key``; raise ApiError 409/502/503 when it cannot.
 
-        Two round trips to Valkey for a message of one part (``_BEGIN``, ``_FINISH``)."""
+        Two round trips to Valkey for a message of one part (``_BEGIN``, ``_FINISH``).
+        ``report``: tell the owners when the channel refuses it for good (not for the notice
+        that does so, which would loop)."""
         key = key or f"auto:{new_event_id()}"
         with _tracer.start_as_current_span("whatsapp send", kind=SpanKind.CLIENT) as span:
             span.set_attribute("messaging.system", "whatsapp")
             span.set_attribute("aspri.channel", self.channel.name)
             async with self._one_at_a_time(key):
-                send = _Send(key, chat_id, new_event_id())
+                send = _Send(key, chat_id, new_event_id(), report)
                 reply = await self._begin(
                     keys=[send.state_key, send.lock_key],
                     args=[fingerprint(chat_id, message), send.token, LOCK_MS, self.ttl_s],
@@ -245,8 +268,12 @@ class Outbox:
                 "channel refused a message",
                 extra={"chatId": chat_id, "part": index, "parts": total, "error": str(exc)},
             )
+            if exc.permanent:
+                await self._refused(send, body, index, exc, causation_id)
             sent_note = f" ({index} of {total} parts were sent; retry with the same key)"
             code = "channel_unavailable" if exc.status == 503 else "channel_error"
+            if exc.title == OUTSIDE_WINDOW:
+                code = "outside_window"
             raise ApiError(exc.status, code, f"{exc}{sent_note if index else ''}") from exc
         payload = WhatsAppMessage(
             id=message_id,
@@ -313,6 +340,56 @@ class Outbox:
         )
         return part
 
+    async def _refused(
+        self, send: _Send, body: str, index: int, exc: ChannelError, causation_id: str | None
+    ) -> None:
+        """Record a part the channel refused for good as ``failed``, and tell the owners once.
+
+        Never raises: the caller gets the channel's error either way."""
+        if self.statuses is None:
+            return
+        failed = WhatsAppStatus(
+            chat_id=send.chat_id,
+            status=FAILED,
+            channel=self.channel.name,
+            error_code=exc.code,
+            error_title=exc.title or str(exc)[:2000],
+            error_detail=str(exc)[:2000],
+            body=body,
+            send_key=f"{send.key}:{index}",
+        )
+        try:
+            recorded = await self.statuses.record(failed, causation_id=causation_id)
+        except Exception as error:  # the caller still learns of the failure
+            log.error("failed send not recorded", extra={"error": repr(error)})
+            return
+        if recorded.duplicate or not send.report:
+            return
+        preview = body if len(body) <= NOTICE_PREVIEW else body[:NOTICE_PREVIEW] + "…"
+        reason = exc.title or str(exc)
+        if exc.code and exc.code not in reason:
+            reason = f"{reason} (error {exc.code})"
+        notice = FAILURE_NOTICE.format(to=_person(send.chat_id), reason=reason, body=preview)
+        if not self.owners:
+            log.warning(
+                "a message could not be sent and no OWNER_NUMBERS is set to tell",
+                extra={"chatId": send.chat_id, "code": exc.code},
+            )
+        for owner in self.owners:
+            try:
+                await self.send(
+                    owner,
+                    notice,
+                    key=f"whatsapp:failure-notice:{send.key}:{index}:{owner}",
+                    causation_id=recorded.event_id,
+                    report=False,
+                )
+            except Exception as error:  # recorded as failed in the owner's chat; not reported
+                log.warning(
+                    "owner not told of a failed send",
+                    extra={"chatId": owner, "error": repr(error)},
+                )
+
     async def _save(self, state_key: str, fields: Mapping[Any, Any]) -> None:
         pipe = self.redis.pipeline(transaction=True)
         pipe.hset(state_key, mapping=fields)
@@ -334,6 +411,11 @@ class Outbox:
                 del self._local[key]
             else:
                 self._local[key] = (lock, users - 1)
+
+
+def _person(chat_id: str) -> str:
+    """How a notice names a chat: ``+<number>`` for a person, the id for anything else."""
+    return f"+{chatid.number(chat_id)}" if chat_id.endswith("@c.us") else chat_id
 
 
 def _result(chat_id: str, done: list[_Part]) -> SentMessage:

@@ -63,6 +63,8 @@ class StatusRecorded:
     """Where a report landed; ``changed``: it moved the message's latest status."""
 
     entry_id: str
+    event_id: str
+    """The report's eventId (when ``duplicate``, of this attempt, which wrote nothing)."""
     duplicate: bool
     changed: bool
 
@@ -115,7 +117,9 @@ class Statuses:
                 *flat,
             ],
         )
-        recorded = StatusRecorded(text(entry_id), text(outcome) == "dup", bool(int(changed)))
+        recorded = StatusRecorded(
+            text(entry_id), event.event_id, text(outcome) == "dup", bool(int(changed))
+        )
         log.info(
             "message status recorded",
             extra={

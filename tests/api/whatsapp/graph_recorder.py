@@ -31,6 +31,9 @@ class GraphRecorder:
     requests: list[Recorded] = field(default_factory=list)
     fail_status: int | None = None
     """When set, answer with Meta's error body and this status."""
+    failures: list[tuple[int, int, str]] = field(default_factory=list)
+    """Answers for the next sends, first one first: (HTTP status, Graph error code, message),
+    as Meta words them (e.g. ``(400, 130429, "Rate limit hit")``); then ``fail_status``."""
     token: str = "EAAtoken"
     media: dict[str, tuple[bytes, str]] = field(default_factory=dict)
     """media id → (bytes, declared mime type)."""
@@ -43,6 +46,18 @@ def _app(recorder: GraphRecorder) -> Litestar:
     async def messages(request: Request[Any, Any, Any], number_id: str) -> Response[Any]:
         body = await request.json()
         recorder.requests.append(Recorded(request.url.path, dict(request.headers), body))
+        if recorder.failures:
+            status, code, message = recorder.failures.pop(0)
+            error = {
+                "error": {
+                    "message": message,
+                    "type": "OAuthException",
+                    "code": code,
+                    "error_data": {"messaging_product": "whatsapp", "details": message},
+                    "fbtrace_id": "AbCdEf456",
+                }
+            }
+            return Response(error, status_code=status)
         if recorder.fail_status is not None:
             error = {
                 "error": {

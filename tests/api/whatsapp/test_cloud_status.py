@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import httpx
@@ -12,7 +11,14 @@ import httpx
 from aspri.streams import keys
 from tests.api.whatsapp.conftest import GatewayFactory
 from tests.api.whatsapp.graph_recorder import graph_recorder
-from tests.api.whatsapp.test_cloud import CLOUD, SENDER, cloud_channel, deliver, webhook
+from tests.api.whatsapp.test_cloud import (
+    CLOUD,
+    SENDER,
+    cloud_channel,
+    deliver,
+    fresh_inbound,
+    webhook,
+)
 
 CHAT = f"{SENDER}@c.us"
 
@@ -47,17 +53,6 @@ async def send(client: httpx.AsyncClient, text: str) -> str:
     assert response.status_code == 200, response.text
     message_id: str = response.json()["data"]["messageId"]
     return message_id
-
-
-def fresh_inbound(wamid: str) -> dict[str, Any]:
-    """A text from the person just now (opens the 24-hour window)."""
-    return {
-        "from": SENDER,
-        "id": wamid,
-        "timestamp": str(int(time.time())),
-        "text": {"body": "hi"},
-        "type": "text",
-    }
 
 
 async def test_statuses_move_the_reply_forward_never_back(open_gateway: GatewayFactory) -> None:

@@ -6,7 +6,9 @@ checked on the raw body before anything is parsed, then each message of the batc
 (``cloud_media.py``), any type ASPRI does not read recorded by its name; a malformed item is
 logged and skipped without losing the others.
 Outbound is ``POST {api_base}/{phone-number-id}/messages`` with the access token, through one
-shared HTTP client.
+shared HTTP client: free text inside the person's 24-hour window, the configured template
+outside it, rate limits and outages retried (``cloud_send.py``). Delivery statuses arrive in the
+same webhooks and are recorded through ``report_status``.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import time
 from typing import Annotated, Any
 
 import httpx
@@ -21,7 +24,7 @@ import msgspec
 from opentelemetry.trace import SpanKind
 
 from aspri.api.whatsapp.channel import Channel, ChannelError, OnMessage
-from aspri.api.whatsapp.engines import cloud_media
+from aspri.api.whatsapp.engines import cloud_media, cloud_send
 from aspri.config import ConfigError, Settings
 from aspri.media import MediaStore
 from aspri.media.transcribe import Transcriber, with_transcript
@@ -138,7 +141,14 @@ class CloudChannel(Channel):
     name = "cloud"
     max_text = MAX_TEXT
 
-    def __init__(self, settings: Settings, *, timeout_s: float = 15.0) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        timeout_s: float = 15.0,
+        send_attempts: int = 4,
+        retry_wait_s: float = 1.0,
+    ) -> None:
         missing = [
             name
             for name, value in (
@@ -157,6 +167,11 @@ class CloudChannel(Channel):
         self.phone_number_id = settings.whatsapp_cloud_phone_number_id or ""
         self.api_base = settings.whatsapp_cloud_api_base.rstrip("/")
         self.timeout_s = timeout_s
+        self.send_attempts = send_attempts
+        self.retry_wait_s = retry_wait_s
+        """First pause between tries of a transient refusal (then doubling, with jitter)."""
+        self.template = settings.whatsapp_cloud_template
+        self.template_lang = settings.whatsapp_cloud_template_lang
         self.media = MediaStore(
             settings.media_dir, settings.media_max_bytes, settings.media_retention_days
         )
@@ -186,33 +201,37 @@ class CloudChannel(Channel):
     # ------------------------------------------------------------------ outbound
 
     async def send_text(self, chat_id: str, text: str) -> str:
+        """Free text inside the person's 24-hour window; outside it the configured template,
+        or a permanent refusal (``cloud_send``); rate limits and outages are retried."""
         if self._client is None:
             raise ChannelError("the Cloud API channel is not started", 503)
         if chatid.is_group(chat_id):
             raise ChannelError("the WhatsApp Cloud API cannot send to groups", 502)
-        body = {
-            "messaging_product": "whatsapp",
-            "recipient_type": "individual",
-            "to": chatid.number(chat_id),
-            "type": "text",
-            "text": {"preview_url": False, "body": text},
-        }
+        number = chatid.number(chat_id)
+        body = cloud_send.text_body(number, text)
+        if self.last_inbound is not None:
+            last = await self.last_inbound(chat_id)
+            if time.time() * 1000 >= last + cloud_send.WINDOW_MS:
+                if self.template is None:
+                    raise cloud_send.window_closed(number, last)
+                body = cloud_send.template_body(number, text, self.template, self.template_lang)
+                log.info("outside the 24-hour window: sent as the template")
         path = f"/{self.phone_number_id}/messages"
         with _tracer.start_as_current_span(
             "graph.facebook.com send",
             kind=SpanKind.CLIENT,
-            attributes={"http.request.method": "POST"},
+            attributes={"http.request.method": "POST", "aspri.message_type": body["type"]},
         ) as span:
             try:
-                response = await self._client.post(path, json=body)
-            except httpx.HTTPError as exc:
-                self._state = "disconnected"
-                reason = f"the Graph API is unreachable ({type(exc).__name__})"
-                raise ChannelError(reason, 503) from exc
+                response = await cloud_send.post(
+                    self._client, path, body, attempts=self.send_attempts, wait_s=self.retry_wait_s
+                )
+            except ChannelError as exc:
+                if isinstance(exc.__cause__, httpx.HTTPError):
+                    self._state = "disconnected"
+                raise
             span.set_attribute("http.response.status_code", response.status_code)
         self._state = "working"
-        if response.status_code >= 400:
-            raise ChannelError(_graph_error(response), 503 if response.status_code >= 500 else 502)
         try:
             return str(response.json()["messages"][0]["id"])
         except (ValueError, KeyError, IndexError, TypeError):
@@ -394,13 +413,3 @@ def _to_message(message: _Message, name: str | None, media: Media | None) -> Wha
         timestamp=seconds * 1000,
         quoted_message_id=message.context.id if message.context else None,
     )
-
-
-def _graph_error(response: httpx.Response) -> str:
-    """Meta's error body (``{"error": {"message", "code", ...}}``) as one line."""
-    try:
-        error = response.json()["error"]
-        code, message = error.get("code"), error.get("message")
-        return f"the Graph API refused the message ({response.status_code}, code {code}): {message}"
-    except (ValueError, KeyError, TypeError, AttributeError):
-        return f"the Graph API refused the message ({response.status_code})"
