@@ -16,6 +16,8 @@ store (``browser_media.py``) and a voice note transcribed before it is handed ov
 sender WhatsApp Web names by a hidden linked id (``…@lid``) is handed over as the person (the
 phone's ``…@c.us``, the ``@lid`` in ``alias``) when wa-js knows the phone number; otherwise as
 the ``@lid`` (the gateway still applies links it recorded before, see ``aspri.identity``).
+Acks of the account's own messages (wa-js's ``chat.msg_ack_change``) become delivery statuses
+(``report_status``), through a queue and task of their own.
 """
 
 from __future__ import annotations
@@ -40,7 +42,8 @@ from aspri.api.whatsapp.engines.browser_wajs import WaJsUnavailable, wajs_script
 from aspri.config import Settings
 from aspri.media import MediaStore
 from aspri.media.transcribe import Transcriber, with_transcript
-from aspri.schemas import WhatsAppMessage, chatid
+from aspri.schemas import WhatsAppMessage, chatid, now_ms
+from aspri.schemas.status import DELIVERED, FAILED, READ, SENT, WhatsAppStatus
 from aspri.telemetry.tracing import tracer
 
 log = logging.getLogger("aspri.whatsapp.browser")
@@ -61,6 +64,21 @@ BRIDGE_JS = Path(__file__).with_name("browser_bridge.js").read_text(encoding="ut
 _HAS_WPP = "() => typeof window.WPP === 'object' && window.WPP !== null"
 _SEND = "([chatId, text]) => window.__aspri.send(chatId, text)"
 _PHONE_OF = "(id) => window.__aspri.phoneOf(id)"
+ACK_STATUS = {-1: FAILED, 1: SENT, 2: DELIVERED, 3: READ, 4: READ}
+"""WhatsApp Web's ack of an own message → its delivery status (4, played, is read for a voice
+note). 0, the clock (not yet at WhatsApp's server), is no status: ``send_text`` returns only
+after the server's ack."""
+
+
+class _Ack(msgspec.Struct, rename="camel"):
+    """What the bridge reports of one ack."""
+
+    message_id: str
+    chat_id: str
+    ack: int
+    sender: str | None = None
+
+
 _SET_WPP_CONFIG = "(config) => { window.WPPConfig = config; }"
 
 
@@ -87,6 +105,7 @@ class BrowserChannel(Channel):
         self._page: Page | None = None
         self._on_message: OnMessage | None = None
         self._inbound: asyncio.Queue[tuple[WhatsAppMessage, PageMedia | None]] = asyncio.Queue()
+        self._acks: asyncio.Queue[WhatsAppStatus] = asyncio.Queue()
         self.media = MediaStore(
             settings.media_dir, settings.media_max_bytes, settings.media_retention_days
         )
@@ -112,24 +131,28 @@ class BrowserChannel(Channel):
         self._tasks = [
             asyncio.create_task(self._supervise(), name="whatsapp-browser"),
             asyncio.create_task(self._deliver(), name="whatsapp-browser-inbound"),
+            asyncio.create_task(self._report_acks(), name="whatsapp-browser-acks"),
         ]
 
     async def stop(self) -> None:
         if not self._tasks:
             return
-        supervisor, deliverer = self._tasks
+        supervisor, *workers = self._tasks
         self._tasks = []
         supervisor.cancel()
         await asyncio.gather(supervisor, return_exceptions=True)
         try:
-            await asyncio.wait_for(self._inbound.join(), DRAIN_TIMEOUT_S)
+            async with asyncio.timeout(DRAIN_TIMEOUT_S):
+                await self._inbound.join()
+                await self._acks.join()
         except TimeoutError:
             log.error(
-                "inbound messages not handed over at stop",
-                extra={"count": self._inbound.qsize()},
+                "inbound messages or acks not handed over at stop",
+                extra={"messages": self._inbound.qsize(), "acks": self._acks.qsize()},
             )
-        deliverer.cancel()
-        await asyncio.gather(deliverer, return_exceptions=True)
+        for worker in workers:
+            worker.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)
         self._set_state("disconnected")
 
     async def send_text(self, chat_id: str, text: str) -> str:
@@ -220,6 +243,7 @@ class BrowserChannel(Channel):
             context.on("close", lambda _: closed.set())
             await context.expose_binding("__aspriState", self._on_state)
             await context.expose_binding("__aspriInbound", self._on_inbound)
+            await context.expose_binding("__aspriAck", self._on_ack)
             page = context.pages[0] if context.pages else await context.new_page()
             page.on("crash", lambda _: closed.set())
             page.on("close", lambda _: closed.set())
@@ -309,6 +333,66 @@ class BrowserChannel(Channel):
         log.debug("message received", extra=extra)
         self._inbound.put_nowait((message, content))
 
+    def _on_ack(self, _source: Any, report: Any) -> None:
+        """Queue the delivery status one ack stands for."""
+        try:
+            ack = msgspec.convert(report, _Ack)
+        except msgspec.ValidationError as exc:
+            log.warning("unreadable ack from the page ignored", extra={"error": str(exc)})
+            return
+        status = ACK_STATUS.get(ack.ack)
+        if status is None:
+            return
+        self._acks.put_nowait(
+            WhatsAppStatus(
+                chat_id=ack.chat_id[:200],
+                message_id=ack.message_id[:200],
+                status=status,
+                timestamp=now_ms(),
+                channel=self.name,
+                recipient_id=ack.sender[:200] if ack.sender else None,
+                error_title="WhatsApp Web could not send the message" if status == FAILED else None,
+            )
+        )
+
+    async def _report_acks(self) -> None:
+        """Record each ack's status (an ack to an ``@lid`` chat in the person's chat), retried
+        like inbound messages; a status for a message nobody knows is recorded too."""
+        while True:
+            status = await self._acks.get()
+            try:
+                chat_id = await self._person_of(status.chat_id)
+                status = msgspec.structs.replace(status, chat_id=chat_id)
+                delays = backoff_delays(*self._backoff)
+                for attempt in range(1, self._settings.max_deliveries + 1):
+                    try:
+                        await self.report_status(status)
+                        break
+                    except Exception as exc:
+                        log.warning(
+                            "ack not recorded",
+                            extra={
+                                "messageId": status.message_id,
+                                "attempt": attempt,
+                                "error": str(exc)[:300],
+                            },
+                        )
+                    if attempt < self._settings.max_deliveries:
+                        await asyncio.sleep(next(delays))
+            finally:
+                self._acks.task_done()
+
+    async def _person_of(self, chat_id: str) -> str:
+        """The phone's chat id of an ``@lid`` wa-js can resolve; any other id as it is."""
+        page = self._page
+        if not chat_id.endswith("@lid") or page is None:
+            return chat_id
+        try:
+            phone = chatid.normalize(str(await page.evaluate(_PHONE_OF, chat_id)))
+        except (PlaywrightError, chatid.InvalidChatId):
+            return chat_id
+        return phone if phone.endswith("@c.us") else chat_id
+
     async def _deliver(self) -> None:
         while True:
             message, content = await self._inbound.get()
@@ -324,14 +408,11 @@ class BrowserChannel(Channel):
 
     async def _as_person(self, message: WhatsAppMessage) -> WhatsAppMessage:
         """The message from the phone's id when its sender is an ``@lid`` wa-js can resolve."""
-        lid, page = message.from_, self._page
-        if not lid.endswith("@lid") or page is None:
+        lid = message.from_
+        if not lid.endswith("@lid"):
             return message
-        try:
-            phone = chatid.normalize(str(await page.evaluate(_PHONE_OF, lid)))
-        except (PlaywrightError, chatid.InvalidChatId):
-            phone = None
-        if phone is None or not phone.endswith("@c.us"):
+        phone = await self._person_of(lid)
+        if phone == lid:
             log.info("sender's linked id not resolved", extra={"messageId": message.id})
             return message
         chat_id = phone if message.chat_id == lid else message.chat_id

@@ -1,10 +1,12 @@
 // ASPRI's bridge between WhatsApp Web and the Python driver (aspri/api/whatsapp/engines/browser.py).
 //
 // It uses only wa-js's public surface (window.WPP, @wppconnect/wa-js 4.x): WPP.isReady,
-// WPP.loader.onReady, WPP.on (conn.* events, chat.new_message, chat.new_reaction),
+// WPP.loader.onReady, WPP.on (conn.* events, chat.new_message, chat.new_reaction,
+// chat.msg_ack_change),
 // WPP.conn.isAuthenticated / isMainReady / getAuthCode / refreshQR / getMyUserId,
 // WPP.chat.sendTextMessage / getQuotedMsgKey / downloadMedia, WPP.contact.getPnLidEntry. It reports to Python through two
-// bindings the driver exposes: __aspriState({state, qr}) and __aspriInbound(message). Evaluated
+// bindings the driver exposes: __aspriState({state, qr}), __aspriInbound(message) and
+// __aspriAck({messageId, chatId, ack, sender}). Evaluated
 // after every page load; a second evaluation in the same document does nothing.
 (() => {
   if (window.__aspri) return false;
@@ -167,6 +169,25 @@
         return;
       }
       window.__aspriInbound(message).catch(() => {});
+    });
+    // Acks of the account's own messages: 1 the server has it, 2 delivered, 3 read, 4 played,
+    // -1 failed (wa-js reports a batch of message ids per ack).
+    WPP.on("chat.msg_ack_change", (change) => {
+      try {
+        for (const key of change.ids || []) {
+          if (!key.fromMe) continue;
+          window
+            .__aspriAck({
+              messageId: wid(key),
+              chatId: wid(change.chat),
+              ack: change.ack,
+              sender: wid(change.sender),
+            })
+            .catch(() => {});
+        }
+      } catch (err) {
+        console.error("aspri bridge: unreadable ack", err);
+      }
     });
     // A reaction is no message in WhatsApp Web: it is recorded as one of type "reaction".
     WPP.on("chat.new_reaction", (reaction) => {

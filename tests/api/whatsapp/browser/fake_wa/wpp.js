@@ -5,7 +5,9 @@
 // uses, with the same names and shapes as wa-js: WPP.isReady, WPP.loader.onReady, WPP.on,
 // WPP.conn.isAuthenticated / isMainReady / getAuthCode / refreshQR / getMyUserId,
 // WPP.chat.sendTextMessage / getQuotedMsgKey / downloadMedia, WPP.contact.getPnLidEntry, the
-// chat.new_reaction event, and
+// chat.new_reaction and chat.msg_ack_change events (as wa-js emits the latter: {ack, chat,
+// sender, ids: [MsgKey]}, ack 1 when the server took a message, later 2 delivered / 3 read from
+// the "ack" command), and
 // message models with MsgKey / Wid ids and wa-js's media fields (mimetype, filename, size, lat,
 // lng, loc, vcardList). downloadMedia behaves as wa-js's: it looks the message up by its
 // serialized id, rejects a message without media ("message_not_contains_media") and a file
@@ -164,6 +166,9 @@
         const key = new MsgKey({ id: `3EB0FAKE${sent}`, fromMe: true, remote: chatId });
         // WhatsApp Web shows one's own messages as new messages too.
         emit("chat.new_message", toModel({ id: key.id, chatId, fromMe: true, body: content, t: 1 }));
+        if (messageSendResult === "OK") {
+          queueMicrotask(() => emit("chat.msg_ack_change", { ack: 1, chat: wid(chatId), ids: [key] }));
+        }
         return { id: key.toString(), ack: messageSendResult === "OK" ? 1 : -1, sendMsgResult: { messageSendResult } };
       },
       downloadMedia: async (id) => {
@@ -194,6 +199,13 @@
     login,
     qr_idle: () => emit("conn.qrcode_idle"),
     message: ({ message }) => emit("chat.new_message", toModel(message)),
+    ack: ({ ack }) =>
+      emit("chat.msg_ack_change", {
+        ack: ack.ack,
+        chat: wid(ack.chatId),
+        sender: ack.sender ? wid(ack.sender) : undefined,
+        ids: ack.ids.map((id) => new MsgKey({ id, fromMe: ack.fromMe !== false, remote: ack.chatId })),
+      }),
     lid: ({ lid, phone }) => (phone ? lidPn.set(lid, phone) : lidPn.delete(lid)),
     // wa-js's chat.new_reaction: MsgKeys of the reaction and of the message reacted to.
     reaction: ({ reaction }) =>
