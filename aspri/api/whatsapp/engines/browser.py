@@ -17,7 +17,9 @@ sender WhatsApp Web names by a hidden linked id (``…@lid``) is handed over as 
 phone's ``…@c.us``, the ``@lid`` in ``alias``) when wa-js knows the phone number; otherwise as
 the ``@lid`` (the gateway still applies links it recorded before, see ``aspri.identity``).
 Acks of the account's own messages (wa-js's ``chat.msg_ack_change``) become delivery statuses
-(``report_status``), through a queue and task of their own.
+(``report_status``), through a queue and task of their own. While a turn works on a chat
+(``working``), its messages are marked read and the chat shows "typing…" (composing presence),
+refreshed by the gateway's repeats and ended by the reply.
 """
 
 from __future__ import annotations
@@ -64,6 +66,11 @@ BRIDGE_JS = Path(__file__).with_name("browser_bridge.js").read_text(encoding="ut
 _HAS_WPP = "() => typeof window.WPP === 'object' && window.WPP !== null"
 _SEND = "([chatId, text]) => window.__aspri.send(chatId, text)"
 _PHONE_OF = "(id) => window.__aspri.phoneOf(id)"
+_WORKING = "([chatId, ms]) => window.__aspri.working(chatId, ms)"
+COMPOSING_MS = 25_000
+"""How long "typing…" shows without a refresh (the gateway repeats the signal sooner while a
+turn runs; WhatsApp clients drop a composing state after about as long)."""
+WORKING_TIMEOUT_S = 10.0
 ACK_STATUS = {-1: FAILED, 1: SENT, 2: DELIVERED, 3: READ, 4: READ}
 """WhatsApp Web's ack of an own message → its delivery status (4, played, is read for a voice
 note). 0, the clock (not yet at WhatsApp's server), is no status: ``send_text`` returns only
@@ -186,6 +193,20 @@ class BrowserChannel(Channel):
                 "message sent", extra={"chatId": chat_id, "messageId": sent, "chars": len(text)}
             )
             return sent
+
+    async def working(self, chat_id: str, message_id: str) -> None:
+        """Mark the chat read and show "typing…" there (wa-js's ``markIsRead`` and
+        ``markIsComposing``); a courtesy: a failure is logged, never raised."""
+        page = self._page
+        if page is None or self._state != "working":
+            return
+        try:
+            await asyncio.wait_for(
+                page.evaluate(_WORKING, [chat_id, COMPOSING_MS]), WORKING_TIMEOUT_S
+            )
+        except (PlaywrightError, TimeoutError) as exc:
+            reason = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
+            log.info("typing not shown", extra={"chatId": chat_id, "reason": reason})
 
     # -- the browser session -----------------------------------------------------------------
 

@@ -4,7 +4,8 @@
 // WPP.loader.onReady, WPP.on (conn.* events, chat.new_message, chat.new_reaction,
 // chat.msg_ack_change),
 // WPP.conn.isAuthenticated / isMainReady / getAuthCode / refreshQR / getMyUserId,
-// WPP.chat.sendTextMessage / getQuotedMsgKey / downloadMedia, WPP.contact.getPnLidEntry. It reports to Python through two
+// WPP.chat.sendTextMessage / getQuotedMsgKey / downloadMedia / markIsRead / markIsComposing /
+// markIsPaused, WPP.contact.getPnLidEntry. It reports to Python through two
 // bindings the driver exposes: __aspriState({state, qr}), __aspriInbound(message) and
 // __aspriAck({messageId, chatId, ack, sender}). Evaluated
 // after every page load; a second evaluation in the same document does nothing.
@@ -203,7 +204,26 @@
     refresh();
   };
 
+  // A chat WhatsApp Web may keep under the person's hidden linked id: the presence functions
+  // need the chat it has, so the @lid is tried when the phone's id is not found.
+  const inChat = async (chatId, action) => {
+    try {
+      return await action(chatId);
+    } catch (err) {
+      const entry = await WPP.contact.getPnLidEntry(chatId).catch(() => null);
+      const lid = entry && entry.lid && entry.lid._serialized;
+      if (!lid || lid === chatId) throw err;
+      return action(lid);
+    }
+  };
+
   window.__aspri = {
+    // The assistant works on this chat: its messages show read, and "typing…" shows until the
+    // reply (send pauses it) or for `ms` without a refresh (wa-js then marks it paused).
+    working: async (chatId, ms) => {
+      await inChat(chatId, (id) => WPP.chat.markIsRead(id));
+      await inChat(chatId, (id) => WPP.chat.markIsComposing(id, ms));
+    },
     // The phone's chat id (…@c.us) of a hidden linked id (…@lid), when WhatsApp Web knows it.
     phoneOf: async (id) => {
       try {
@@ -235,6 +255,8 @@
     send: async (chatId, text) => {
       const entry = { chatId, text };
       sending.add(entry);
+      // The reply ends "typing…" (and its timer); a chat never marked composing is no error.
+      await inChat(chatId, (id) => WPP.chat.markIsPaused(id)).catch(() => {});
       try {
         const sent = await WPP.chat.sendTextMessage(chatId, text, { waitForAck: true });
         const result = await sent.sendMsgResult;

@@ -26,6 +26,10 @@ class FakeWhatsApp:
         self.sent: list[dict[str, Any]] = []
         self.refuse: set[str] = set()
         """Chat ids whose sends WhatsApp refuses (``messageSendResult`` ERROR_NETWORK)."""
+        self.presence: list[dict[str, Any]] = []
+        """What the page told WhatsApp of the account's presence and reading, in order:
+        ``{"chatId", "state"}`` with state ``read``, ``composing`` (and its ``duration``) or
+        ``paused``."""
         self.page_loads = 0
         self.user_agents: list[str] = []
         self.connections = 0
@@ -98,6 +102,12 @@ class _Handler(SimpleHTTPRequestHandler):
 
     def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        if self.path == "/presence":
+            with self.fake._lock:
+                self.fake.presence.append(body)
+            self.send_response(204)
+            self.end_headers()
+            return
         with self.fake._lock:
             self.fake.sent.append(body)
             refused = body["chatId"] in self.fake.refuse

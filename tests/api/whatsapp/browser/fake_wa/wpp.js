@@ -7,7 +7,9 @@
 // WPP.chat.sendTextMessage / getQuotedMsgKey / downloadMedia, WPP.contact.getPnLidEntry, the
 // chat.new_reaction and chat.msg_ack_change events (as wa-js emits the latter: {ack, chat,
 // sender, ids: [MsgKey]}, ack 1 when the server took a message, later 2 delivered / 3 read from
-// the "ack" command), and
+// the "ack" command), WPP.chat.markIsRead / markIsComposing / markIsPaused (as wa-js's: they
+// need a chat WhatsApp Web has — "chat_not_found" otherwise —, and markIsComposing with a
+// duration marks the chat paused when it runs out, unless composing is marked again), and
 // message models with MsgKey / Wid ids and wa-js's media fields (mimetype, filename, size, lat,
 // lng, loc, vcardList). downloadMedia behaves as wa-js's: it looks the message up by its
 // serialized id, rejects a message without media ("message_not_contains_media") and a file
@@ -72,6 +74,16 @@
     emit("conn.main_ready");
   };
 
+  const chats = new Set(); // WhatsApp Web's ChatStore: chats with a message
+  const presence = async (chatId, state, more) => {
+    if (!chats.has(String(chatId))) throw new Error(`chat_not_found: ${chatId}`);
+    await fetch("/presence", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ chatId: String(chatId), state, ...more }),
+    });
+  };
+  const pausedTimers = new Map();
   const lidPn = new Map(); // WhatsApp Web's lidPnCache: …@lid -> …@c.us
   const widInfo = (serialized) => {
     const [id, server] = serialized.split("@");
@@ -82,6 +94,7 @@
   const files = new Map(); // serialized id -> {data (base64) | fail}, the media servers
   const toModel = (raw) => {
     const chat = raw.chatId;
+    chats.add(chat);
     const model = {
       id: new MsgKey({ id: raw.id, fromMe: Boolean(raw.fromMe), remote: chat, participant: raw.author }),
       from: wid(raw.fromMe ? "15550000000@c.us" : chat),
@@ -170,6 +183,20 @@
           queueMicrotask(() => emit("chat.msg_ack_change", { ack: 1, chat: wid(chatId), ids: [key] }));
         }
         return { id: key.toString(), ack: messageSendResult === "OK" ? 1 : -1, sendMsgResult: { messageSendResult } };
+      },
+      markIsRead: async (chatId) => {
+        await presence(chatId, "read");
+        return { wid: wid(String(chatId)), unreadCount: 0 };
+      },
+      markIsComposing: async (chatId, duration) => {
+        await presence(chatId, "composing", { duration });
+        clearTimeout(pausedTimers.get(String(chatId)));
+        if (duration) {
+          pausedTimers.set(String(chatId), setTimeout(() => WPP.chat.markIsPaused(chatId), duration));
+        }
+      },
+      markIsPaused: async (chatId) => {
+        await presence(chatId, "paused");
       },
       downloadMedia: async (id) => {
         const msg = messages.get(String(id));
