@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from aspri.config import Settings
-from aspri.identity import Identities
+from aspri.identity import Identities, phone_id
 from aspri.schemas import REGISTRY, Event, Payload, chatid
 from aspri.schemas.access import (
     AccountLinked,
@@ -100,10 +100,9 @@ class Principal:
 
 
 def person(chat_id: str) -> str:
-    """One key per person: ``…@s.whatsapp.net`` and ``…@c.us`` of one number are the same."""
-    if chat_id.endswith("@s.whatsapp.net"):
-        return f"{chatid.number(chat_id)}@c.us"
-    return chat_id
+    """One key per person: ``…@s.whatsapp.net`` and ``…@c.us`` of one number are the same
+    (an ``@lid`` needs the identity links: ``Access`` resolves senders through them)."""
+    return phone_id(chat_id)
 
 
 def same_person(a: str, b: str) -> bool:
