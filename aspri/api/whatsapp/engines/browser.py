@@ -339,7 +339,6 @@ class BrowserChannel(Channel):
             raw = dict(payload)
             described = raw.pop("media", None)
             message = msgspec.convert(raw, WhatsAppMessage)
-            content = None if described is None else msgspec.convert(described, PageMedia)
         except msgspec.ValidationError as exc:
             message_id = payload.get("id") if isinstance(payload, dict) else None
             log.error(
@@ -352,7 +351,7 @@ class BrowserChannel(Channel):
             log.debug("message skipped (own, status or notification)", extra=extra)
             return
         log.debug("message received", extra=extra)
-        self._inbound.put_nowait((message, content))
+        self._inbound.put_nowait((message, _described(described, message.type)))
 
     def _on_ack(self, _source: Any, report: Any) -> None:
         """Queue the delivery status one ack stands for."""
@@ -400,6 +399,8 @@ class BrowserChannel(Channel):
                         )
                     if attempt < self._settings.max_deliveries:
                         await asyncio.sleep(next(delays))
+                else:
+                    log.error("ack dropped after retries", extra={"messageId": status.message_id})
             finally:
                 self._acks.task_done()
 
@@ -491,6 +492,18 @@ class BrowserChannel(Channel):
             self._state = state
         if state != "scan_qr":
             self._qr = None
+
+
+def _described(described: Any, message_type: str) -> PageMedia | None:
+    """The bridge's description of a message's content; one it cannot have meant (a changed
+    WhatsApp Web) is the message's type alone, so the message is still recorded."""
+    if described is None:
+        return None
+    try:
+        return msgspec.convert(described, PageMedia)
+    except msgspec.ValidationError as exc:
+        log.warning("unreadable media description", extra={"error": str(exc)[:300]})
+        return PageMedia(type=message_type)
 
 
 async def _unheadless_user_agent(context: BrowserContext, page: Page) -> None:

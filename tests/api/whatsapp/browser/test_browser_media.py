@@ -200,7 +200,8 @@ async def test_a_download_that_fails_mid_way_is_recorded_and_the_next_message_ar
     channel: BrowserChannel, fake_wa: FakeWhatsApp, inbox: Inbox, data_dir: Path
 ) -> None:
     """The page breaks while the driver reads a file: the message is recorded with the
-    reason, nothing half-written is kept, and the next message is handed over as usual."""
+    reason, nothing half-written is kept; a content description that makes no sense still
+    records the message; the next message is handed over as usual."""
     await logged_in(channel, fake_wa)
     assert channel._page is not None
     # A hostile page: every chunk it hands over is not base64.
@@ -208,11 +209,23 @@ async def test_a_download_that_fails_mid_way_is_recorded_and_the_next_message_ar
     fake_wa.push(
         {"cmd": "message", "message": file_message("BAD", "image", JPEG, mimetype="image/jpeg")}
     )
+    # A description the bridge cannot have written: the message is recorded by its type.
+    odd = {
+        "id": msg_id("ODD"),
+        "chatId": ANN,
+        "from": ANN,
+        "body": "",
+        "type": "poll_creation",
+        "media": {"type": 5, "size": "huge"},
+    }
+    await channel._page.evaluate("(message) => window.__aspriInbound(message)", odd)
     fake_wa.push({"cmd": "message", "message": {"id": "AFTER", "chatId": ANN, "body": "still?"}})
-    await wait_until(lambda: len(inbox.messages) == 2, LAUNCH_TIMEOUT)
-    bad, after = inbox.messages
+    await wait_until(lambda: len(inbox.messages) == 3, LAUNCH_TIMEOUT)
+    by_id = {m.id: m for m in inbox.messages}
+    bad, odd, after = by_id[msg_id("BAD")], by_id[msg_id("ODD")], inbox.messages[-1]
     assert bad.media == Image(
         mime="image/jpeg", error="WhatsApp Web sent bytes that are not base64"
     )
+    assert (odd.id, odd.media) == (msg_id("ODD"), Unsupported(type="poll_creation"))
     assert after.id == msg_id("AFTER") and after.body == "still?"
     assert stored_files(data_dir) == []
