@@ -127,6 +127,25 @@ class LocalMessageAccepted(Body):
     """Recorded, but over the sender's inbound rate limit: the assistant will not answer it."""
 
 
+MessageId = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+
+
+class LocalAckRequest(Body):
+    """``POST /api/local/acks``: the web chat page got (``delivered``) or showed in the open
+    chat (``read``) these messages of the assistant."""
+
+    chat_id: str
+    message_ids: Annotated[list[MessageId], msgspec.Meta(min_length=1, max_length=200)]
+    status: Literal["delivered", "read"]
+
+
+class LocalAcks(Body):
+    recorded: int
+    """Reports that were new (a repeat records nothing)."""
+    changed: int
+    """Messages whose latest status moved."""
+
+
 class ModelStatus(Body):
     """Whether the assistant's model answers, as the engine workers' health records say."""
 

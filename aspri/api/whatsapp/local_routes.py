@@ -3,7 +3,9 @@
 The page is plain HTML/CSS/JS from ``static/`` (no CDN, no build step). It loads history and
 chats from the REST API, posts typed messages to ``/api/local/messages`` and listens on
 ``/api/local/events`` (Server-Sent Events) for every message recorded while it is open; on each
-(re)connect it reloads from the log, so a dropped stream never loses a message.
+(re)connect it reloads from the log, so a dropped stream never loses a message. The page is the
+person's phone: it acknowledges the assistant's messages (``/api/local/acks``) as ``delivered``
+once it has them and ``read`` once they are shown in the open chat, and shows their ticks.
 """
 
 from __future__ import annotations
@@ -30,11 +32,14 @@ from aspri.api.whatsapp.gateway import Gateway
 from aspri.api.whatsapp.routes import check_text, parse_chat_id
 from aspri.schemas.api import (
     AssistantState,
+    LocalAckRequest,
+    LocalAcks,
     LocalMessageAccepted,
     LocalMessageRequest,
     StatusUpdate,
     Success,
 )
+from aspri.schemas.status import WhatsAppStatus
 from aspri.streams import keys
 
 STATIC = Path(__file__).parent / "static"
@@ -113,6 +118,24 @@ async def post_local_message(
     return Success(data=accepted)
 
 
+@post("/api/local/acks", status_code=200, tags=["local"])
+async def post_local_acks(
+    data: JSONBody[LocalAckRequest], gateway: NamedDependency[Gateway]
+) -> Success[LocalAcks]:
+    """The page got or showed these assistant messages: recorded as their ``delivered`` or
+    ``read`` status (once each; a status never moves back; an unknown id is recorded too)."""
+    chat_id = parse_chat_id(data.chat_id, "chatId")
+    recorded = changed = 0
+    for message_id in dict.fromkeys(data.message_ids):
+        status = WhatsAppStatus(
+            chat_id=chat_id, message_id=message_id, status=data.status, channel="local"
+        )
+        outcome = await gateway.statuses.record(status)
+        recorded += not outcome.duplicate
+        changed += outcome.changed
+    return Success(data=LocalAcks(recorded=recorded, changed=changed))
+
+
 @get("/api/local/events", tags=["local"])
 async def local_events(
     gateway: NamedDependency[Gateway],
@@ -156,4 +179,13 @@ def local_routes() -> list[ControllerRouterHandler]:
     assets = create_static_files_router(
         path="/chat/assets", directories=[STATIC], include_in_schema=False, opt={PUBLIC: True}
     )
-    return [home, chat_page, login, post_local_message, local_events, assistant_state, assets]
+    return [
+        home,
+        chat_page,
+        login,
+        post_local_message,
+        post_local_acks,
+        local_events,
+        assistant_state,
+        assets,
+    ]

@@ -10,6 +10,7 @@ const state = {
   chats: new Map(),       // chatId -> ChatSummary (+ unread)
   current: null,          // chatId of the open chat
   shown: new Set(),       // eventIds rendered in the open chat
+  live: [],               // the open chat's latest live messages (a reload racing them keeps them)
   nextBefore: null,       // cursor for older messages
   loadingOlder: false,
   lastDay: null,          // day label of the newest rendered message
@@ -327,6 +328,9 @@ function bubbleFor(message, pending = false) {
   const row = document.createElement("div");
   row.className = `row-msg ${side}`;
   row.dataset.eventId = message.eventId || "";
+  if (message.fromMe && message.id && !message.id.startsWith("failed:")) {
+    row.dataset.messageId = message.id;
+  }
   const bubble = document.createElement("div");
   bubble.className = `bubble ${side}` + (pending ? " pending" : "");
   bubble.append(formatted(message.body));
@@ -338,6 +342,8 @@ function bubbleFor(message, pending = false) {
     ticks.className = "ticks";
     ticks.textContent = "✓✓";
     meta.append(ticks);
+  } else if (message.fromMe) {
+    meta.append(tickFor(message));  // ticks.js: the assistant's message's delivery status
   }
   bubble.append(meta);
   row.append(bubble);
@@ -370,6 +376,7 @@ function appendMessage(message) {
   state.lastSide = side;
   list.append(row);
   if (nearBottom || !message.fromMe) box.scrollTop = box.scrollHeight;
+  if (message.fromMe) acknowledgeOpenChat(message.chatId);
 }
 
 function renderHistory(messages, { prepend }) {
@@ -416,9 +423,12 @@ async function loadHistory() {
   state.lastSide = null;
   $("message-list").replaceChildren();
   renderHistory([...page.messages].reverse(), { prepend: false });
+  // A message that arrived live while this page of history was on its way is not in it.
+  state.live.forEach(appendMessage);
   state.nextBefore = page.nextBefore;
   $("older").hidden = !page.nextBefore;
   $("messages").scrollTop = $("messages").scrollHeight;
+  acknowledgeOpenChat(chatId);
 }
 
 async function loadOlder() {
@@ -442,6 +452,7 @@ async function openChat(chatId, name) {
     localStorage.setItem(NAMES_KEY, JSON.stringify(state.names));
   }
   state.current = chatId;
+  state.live = [];
   history.replaceState(null, "", `#${encodeURIComponent(chatId)}`);
   const chat = state.chats.get(chatId);
   if (chat) chat.unread = 0;
@@ -502,8 +513,18 @@ function connect() {
   source.addEventListener("message", (event) => {
     const message = JSON.parse(event.data);
     upsertChat(message);
-    if (message.chatId === state.current) appendMessage(message);
+    if (message.chatId === state.current) {
+      state.live = [...state.live.slice(-49), message];
+      appendMessage(message);
+    } else if (message.fromMe) acknowledge(message.chatId, [message.id], "delivered");
     assistantSoon();
+  });
+  source.addEventListener("status", (event) => {
+    const update = JSON.parse(event.data);
+    for (const message of state.live) {
+      if (message.id === update.messageId) Object.assign(message, { status: update.status, statusError: update.statusError });
+    }
+    moveTick(update);
   });
 }
 
@@ -553,6 +574,9 @@ function openLinked() {
   if (chatId && chatId !== state.current) openChat(chatId);
 }
 window.addEventListener("hashchange", openLinked);
+document.addEventListener("visibilitychange", () => {
+  if (state.current && document.visibilityState === "visible") acknowledgeOpenChat(state.current);
+});
 
 connect();
 openLinked();
