@@ -6,7 +6,8 @@ restarts the function; the entry is re-claimed (its delivery count goes up) afte
 handed to the function again, and after ``max_deliveries`` it moves to ``<stream>:dlq``.
 Entries with the same key run in stream order, one at a time across every consumer of the group:
 each key has a queue of entry ids filled atomically at read time and a lease with a fencing token
-(see ``ordering``). Acks are flushed in batches: one XACK, or one script for keyed entries.
+(see ``ordering``). Acks are flushed in batches: one XACK, or one script for keyed entries,
+which while the reader is busy goes in the same MULTI as its next read: one round trip per read.
 """
 
 from __future__ import annotations
@@ -33,6 +34,9 @@ from aspri.streams.supervise import BACKOFF, TRANSIENT, supervise
 log = logging.getLogger(__name__)
 _json = msgspec.json.encode
 
+READER_GRACE_S = 0.005
+"""How long keyed finishes wait for the reader's next read before the acker sends them."""
+
 
 class AgentRunner:
     """Runs one AgentSpec for one consumer name: the reader, the workers, the heartbeat."""
@@ -52,14 +56,17 @@ class AgentRunner:
         self._stopping = asyncio.Event()
         self._progress = asyncio.Event()
         self._reader_task: asyncio.Task[None] | None = None
-        self._read_keyed = redis.register_script(scripts.READ_KEYED)
-        self._finish = redis.register_script(scripts.FINISH)
         self._renew = redis.register_script(scripts.RENEW)
         self._keep = redis.register_script(scripts.HEARTBEAT)
+        self._finish = redis.register_script(scripts.FINISH)
         self._acks: list[str] = []
         self._keyed: list[tuple[Delivery, list[str]]] = []  # finished, with dead-letter fields
         self._flushing = asyncio.Lock()
         self._ack_wakeup = asyncio.Event()
+        self._reading = False
+        """The reader reads again soon (it is not blocked on the stream): keyed finishes go
+        to the server with its next read, one round trip for both."""
+        self._read_done = asyncio.Event()
         self._order = KeyOrder(
             spec,
             redis,
@@ -150,6 +157,17 @@ class AgentRunner:
 
     async def _reader(self) -> None:
         """Own pending entries first, then entries of dead consumers and new ones."""
+        try:
+            await self._read_loop()
+        finally:
+            self._set_reading(False)
+
+    def _set_reading(self, reading: bool) -> None:
+        self._reading = reading
+        if not reading:
+            self._read_done.set()
+
+    async def _read_loop(self) -> None:
         await self._dispatch_pending()
         next_claim = 0.0
         task = asyncio.current_task()
@@ -166,6 +184,7 @@ class AgentRunner:
                 if self.burst
                 else min(self.spec.block_ms, max(1, int((next_claim - now) * 1000)))
             )
+            self._set_reading(self.spec.key is not None)
             got = await self._read_new(block)
             if self.burst and not got and not claimed:
                 if await self._drained():
@@ -196,32 +215,67 @@ class AgentRunner:
                     await self._make_room()
                 self._hold(Delivery(text(entry_id), raw, "", 1))
             return len(entries)
-        got, payload = await self._read_keyed(
-            keys=[spec.stream, keys.lease_counter(spec.stream, spec.group)],
-            args=[
-                spec.group,
-                self.consumer,
-                spec.batch,
-                spec.key,
-                keys.key_queue(spec.stream, spec.group, ""),
-                keys.lease(spec.stream, spec.group, ""),
-                spec.lease_ms,
-            ],
-        )
-        if not got:
+        while len(self._held) + spec.batch > self._room:  # room for a whole read
+            self._room_freed.clear()
+            await self._room_freed.wait()
+        async with self._flushing:
+            finishing = self._keyed[: spec.batch * 10]
+            async with self.redis.pipeline(transaction=True) as pipe:
+                if finishing:
+                    sent, names, args = self._finish_args(finishing)
+                    pipe.eval(scripts.FINISH, len(names), *names, *args)
+                pipe.eval(
+                    scripts.READ_KEYED,
+                    2,
+                    spec.stream,
+                    keys.lease_counter(spec.stream, spec.group),
+                    spec.group,
+                    self.consumer,
+                    spec.batch,
+                    spec.key,
+                    keys.key_queue(spec.stream, spec.group, ""),
+                    keys.lease(spec.stream, spec.group, ""),
+                    spec.lease_ms,
+                )
+                pipe.xreadgroup(spec.group, self.consumer, {spec.stream: ">"}, count=spec.batch)
+                results = await pipe.execute(raise_on_error=False)
+            if finishing:
+                statuses = results.pop(0)
+                if isinstance(statuses, Exception):  # left queued: the acker retries them
+                    log.warning(
+                        "finish failed; retrying",
+                        extra={"agent": spec.name, "error": str(statuses)},
+                    )
+                else:
+                    self._finished(finishing, sent, statuses)
+        self._read_done.set()
+        queued, reply = results
+        for result in (reply, queued):  # XREADGROUP's error first: it names a missing group
+            if isinstance(result, Exception):
+                raise result
+        if len(queued) == 1:
             if block is not None:  # nothing new: sleep on the stream until something arrives
-                await self.redis.xread({spec.stream: text(payload)}, count=1, block=block)
+                self._set_reading(False)
+                await self.redis.xread({spec.stream: text(queued[0])}, count=1, block=block)
             return 0
-        s = bytes.decode if isinstance(payload[0][0], bytes) else str  # decode_responses or not
+        entries = reply[0][1] if reply else []
+        if len(entries) * 2 + 1 != len(queued):  # one atomic step: cannot differ
+            raise RuntimeError("the keyed read and its queueing disagree")
+        s = bytes.decode if isinstance(queued[0], bytes) else str  # decode_responses or not
+        token = s(queued[0])
         held, room = self._held, self._room
-        for entry_id, flat, key, prev, grant in payload:
-            pairs = iter(flat)
-            fields = dict(zip(pairs, pairs, strict=False))
-            d = Delivery(s(entry_id), fields, s(key), 1, prev=s(prev), grant=s(grant))
+        for i, (entry_id, fields) in enumerate(entries, 1):
+            res = queued[2 * i]
+            if res == 1:
+                d = Delivery(s(entry_id), fields, s(queued[2 * i - 1]), 1, prev="", grant=token)
+            elif res == 0:
+                d = Delivery(s(entry_id), fields, s(queued[2 * i - 1]), 1, prev="")
+            else:
+                d = Delivery(s(entry_id), fields, s(queued[2 * i - 1]), 1, prev=s(res))
             if len(held) >= room:
                 await self._make_room()
             self._hold(d)
-        return len(payload)
+        return len(entries)
 
     async def _dispatch_pending(self) -> None:
         """Re-deliver what this consumer had read but not acked before it stopped."""
@@ -414,6 +468,18 @@ class AgentRunner:
             await self._flush_acks()  # first: a restarted acker retries what failed
             await self._ack_wakeup.wait()
             self._ack_wakeup.clear()
+            await self._leave_to_reader()
+
+    async def _leave_to_reader(self) -> None:
+        """While the reader keeps reading, keyed finishes go with its reads; the acker flushes
+        them only once it stops (blocks on the stream, fails) or has not read for a while."""
+        while self._keyed and self._reading and not self._acks:
+            self._read_done.clear()
+            try:
+                async with asyncio.timeout(READER_GRACE_S):
+                    await self._read_done.wait()
+            except TimeoutError:
+                return
 
     async def _flush_acks(self) -> None:
         """Ack what finished; an entry leaves the lists only once the server has acked it, so a
@@ -424,10 +490,15 @@ class AgentRunner:
                 await self.redis.xack(self.spec.stream, self.spec.group, *ids)
                 del self._acks[: len(ids)]  # others only append meanwhile
             while self._keyed:
-                await self._flush_keyed(self._keyed[: self.spec.batch * 10])
+                batch = self._keyed[: self.spec.batch * 10]
+                sent, names, args = self._finish_args(batch)
+                self._finished(batch, sent, await self._finish(keys=names, args=args))
 
-    async def _flush_keyed(self, batch: list[tuple[Delivery, list[str]]]) -> None:
-        """One script for a batch of keyed finishes, grouped by key and lease."""
+    def _finish_args(
+        self, batch: list[tuple[Delivery, list[str]]]
+    ) -> tuple[list[tuple[str, str, str, list[str]]], list[str], list[Any]]:
+        """The groups (by key and lease), keys and arguments of ``scripts.FINISH`` for a batch
+        of keyed finishes."""
         spec = self.spec
         groups: dict[tuple[str, str], list[str]] = {}
         dead: dict[str, list[str]] = {}
@@ -441,24 +512,32 @@ class AgentRunner:
             (key, lease, "" if stopping else order.next_id(key), entries)
             for (key, lease), entries in groups.items()
         ]
-        statuses = await self._finish(
-            keys=[spec.stream, keys.dlq(spec.stream)],
-            args=[
-                spec.group,
-                keys.wake_channel(spec.stream, spec.group),
-                spec.lease_ms,
-                keys.key_queue(spec.stream, spec.group, ""),
-                keys.lease(spec.stream, spec.group, ""),
-                _json(sent),
-                _json(dead),
-                self.consumer,
-            ],
-        )
+        args = [
+            spec.group,
+            keys.wake_channel(spec.stream, spec.group),
+            spec.lease_ms,
+            keys.key_queue(spec.stream, spec.group, ""),
+            keys.lease(spec.stream, spec.group, ""),
+            _json(sent),
+            _json(dead),
+            self.consumer,
+        ]
+        return sent, [spec.stream, keys.dlq(spec.stream)], args
+
+    def _finished(
+        self,
+        batch: list[tuple[Delivery, list[str]]],
+        sent: list[tuple[str, str, str, list[str]]],
+        statuses: list[bytes | str],
+    ) -> None:
+        """The server finished ``batch``: drop it from the queue and tell each key its fate."""
         del self._keyed[: len(batch)]  # others only append meanwhile
+        order = self._order
         for (key, lease, next_id, entries), status in zip(sent, statuses, strict=True):
-            if status == b"fenced":
+            status = text(status)
+            if status == "fenced":
                 self.fenced += len(entries)
-            order.flushed(key, text(status), lease, len(entries), next_id)
+            order.flushed(key, status, lease, len(entries), next_id)
 
     async def _final_flush(self) -> None:
         """On the way out: keep trying for a while; what stays unacked is redelivered."""

@@ -1,15 +1,17 @@
 """Per-key order across every consumer of a group.
 
 Each key has a queue of entry ids in Redis, in stream order, and a lease with a fencing token.
-The read script (``scripts.READ_KEYED``) queues every entry it reads in the same atomic step, and
-says which entry was queued just before it (``prev``); when the entry heads its queue and the key
-is free, it also takes the key's lease for this consumer (``grant``).
+A keyed read is one MULTI: the read script (``scripts.READ_KEYED``) queues the entries that the
+XREADGROUP right after it delivers, so nothing runs between the two, and says for each which
+entry was queued just before it (``prev``); when the entry heads its queue and the key is free,
+it also takes the key's lease for this consumer (``grant``).
 
 Locally an entry starts when this consumer holds its key's lease and the entry before it is one
 this consumer has finished (or it heads the queue): a key's consecutive entries run one after
 another under one lease, without a round trip. Finishes are flushed in batches
-(``scripts.FINISH``), which keeps the lease when the key's next entry is this consumer's next
-one, and otherwise releases it and publishes that entry's id: a wake-up only on a hand-over.
+(``scripts.FINISH``, in the same MULTI as the next read while the reader is busy), which keeps
+the lease when the key's next entry is this consumer's next one, and otherwise releases it and
+publishes that entry's id: a wake-up only on a hand-over.
 Only an entry that follows another consumer's, was taken over, or lost its lease waits, in a
 gate task of its key, for that wake-up, and takes the lease with ``scripts.TAKE``; waiting
 happens there, never in a worker, so a key held elsewhere does not block other keys.

@@ -1,26 +1,38 @@
 """Lua scripts of the stream runtime; each keeps one multi-step decision atomic on the server."""
 
 READ_KEYED = """
--- Read new entries for a consumer and, in the same atomic step, queue each one behind the
--- earlier entries of its key, so two consumers reading at once cannot invert a key's order.
--- The key is the entry's top-level field 'key:<name>' or, in entries written without it, the
--- field <name> of the JSON payload (a Python key function could not run here). For each entry
--- the reply says which entry was queued just before it ('' when it heads the queue) and, when it
--- heads the queue and no other consumer holds the key, the lease just taken for it.
+-- Queue each entry the consumer's next read will get behind the earlier entries of its key, so
+-- two consumers reading at once cannot invert a key's order. Sent in one MULTI right before the
+-- consumer's XREADGROUP '>': the entries after the group's last delivered id are exactly the
+-- ones that XREADGROUP then delivers, as the server's own reply (Lua never copies the payloads
+-- back out). The key is the entry's top-level field 'key:<name>' or, in entries written without
+-- it, the field <name> of the JSON payload (a Python key function could not run here).
+-- Reply: the lease value this read took ('' if none), then per entry its key and either the
+-- entry queued just before it, or 1 when it heads the queue and the lease was just taken for
+-- it, or 0 (heads the queue, another consumer holds the key; or no key). With nothing to read:
+-- {the group's last delivered id}, for a blocking XREAD from there.
 -- KEYS: stream, lease counter   ARGV: group, consumer, count, key name, queue prefix,
 -- lease prefix, lease ms
-local r = redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', ARGV[3],
-                     'STREAMS', KEYS[1], '>')
-if not r then
-  local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
-  if #last > 0 then return {0, last[1][1]} end
-  return {0, '0-0'}
+local groups = redis.pcall('XINFO', 'GROUPS', KEYS[1])
+if groups.err then return redis.error_reply('NOGROUP ' .. groups.err) end
+local last = nil
+for _, g in ipairs(groups) do
+  local name, delivered = nil, nil
+  for j = 1, #g, 2 do
+    if g[j] == 'name' then name = g[j + 1] elseif g[j] == 'last-delivered-id' then
+      delivered = g[j + 1]
+    end
+  end
+  if name == ARGV[1] then last = delivered; break end
 end
+if not last then return redis.error_reply('NOGROUP no such consumer group for this read') end
+local r = redis.call('XRANGE', KEYS[1], '(' .. last, '+', 'COUNT', ARGV[3])
+if #r == 0 then return {last} end
 local tagged = 'key:' .. ARGV[4]
 local mine = ARGV[2] .. '|'
 local token = nil
-local out = {}
-for _, e in ipairs(r[1][2]) do
+local out = {''}
+for _, e in ipairs(r) do
   local f = e[2]
   local key = ''
   for j = #f - 1, 1, -2 do  -- from the end: EventLog.append writes key fields last
@@ -38,26 +50,28 @@ for _, e in ipairs(r[1][2]) do
       end
     end
   end
-  local prev, grant = '', ''
+  local res = 0
   if key ~= '' then
     local q = ARGV[5] .. key
     if redis.call('RPUSH', q, e[1]) > 1 then
-      prev = redis.call('LINDEX', q, -2)
+      res = redis.call('LINDEX', q, -2)
     else
       -- one fencing token per read: a key is granted at most once in it
       token = token or mine .. redis.call('INCR', KEYS[2])
       local lease = ARGV[6] .. key
       if redis.call('SET', lease, token, 'NX', 'PX', ARGV[7]) then
-        grant = token
+        res = 1
       elseif string.sub(redis.call('GET', lease), 1, #mine) == mine then
         redis.call('SET', lease, token, 'PX', ARGV[7])
-        grant = token
+        res = 1
       end
     end
   end
-  out[#out + 1] = {e[1], f, key, prev, grant}
+  out[#out + 1] = key
+  out[#out + 1] = res
 end
-return {1, out}
+out[1] = token or ''
+return out
 """
 
 TAKE = """
