@@ -300,6 +300,14 @@ class Settings:
     transcription_api_key: str | None = None
     """None: ``OPENAI_API_KEY``."""
     transcription_model: str = "whisper-1"
+    speech_provider: str = "none"
+    """``openai``: replies of chats with ``/voice on`` are spoken (``POST /audio/speech``)."""
+    speech_base_url: str | None = None
+    """None: ``OPENAI_BASE_URL``, else OpenAI's own."""
+    speech_api_key: str | None = None
+    """None: ``OPENAI_API_KEY``."""
+    speech_model: str = "tts-1"
+    speech_voice: str = "alloy"
     log_format: str = "auto"
     log_level: str = "INFO"
     service_name: str | None = None
@@ -415,11 +423,21 @@ class Settings:
             ),
             llm_images=_read(e, "LLM_IMAGES", d.llm_images, _choice("auto", "on", "off")),
             transcription_provider=_read(
-                e, "TRANSCRIPTION_PROVIDER", d.transcription_provider, _choice("openai", "none")
+                e,
+                "TRANSCRIPTION_PROVIDER",
+                d.transcription_provider,
+                _choice("openai", "none"),
             ),
             transcription_base_url=_read(e, "TRANSCRIPTION_BASE_URL", None, _opt),
             transcription_api_key=_read(e, "TRANSCRIPTION_API_KEY", None, _opt),
             transcription_model=_read(e, "TRANSCRIPTION_MODEL", d.transcription_model, _str),
+            speech_provider=_read(
+                e, "SPEECH_PROVIDER", d.speech_provider, _choice("openai", "none")
+            ),
+            speech_base_url=_read(e, "SPEECH_BASE_URL", None, _opt),
+            speech_api_key=_read(e, "SPEECH_API_KEY", None, _opt),
+            speech_model=_read(e, "SPEECH_MODEL", d.speech_model, _str),
+            speech_voice=_read(e, "SPEECH_VOICE", d.speech_voice, _str),
             log_format=_read(e, "LOG_FORMAT", d.log_format, _choice("auto", "text", "json")),
             log_level=_read(
                 e,

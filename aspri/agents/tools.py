@@ -326,8 +326,10 @@ class McpTools:
         *,
         idempotency_key: str | None = None,
         causation_id: str | None = None,
+        voice: bool = False,
     ) -> CallToolResult:
-        """Call a tool; a tool error comes back as a result with ``isError``, not raised."""
+        """Call a tool; a tool error comes back as a result with ``isError``, not raised.
+        ``voice``: ask ``whatsapp_send_message`` for a voice note (``_meta.voice``)."""
         if idempotency_key and name in self.keyed_tools:
             args = {**args, "idempotencyKey": idempotency_key}
         label = tool_label(name)
@@ -348,6 +350,8 @@ class McpTools:
                 span.set_attribute("aspri.idempotency_key", idempotency_key)
             if causation_id:
                 meta["causationId"] = causation_id
+            if voice:
+                meta["voice"] = True
             turn = CALL_TURN.get()
             if turn is not None:
                 meta["person"], meta["chatId"], meta["turnCause"] = turn
@@ -384,10 +388,11 @@ class McpTools:
         *,
         idempotency_key: str | None = None,
         causation_id: str | None = None,
+        voice: bool = False,
     ) -> Any:
         """Call a tool the engine itself needs; raise ToolFailed with its text on an error."""
         result = await self.call(
-            name, args, idempotency_key=idempotency_key, causation_id=causation_id
+            name, args, idempotency_key=idempotency_key, causation_id=causation_id, voice=voice
         )
         if result.isError:
             raise ToolFailed(result_text(result) or f"{name} failed")

@@ -1,8 +1,8 @@
 """What a caller passes beside a tool's arguments, in the request's ``_meta``.
 
 The engine puts there what the model must not see or invent: the W3C ``traceparent`` (and
-``tracestate``) of its turn, the ``idempotencyKey`` it derived from the event and the call, and
-the ``causationId`` of the message being answered.
+``tracestate``) of its turn, the ``idempotencyKey`` it derived from the event and the call, the
+``causationId`` of the message being answered, and ``voice`` when the reply is to be spoken.
 """
 
 from __future__ import annotations
@@ -47,6 +47,11 @@ def idempotency_key(ctx: ToolContext, argument: str | None) -> str | None:
 def causation_id(ctx: ToolContext) -> str | None:
     value = _meta_of(ctx).get("causationId")
     return value if isinstance(value, str) and value else None
+
+
+def voice(ctx: ToolContext) -> bool:
+    """Whether the engine asks for the reply as a voice note (the chat turned ``/voice on``)."""
+    return _meta_of(ctx).get("voice") is True
 
 
 def turn_value(ctx: ToolContext, name: str) -> str | None:

@@ -38,6 +38,10 @@ class SentMessage(Out):
     duplicate: bool = Field(
         False, description="True when this idempotency key was already sent: nothing new went out."
     )
+    voice: bool = Field(default=False, description="True when the text went out as a voice note.")
+    voice_error: str | None = Field(
+        default=None, description="Why a voice note that was asked for went out as text instead."
+    )
 
 
 class ChatMessage(Out):

@@ -107,6 +107,7 @@ def register(server: FastMCP, gateways: Gateways) -> None:
             "message": message,
             "idempotencyKey": key,
             "causationId": meta.causation_id(ctx),
+            "voice": meta.voice(ctx) or None,
         }
         data = await gateways.call(
             service,

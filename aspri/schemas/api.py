@@ -43,6 +43,8 @@ class SendMessageRequest(Body):
     message: str
     idempotency_key: str | None = None
     causation_id: str | None = None
+    voice: bool = False
+    """Send the text as a spoken voice note (``SPEECH_PROVIDER``); as text when it cannot be."""
 
 
 class SentMessage(Body):
@@ -53,6 +55,10 @@ class SentMessage(Body):
     duplicate: bool = False
     message_ids: list[str] = msgspec.field(default_factory=list)
     """The channel's id of every part, in order (``messageId`` is the first)."""
+    voice: bool = False
+    """The text went out as one voice note."""
+    voice_error: str | None = None
+    """Why a voice note asked for went out as text instead."""
 
 
 class ChatMessage(Body):

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 from aspri.schemas import WhatsAppMessage
+from aspri.schemas.media import Voice
 from aspri.schemas.status import WhatsAppStatus
 
 OnMessage = Callable[[WhatsAppMessage], Awaitable[str | None]]
@@ -57,6 +59,8 @@ class Channel(abc.ABC):
     """Set by the gateway before ``start``: where ``report_status`` records."""
     last_inbound: LastInbound | None = None
     """Set by the gateway before ``start`` (the Cloud API's 24-hour window needs it)."""
+    voice_out: bool = False
+    """Whether ``send_voice`` sends voice notes; the gateway sends replies as text otherwise."""
 
     async def report_status(self, status: WhatsAppStatus) -> None:
         """Record what became of a sent message (an ack, a status webhook): once per message
@@ -76,6 +80,10 @@ class Channel(abc.ABC):
     @abc.abstractmethod
     async def send_text(self, chat_id: str, text: str) -> str:
         """Send one message (at most ``max_text`` characters); return the channel's message id."""
+
+    async def send_voice(self, chat_id: str, path: Path, voice: Voice) -> str:
+        """Send the stored voice note at ``path`` (OGG/Opus); return the channel's message id."""
+        raise ChannelError(f"the {self.name} engine cannot send voice notes yet", 502)
 
     @abc.abstractmethod
     def state(self) -> str:

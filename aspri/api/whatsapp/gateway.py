@@ -17,6 +17,8 @@ from aspri.api.whatsapp.pacing import Clock, pacer_for
 from aspri.api.whatsapp.statuses import Statuses
 from aspri.config import Settings
 from aspri.identity import Identities
+from aspri.media import MediaStore
+from aspri.media.speech import Speech
 from aspri.schemas import Event, WhatsAppMessage
 from aspri.streams.log import EventLog
 
@@ -62,6 +64,12 @@ class Gateway:
             ttl_s=settings.idempotency_ttl_s,
             statuses=self.statuses,
             owners=settings.owner_numbers,
+            speech=Speech.from_settings(
+                settings,
+                MediaStore(
+                    settings.media_dir, settings.media_max_bytes, settings.media_retention_days
+                ),
+            ),
         )
         limiter = InboundLimiter(
             redis, rate_per_minute=settings.inbound_rate_per_minute, burst=settings.inbound_burst

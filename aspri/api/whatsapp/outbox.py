@@ -10,6 +10,12 @@ take is no message; when the channel refused it for good (``ChannelError.permane
 API error that is not a rate limit or an outage, the 24-hour window closed) it is recorded as a
 ``failed`` status with its text and the error, once per send and part, and each owner is told
 once in their own chat (a notice that fails in turn is recorded, never reported again).
+
+A send may ask for a voice note (``voice``): the text is spoken (``aspri.media.speech``), stored
+in the media store and sent as one voice note, recorded with the text as its body and the note
+as its media, so history, memory and search read the text. When it cannot be spoken (no speech
+service, a failure, an engine that sends no voice notes, a channel that refused it) the text
+goes out as usual and the result's ``voiceError`` says why.
 """
 
 from __future__ import annotations
@@ -35,9 +41,11 @@ from aspri.api.whatsapp.inbox import inbound_key
 from aspri.api.whatsapp.pacing import Pacer
 from aspri.api.whatsapp.splitting import split_text
 from aspri.api.whatsapp.statuses import Statuses
+from aspri.media.speech import Speech, SpeechError
 from aspri.schemas import REGISTRY, WhatsAppMessage, chatid, new_event_id, now_ms
 from aspri.schemas.api import SentMessage
 from aspri.schemas.envelope import text
+from aspri.schemas.media import Voice
 from aspri.schemas.status import FAILED, OUTSIDE_WINDOW, WhatsAppStatus
 from aspri.streams import keys
 from aspri.streams.log import EventLog, key_fields
@@ -112,6 +120,8 @@ return 0
 class _Part(msgspec.Struct, kw_only=True):
     message_id: str
     event_id: str
+    voice: bool = False
+    """The part is the whole text as a voice note."""
 
 
 class _Send:
@@ -126,6 +136,8 @@ class _Send:
         self.lock_key = keys.whatsapp_send_lock(key)
         self.finished = False
         """The last part's ``_FINISH`` recorded the result and released the lock."""
+        self.voice_error: str | None = None
+        """Why a voice note asked for went out as text."""
 
 
 _PART = msgspec.json.Decoder(_Part)
@@ -133,8 +145,9 @@ _SENT = msgspec.json.Decoder(SentMessage)
 _ENC = msgspec.json.Encoder()
 
 
-def fingerprint(chat_id: str, message: str) -> str:
-    return hashlib.sha256(f"{chat_id}\0{message}".encode()).hexdigest()[:32]
+def fingerprint(chat_id: str, message: str, voice: bool = False) -> str:
+    spoken = "\0voice" if voice else ""
+    return hashlib.sha256(f"{chat_id}\0{message}{spoken}".encode()).hexdigest()[:32]
 
 
 class Outbox:
@@ -152,6 +165,7 @@ class Outbox:
         ttl_s: int,
         statuses: Statuses | None = None,
         owners: tuple[str, ...] = (),
+        speech: Speech | None = None,
     ) -> None:
         self.redis = redis
         self.statuses = statuses
@@ -163,6 +177,7 @@ class Outbox:
         self.directory = directory
         self.hub = hub
         self.ttl_s = ttl_s
+        self.speech = speech
         self._local: dict[str, tuple[asyncio.Lock, int]] = {}
         self._begin = redis.register_script(_BEGIN)
         self._finish = redis.register_script(_FINISH)
@@ -176,8 +191,10 @@ class Outbox:
         key: str | None,
         causation_id: str | None,
         report: bool = True,
+        voice: bool = False,
     ) -> SentMessage:
-        """Send ``message`` once per ``key``; raise ApiError 409/502/503 when it cannot.
+        """Send ``message`` (as a voice note when ``voice``) once per ``key``; raise ApiError
+        409/502/503 when it cannot.
 
         Two round trips to Valkey for a message of one part (``_BEGIN``, ``_FINISH``).
         ``report``: tell the owners when the channel refuses it for good (not for the notice
@@ -190,7 +207,7 @@ class Outbox:
                 send = _Send(key, chat_id, new_event_id(), report)
                 reply = await self._begin(
                     keys=[send.state_key, send.lock_key],
-                    args=[fingerprint(chat_id, message), send.token, LOCK_MS, self.ttl_s],
+                    args=[fingerprint(chat_id, message, voice), send.token, LOCK_MS, self.ttl_s],
                 )
                 status = text(reply[0])
                 if status == "reused":
@@ -213,7 +230,7 @@ class Outbox:
                 flat = reply[1]
                 state = {text(flat[i]): flat[i + 1] for i in range(0, len(flat), 2)}
                 try:
-                    sent = await self._send_parts(send, message, state, causation_id)
+                    sent = await self._send_parts(send, message, state, causation_id, voice)
                 finally:
                     if not send.finished:
                         await self._unlock(keys=[send.lock_key], args=[send.token])
@@ -224,21 +241,62 @@ class Outbox:
                 return sent
 
     async def _send_parts(
-        self, send: _Send, message: str, state: dict[str, Any], causation_id: str | None
+        self,
+        send: _Send,
+        message: str,
+        state: dict[str, Any],
+        causation_id: str | None,
+        voice: bool,
     ) -> SentMessage:
         """Send the parts not sent yet; the last one's ``_FINISH`` records the result."""
-        parts = split_text(message, self.channel.max_text)
+        first = state.get("part:0")
         done: list[_Part] = []
+        parts = split_text(message, self.channel.max_text)
+        if voice and first is not None and _PART.decode(first).voice:
+            done, parts = [_PART.decode(first)], []  # sent before a crash
+        elif voice and first is None:
+            spoken = await self._send_voice(send, message, causation_id)
+            if spoken is not None:
+                done, parts = [spoken], []
         for index, body in enumerate(parts):
             prior = state.get(f"part:{index}")
             if prior is not None:
                 done.append(_PART.decode(prior))
                 continue
             done.append(await self._send_part(send, body, index, done, len(parts), causation_id))
-        sent = _result(send.chat_id, done)
+        sent = _result(send, done)
         if not send.finished:  # the last part was recorded before (a crash, a resumed send)
             await self._save(send.state_key, {"result": _ENC.encode(sent)})
         return sent
+
+    async def _send_voice(
+        self, send: _Send, message: str, causation_id: str | None
+    ) -> _Part | None:
+        """The text sent as one voice note; None (``send.voice_error`` saying why) to send it
+        as text instead."""
+        if not self.channel.voice_out:
+            send.voice_error = f"the {self.channel.name} engine cannot send voice notes yet"
+        elif self.speech is None:
+            send.voice_error = "no speech service is configured (SPEECH_PROVIDER)"
+        else:
+            try:
+                note = await self.speech.speak(message)
+            except SpeechError as exc:
+                send.voice_error = str(exc)
+            else:
+                try:
+                    part = await self._send_part(send, message, 0, [], 1, causation_id, note)
+                except ApiError as exc:
+                    if exc.status_code != 502:  # not connected: text would fail as well
+                        raise
+                    send.voice_error = f"the channel refused the voice note: {exc.detail}"
+                else:
+                    return part
+        log.warning(
+            "voice note not sent, sending text",
+            extra={"chatId": send.chat_id, "reason": send.voice_error},
+        )
+        return None
 
     async def _send_part(
         self,
@@ -248,6 +306,7 @@ class Outbox:
         done: list[_Part],
         total: int,
         causation_id: str | None,
+        voice: Voice | None = None,
     ) -> _Part:
         chat_id = send.chat_id
         waited = await self.pacer.wait_turn(chat_id)
@@ -259,7 +318,10 @@ class Outbox:
                 attributes={"messaging.system": "whatsapp", "aspri.channel": channel},
                 record_exception=False,
             ):
-                message_id = await self.channel.send_text(chat_id, body)
+                if voice is None:
+                    message_id = await self.channel.send_text(chat_id, body)
+                else:
+                    message_id = await self._channel_voice(chat_id, voice)
             SENDS.labels(channel).inc()
         except ChannelError as exc:
             SEND_FAILURES.labels(channel).inc()
@@ -268,7 +330,7 @@ class Outbox:
                 "channel refused a message",
                 extra={"chatId": chat_id, "part": index, "parts": total, "error": str(exc)},
             )
-            if exc.permanent:
+            if exc.permanent and voice is None:  # a refused voice note goes out as text
                 await self._refused(send, body, index, exc, causation_id)
             sent_note = f" ({index} of {total} parts were sent; retry with the same key)"
             code = "channel_unavailable" if exc.status == 503 else "channel_error"
@@ -280,6 +342,8 @@ class Outbox:
             chat_id=chat_id,
             from_=OWN_ID,
             body=body,
+            type="chat" if voice is None else "ptt",
+            media=voice,
             timestamp=now_ms(),
             is_group=chat_id.endswith("@g.us"),
             from_me=True,
@@ -288,9 +352,9 @@ class Outbox:
             REGISTRY.event(payload, source="whatsapp", causation_id=causation_id)
         )
         stream = keys.chat(chat_id)
-        part = _Part(message_id=message_id, event_id=event.event_id)
+        part = _Part(message_id=message_id, event_id=event.event_id, voice=voice is not None)
         last = index == total - 1
-        result = _ENC.encode(_result(chat_id, [*done, part])) if last else b""
+        result = _ENC.encode(_result(send, [*done, part])) if last else b""
         flat: list[str | bytes] = []
         for name, value in (REGISTRY.to_fields(event) | key_fields(event)).items():
             flat += [name, value]
@@ -318,7 +382,9 @@ class Outbox:
         if text(status) == "dup":  # appended before a crash: the part is the first event
             first = await self.log.read(stream, entry_id, entry_id)
             part = _Part(
-                message_id=message_id, event_id=first[0].event_id if first else part.event_id
+                message_id=message_id,
+                event_id=first[0].event_id if first else part.event_id,
+                voice=part.voice,
             )
             await self._save(send.state_key, {f"part:{index}": _ENC.encode(part)})
         else:
@@ -390,6 +456,12 @@ class Outbox:
                     extra={"chatId": owner, "error": repr(error)},
                 )
 
+    async def _channel_voice(self, chat_id: str, voice: Voice) -> str:
+        path = self.speech.store.find(voice.sha256 or "") if self.speech else None
+        if path is None:
+            raise ChannelError("the spoken reply is missing from the media store", 502)
+        return await self.channel.send_voice(chat_id, path, voice)
+
     async def _save(self, state_key: str, fields: Mapping[Any, Any]) -> None:
         pipe = self.redis.pipeline(transaction=True)
         pipe.hset(state_key, mapping=fields)
@@ -418,11 +490,13 @@ def _person(chat_id: str) -> str:
     return f"+{chatid.number(chat_id)}" if chat_id.endswith("@c.us") else chat_id
 
 
-def _result(chat_id: str, done: list[_Part]) -> SentMessage:
+def _result(send: _Send, done: list[_Part]) -> SentMessage:
     return SentMessage(
         message_id=done[0].message_id,
-        chat_id=chat_id,
+        chat_id=send.chat_id,
         event_id=done[0].event_id,
         parts=len(done),
         message_ids=[p.message_id for p in done],
+        voice=done[0].voice,
+        voice_error=send.voice_error,
     )

@@ -60,7 +60,9 @@ async def send_message(
 ) -> Success[SentMessage]:
     """Send a text to a number or chat id; the same idempotency key sends only once.
 
-    Long texts are split at the channel's limit. 502/503 when the channel could not send
+    Long texts are split at the channel's limit. ``voice``: the text is spoken and sent as a
+    voice note when a speech service is configured and the engine sends voice notes, else as
+    text with ``voiceError`` saying why. 502/503 when the channel could not send
     (nothing is recorded as sent then; retry with the same key). Keys starting with
     ``engine:`` or ``cron:`` and ``causationId`` (which marks a message as answered) are the
     engine's own: 403 for any other caller.
@@ -74,7 +76,9 @@ async def send_message(
     if data.causation_id is not None and caller_of(request) != "engine":
         reason = "causationId: only the engine marks which message a reply answers"
         raise ApiError(403, "reserved_field", reason)
-    sent = await gateway.outbox.send(chat_id, data.message, key=key, causation_id=data.causation_id)
+    sent = await gateway.outbox.send(
+        chat_id, data.message, key=key, causation_id=data.causation_id, voice=data.voice
+    )
     return Success(data=sent)
 
 

@@ -2,7 +2,9 @@
 on a free port that records every ``POST /{phone-number-id}/messages`` and answers like the
 Graph API does (documented success and error bodies), and serves media as Meta documents it:
 ``GET /{media-id}`` answers a short-lived URL, ``GET`` of that URL the bytes, both only with
-the access token as bearer (401 otherwise)."""
+the access token as bearer (401 otherwise). Uploads (``POST /{phone-number-id}/media``,
+multipart with ``file``, ``type`` and ``messaging_product``) are kept and answered with a new
+media id, with the same bearer check."""
 
 from __future__ import annotations
 
@@ -39,6 +41,18 @@ class GraphRecorder:
     """media id → (bytes, declared mime type)."""
     media_requests: list[Recorded] = field(default_factory=list)
     downloads: int = 0
+    uploads: dict[str, Upload] = field(default_factory=dict)
+    """media id → what was uploaded under it."""
+
+
+@dataclass
+class Upload:
+    data: bytes
+    mime: str | None
+    """The ``type`` field."""
+    file_type: str | None
+    """The file part's own content type."""
+    messaging_product: str | None
 
 
 def _app(recorder: GraphRecorder) -> Litestar:
@@ -84,6 +98,24 @@ def _app(recorder: GraphRecorder) -> Litestar:
 
     oauth_error = {"error": {"message": "Invalid OAuth access token.", "code": 190}}
 
+    @post("/{version:str}/{number_id:str}/media", status_code=200)
+    async def upload(request: Request[Any, Any, Any], number_id: FromPath[str]) -> Response[Any]:
+        if not authorized(request):
+            return Response(oauth_error, status_code=401)
+        form = await request.form()
+        file = form.get("file")
+        if file is None or isinstance(file, str):
+            error = {"error": {"message": "(#100) The parameter file is required.", "code": 100}}
+            return Response(error, status_code=400)
+        media_id = f"{len(recorder.uploads) + 1:016d}"
+        recorder.uploads[media_id] = Upload(
+            data=await file.read(),
+            mime=form.get("type"),
+            file_type=file.content_type,
+            messaging_product=form.get("messaging_product"),
+        )
+        return Response({"id": media_id})
+
     @get("/{version:str}/{media_id:str}")
     async def media_url(request: Request[Any, Any, Any], media_id: FromPath[str]) -> Response[Any]:
         if not authorized(request):
@@ -113,7 +145,7 @@ def _app(recorder: GraphRecorder) -> Litestar:
         data, mime = recorder.media[media_id]
         return Response(data, media_type=mime)
 
-    return Litestar([messages, media_url, media_bytes])
+    return Litestar([messages, upload, media_url, media_bytes])
 
 
 @asynccontextmanager

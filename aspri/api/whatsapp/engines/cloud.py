@@ -8,15 +8,18 @@ logged and skipped without losing the others.
 Outbound is ``POST {api_base}/{phone-number-id}/messages`` with the access token, through one
 shared HTTP client: free text inside the person's 24-hour window, the configured template
 outside it, rate limits and outages retried (``cloud_send.py``). Delivery statuses arrive in the
-same webhooks and are recorded through ``report_status``.
+same webhooks and are recorded through ``report_status``. A voice note is uploaded first
+(``POST /{phone-number-id}/media``), then sent as an ``audio`` message naming it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import logging
 import time
+from pathlib import Path
 from typing import Annotated, Any
 
 import httpx
@@ -30,7 +33,7 @@ from aspri.media import MediaStore
 from aspri.media.transcribe import Transcriber, with_transcript
 from aspri.schemas import WhatsAppMessage, chatid
 from aspri.schemas.api import Body
-from aspri.schemas.media import Media, Unsupported
+from aspri.schemas.media import Media, Unsupported, Voice
 from aspri.schemas.status import WhatsAppStatus
 from aspri.telemetry.tracing import tracer
 
@@ -140,6 +143,7 @@ class WebhookReceipt(Body):
 class CloudChannel(Channel):
     name = "cloud"
     max_text = MAX_TEXT
+    voice_out = True
 
     def __init__(
         self,
@@ -203,19 +207,72 @@ class CloudChannel(Channel):
     async def send_text(self, chat_id: str, text: str) -> str:
         """Free text inside the person's 24-hour window; outside it the configured template,
         or a permanent refusal (``cloud_send``); rate limits and outages are retried."""
+        number = self._number(chat_id)
+        body = cloud_send.text_body(number, text)
+        closed = await self._window_closed(chat_id)
+        if closed is not None:
+            if self.template is None:
+                raise cloud_send.window_closed(number, closed)
+            body = cloud_send.template_body(number, text, self.template, self.template_lang)
+            log.info("outside the 24-hour window: sent as the template")
+        return await self._post_message(body)
+
+    async def send_voice(self, chat_id: str, path: Path, voice: Voice) -> str:
+        """Meta's flow: upload the file (``POST /{phone-number-id}/media``, multipart), then
+        send an ``audio`` message naming the uploaded id, marked as a voice note. Outside the
+        24-hour window only a template goes through: refused, so the text (as the template)
+        is sent instead."""
+        number = self._number(chat_id)
+        closed = await self._window_closed(chat_id)
+        if closed is not None:
+            raise cloud_send.window_closed(number, closed)
+        data = await asyncio.to_thread(path.read_bytes)
+        mime = voice.mime or "audio/ogg"
+        assert self._client is not None  # _number checked
+        with _tracer.start_as_current_span(
+            "graph.facebook.com upload",
+            kind=SpanKind.CLIENT,
+            attributes={"http.request.method": "POST"},
+        ) as span:
+            try:
+                response = await self._client.post(
+                    f"/{self.phone_number_id}/media",
+                    data={"messaging_product": "whatsapp", "type": mime},
+                    files={"file": ("voice.ogg", data, mime)},
+                )
+            except httpx.HTTPError as exc:
+                raise ChannelError(
+                    f"the Graph API is unreachable ({type(exc).__name__})", 503
+                ) from exc
+            span.set_attribute("http.response.status_code", response.status_code)
+        if response.status_code >= 400:
+            raise cloud_send.refusal(response)
+        try:
+            media_id = str(response.json()["id"])
+        except (ValueError, KeyError, TypeError):
+            raise ChannelError(
+                "the Graph API answered the upload without a media id", 502
+            ) from None
+        return await self._post_message(cloud_send.audio_body(number, media_id))
+
+    def _number(self, chat_id: str) -> str:
+        """The recipient's number, once the channel can send to it at all."""
         if self._client is None:
             raise ChannelError("the Cloud API channel is not started", 503)
         if chatid.is_group(chat_id):
             raise ChannelError("the WhatsApp Cloud API cannot send to groups", 502)
-        number = chatid.number(chat_id)
-        body = cloud_send.text_body(number, text)
-        if self.last_inbound is not None:
-            last = await self.last_inbound(chat_id)
-            if time.time() * 1000 >= last + cloud_send.WINDOW_MS:
-                if self.template is None:
-                    raise cloud_send.window_closed(number, last)
-                body = cloud_send.template_body(number, text, self.template, self.template_lang)
-                log.info("outside the 24-hour window: sent as the template")
+        return chatid.number(chat_id)
+
+    async def _window_closed(self, chat_id: str) -> int | None:
+        """When the person last wrote, if their 24-hour window is closed; else None."""
+        if self.last_inbound is None:
+            return None
+        last = await self.last_inbound(chat_id)
+        return last if time.time() * 1000 >= last + cloud_send.WINDOW_MS else None
+
+    async def _post_message(self, body: dict[str, Any]) -> str:
+        """``POST /{phone-number-id}/messages``; the new message's id."""
+        assert self._client is not None  # _number checked
         path = f"/{self.phone_number_id}/messages"
         with _tracer.start_as_current_span(
             "graph.facebook.com send",

@@ -40,6 +40,18 @@ def text_body(to: str, text: str) -> dict[str, Any]:
     }
 
 
+def audio_body(to: str, media_id: str) -> dict[str, Any]:
+    """An uploaded OGG/Opus file as a voice note (``voice: true``: the play button, the
+    microphone icon, WhatsApp's own transcript)."""
+    return {
+        "messaging_product": "whatsapp",
+        "recipient_type": "individual",
+        "to": to,
+        "type": "audio",
+        "audio": {"id": media_id, "voice": True},
+    }
+
+
 def template_body(to: str, text: str, name: str, language: str) -> dict[str, Any]:
     """The template ``name`` with ``text`` as its one body parameter. Meta refuses a parameter
     with a newline, a tab or more than four spaces in a row, so whitespace is collapsed."""

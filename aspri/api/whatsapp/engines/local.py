@@ -8,10 +8,13 @@ and the channel is always ``working``.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import uuid_utils
 
 from aspri.api.whatsapp.channel import Channel, OnMessage
 from aspri.schemas import WhatsAppMessage, now_ms
+from aspri.schemas.media import Voice
 
 MAX_TEXT = 65_536
 
@@ -24,6 +27,7 @@ def local_message_id() -> str:
 class LocalChannel(Channel):
     name = "local"
     max_text = MAX_TEXT
+    voice_out = True
 
     def __init__(self) -> None:
         self._running = False
@@ -37,6 +41,10 @@ class LocalChannel(Channel):
         self._running = False
 
     async def send_text(self, chat_id: str, text: str) -> str:
+        return local_message_id()
+
+    async def send_voice(self, chat_id: str, path: Path, voice: Voice) -> str:
+        """The page plays the stored file itself (``/api/media/{sha256}``)."""
         return local_message_id()
 
     def state(self) -> str:

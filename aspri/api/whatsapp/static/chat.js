@@ -322,6 +322,19 @@ async function loadChats() {
 
 // ------------------------------------------------------------------ messages
 
+// A voice note or audio the message carries, as a player of the stored file (a spoken reply
+// keeps its text below the player).
+function audioOf(message) {
+  const media = message.media;
+  if (!media || !message.mediaUrl || (media.kind !== "voice" && media.kind !== "audio")) return null;
+  const audio = document.createElement("audio");
+  audio.className = "voice";
+  audio.controls = true;
+  audio.preload = "metadata";
+  audio.src = message.mediaUrl;
+  return audio;
+}
+
 function bubbleFor(message, pending = false) {
   // In this page you are the contact: your messages go right, ASPRI's (fromMe) go left.
   const side = message.fromMe ? "in" : "out";
@@ -333,6 +346,8 @@ function bubbleFor(message, pending = false) {
   }
   const bubble = document.createElement("div");
   bubble.className = `bubble ${side}` + (pending ? " pending" : "");
+  const player = audioOf(message);
+  if (player) bubble.append(player);
   bubble.append(formatted(message.body));
   const meta = document.createElement("span");
   meta.className = "meta";

@@ -1,0 +1,66 @@
+"""A local stand-in for an OpenAI-compatible ``POST /v1/audio/speech`` (no speech model runs on
+a test machine): it checks the bearer key, records each request, and answers OGG bytes made
+from the text — or, as a test sets ``mode``, a refusal, bytes that are no audio, or a stream
+far larger than any voice note."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from litestar import Litestar, Request, Response, post
+from litestar.response import Stream
+
+from tests.helpers import serve_asgi
+
+HUGE_CHUNK = 64 * 1024
+HUGE_CHUNKS = 1024
+"""64 MiB in all, far above any voice cap."""
+
+
+def ogg_of(text: str) -> bytes:
+    """The stand-in's "speech" for ``text``: an OGG page header, then the text's bytes."""
+    return b"OggS\x00\x02" + bytes(20) + text.encode()
+
+
+@dataclass
+class Speeches:
+    url: str = ""
+    key: str = "sk-speech"
+    mode: str = "ok"
+    """``ok``, ``refuse`` (HTTP 500), ``garbage`` (HTML, no audio), ``huge`` (64 MiB of OGG)."""
+    received: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _app(stand_in: Speeches) -> Litestar:
+    @post("/v1/audio/speech", status_code=200)
+    async def speech(request: Request[Any, Any, Any]) -> Response[Any] | Stream:
+        if request.headers.get("authorization") != f"Bearer {stand_in.key}":
+            return Response({"error": {"message": "Incorrect API key provided"}}, status_code=401)
+        body = await request.json()
+        stand_in.received.append(body)
+        if stand_in.mode == "refuse":
+            return Response({"error": {"message": "The server had an error"}}, status_code=500)
+        if stand_in.mode == "garbage":
+            return Response(b"<html>upstream error</html>", media_type="text/html")
+        if stand_in.mode == "huge":
+
+            async def endless() -> AsyncIterator[bytes]:
+                yield b"OggS" + bytes(HUGE_CHUNK - 4)
+                for _ in range(HUGE_CHUNKS - 1):
+                    yield bytes(HUGE_CHUNK)
+
+            return Stream(endless(), media_type="audio/ogg")
+        return Response(ogg_of(body["input"]), media_type="audio/ogg")
+
+    return Litestar([speech])
+
+
+@asynccontextmanager
+async def speech_server() -> AsyncIterator[Speeches]:
+    stand_in = Speeches()
+    async with serve_asgi(_app(stand_in), lifespan="off") as base:
+        stand_in.url = f"{base}/v1"
+        yield stand_in
