@@ -18,7 +18,14 @@ from aspri.schemas.media import Voice
 from aspri.streams import keys
 from tests.api.whatsapp.conftest import FakeChannel, GatewayFactory, settings_for
 from tests.api.whatsapp.graph_recorder import graph_recorder
-from tests.api.whatsapp.test_cloud import CLOUD, NUMBER_ID, SENDER
+from tests.api.whatsapp.test_cloud import (
+    CLOUD,
+    NUMBER_ID,
+    SENDER,
+    deliver,
+    fresh_inbound,
+    webhook,
+)
 from tests.media.speech_server import ogg_of, speech_server
 
 CHAT = f"{SENDER}@c.us"
@@ -41,6 +48,7 @@ async def test_a_cloud_voice_reply_is_uploaded_then_sent_as_a_voice_note(
         settings = CLOUD | spoken(speech.url, speech.key, tmp_path)
         channel = CloudChannel(settings_for(**settings, whatsapp_cloud_api_base=graph.url))
         async with open_gateway(channel=channel, **settings) as gw:
+            await deliver(gw.client, webhook([fresh_inbound("wamid.in1")]))  # the window opens
             body = {"phoneNumber": SENDER, "message": text, "voice": True, "idempotencyKey": "v1"}
             response = await gw.client.post("/api/send-message", json=body)
             assert response.status_code == 200, response.text
@@ -67,10 +75,10 @@ async def test_a_cloud_voice_reply_is_uploaded_then_sent_as_a_voice_note(
             }
             assert sent["messageId"].startswith("wamid.")
 
-            [event] = await gw.stream(keys.chat(CHAT))
+            event = (await gw.stream(keys.chat(CHAT)))[-1]
             assert event.data.body == text and event.data.from_me
             assert isinstance(event.data.media, Voice) and event.data.media.transcript == text
-            [shown] = (await gw.client.get(f"/api/messages/{SENDER}")).json()["data"]["messages"]
+            shown = (await gw.client.get(f"/api/messages/{SENDER}")).json()["data"]["messages"][0]
             assert shown["body"] == text and shown["media"]["kind"] == "voice"
             served = await gw.client.get(shown["mediaUrl"])
             assert served.content == ogg_of(text)
@@ -85,6 +93,7 @@ async def test_an_upload_without_the_token_is_refused_and_the_text_goes_out(
         settings = CLOUD | spoken(speech.url, speech.key, tmp_path)
         channel = CloudChannel(settings_for(**settings, whatsapp_cloud_api_base=graph.url))
         async with open_gateway(channel=channel, **settings) as gw:
+            await deliver(gw.client, webhook([fresh_inbound("wamid.in1")]))
             body = {"phoneNumber": SENDER, "message": "hello", "voice": True}
             sent = (await gw.client.post("/api/send-message", json=body)).json()["data"]
             assert sent["voice"] is False
@@ -136,6 +145,27 @@ async def test_without_speech_or_on_an_engine_without_voice_the_text_goes_out(
             assert sent["voiceError"] == "the fake engine cannot send voice notes yet"
             assert channel.sent == [(CHAT, "plain")]
             assert speech.received == [], "nothing is spoken that cannot be sent"
+
+
+async def test_outside_the_24_hour_window_the_text_goes_as_the_template(
+    open_gateway: GatewayFactory, tmp_path: Path
+) -> None:
+    async with speech_server() as speech, graph_recorder() as graph:
+        settings = CLOUD | spoken(speech.url, speech.key, tmp_path)
+        channel = CloudChannel(
+            settings_for(
+                **settings,
+                whatsapp_cloud_api_base=graph.url,
+                whatsapp_cloud_template="reminder",
+            )
+        )
+        async with open_gateway(channel=channel, **settings) as gw:
+            body = {"phoneNumber": SENDER, "message": "tea time", "voice": True}
+            sent = (await gw.client.post("/api/send-message", json=body)).json()["data"]
+            assert sent["voice"] is False and "outside the 24-hour window" in sent["voiceError"]
+            assert not graph.uploads
+            [message] = graph.requests
+            assert message.body["type"] == "template"
 
 
 async def test_a_key_used_for_text_is_not_reused_for_a_voice_note(
