@@ -9,7 +9,8 @@ Each sent part is appended to ``chat:{chatId}`` as a ``fromMe`` message (never t
 take is no message; when the channel refused it for good (``ChannelError.permanent``: a Graph
 API error that is not a rate limit or an outage, the 24-hour window closed) it is recorded as a
 ``failed`` status with its text and the error, once per send and part, and each owner is told
-once in their own chat (a notice that fails in turn is recorded, never reported again).
+once per cause in their own chat (a turn's reply and its apology are one failure; a notice that
+fails in turn is recorded, never reported again).
 
 A send may ask for a voice note (``voice``): the text is spoken (``aspri.media.speech``), stored
 in the media store and sent as one voice note, recorded with the text as its body and the note
@@ -446,7 +447,7 @@ class Outbox:
                 await self.send(
                     owner,
                     notice,
-                    key=f"whatsapp:failure-notice:{send.key}:{index}:{owner}",
+                    key=f"whatsapp:failure-notice:{causation_id or send.key}:{owner}",
                     causation_id=recorded.event_id,
                     report=False,
                 )

@@ -6,7 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import pytest
 
+from aspri.api.common import ApiError
 from aspri.streams import keys
 from tests.api.whatsapp.conftest import GatewayFactory
 from tests.api.whatsapp.graph_recorder import GraphRecorder, graph_recorder
@@ -170,3 +172,12 @@ async def test_a_permanent_refusal_is_recorded_and_told_once_without_a_loop(
             graph.fail_status = None
             assert (await send(gw.client, "second try", key="k2")).status_code == 200
             assert len(sent_to(graph, OWNER)) == 2
+
+            # A turn's reply and then its apology, refused: one failure, one notice.
+            outbox = gw.gateway.outbox
+            for text, key in (("the reply", "engine:c9:reply"), ("sorry", "engine:c9:sorry")):
+                graph.failures = [(400, 131026, "Message undeliverable")]
+                with pytest.raises(ApiError):
+                    await outbox.send(CHAT, text, key=key, causation_id="c9")
+            notices = sent_to(graph, OWNER)[2:]
+            assert len(notices) == 1 and "the reply" in notices[0]["text"]["body"]
