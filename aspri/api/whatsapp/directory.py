@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 _tracer = tracer("aspri.whatsapp")
 
 PREVIEW_CHARS = 300
+LAST_INBOUND_SCAN = 200
 _NUMBER_NOISE = re.compile(r"[\s+\-().]")
 
 _COMMIT = """
@@ -168,11 +169,21 @@ class Directory:
                     )
 
     async def last_inbound(self, chat_id: str) -> int:
-        """Unix ms of the chat's last inbound message (0: none), its own writes included."""
+        """Unix ms of the chat's last inbound message (0: none), its own writes included.
+
+        A summary folded before it kept ``lastInbound`` says 0 for a chat with messages: then
+        the newest ``LAST_INBOUND_SCAN`` entries of the chat answer instead."""
         if chat_id in self._dirty:
             await self.refresh(chat_id)
         raw = await self.redis.hget(keys.WHATSAPP_CHATS, chat_id)
-        return _SUMMARY.decode(raw).last_inbound if raw else 0
+        summary = _SUMMARY.decode(raw) if raw else None
+        if summary is None or summary.last_inbound or not summary.message_count:
+            return summary.last_inbound if summary else 0
+        stream = keys.chat(chat_id)
+        for event in await self.log.read(stream, count=LAST_INBOUND_SCAN, reverse=True):
+            if event.type == MESSAGE_TYPE and not event.data.from_me:
+                return millis(event.data.timestamp) or event.timestamp
+        return 0
 
     async def chats(self, limit: int) -> list[ChatSummary]:
         await self.settle()

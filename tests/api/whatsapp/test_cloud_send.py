@@ -3,6 +3,7 @@ limits and outages retried, permanent refusals recorded as failed and told to th
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx
@@ -181,3 +182,20 @@ async def test_a_permanent_refusal_is_recorded_and_told_once_without_a_loop(
                     await outbox.send(CHAT, text, key=key, causation_id="c9")
             notices = sent_to(graph, OWNER)[2:]
             assert len(notices) == 1 and "the reply" in notices[0]["text"]["body"]
+
+
+async def test_a_summary_folded_before_last_inbound_existed_still_opens_the_window(
+    open_gateway: GatewayFactory,
+) -> None:
+    async with graph_recorder() as graph:
+        channel = cloud_channel(whatsapp_cloud_api_base=graph.url)
+        async with open_gateway(channel=channel, **CLOUD) as gw:
+            assert (await deliver(gw.client, webhook([fresh_inbound("wamid.IN")]))).is_success
+            directory = gw.gateway.directory
+            assert await directory.last_inbound(CHAT) > 0
+            # The projection as an older gateway wrote it: no lastInbound.
+            raw = json.loads(await gw.redis.hget(keys.WHATSAPP_CHATS, CHAT))
+            del raw["lastInbound"]
+            await gw.redis.hset(keys.WHATSAPP_CHATS, CHAT, json.dumps(raw))
+            assert (await send(gw.client, "still inside")).status_code == 200
+            assert graph.requests[-1].body["type"] == "text"
