@@ -6,26 +6,34 @@ new), and in the same Lua step the message's entry in ``whatsapp:status:{chatId}
 report's status if that is further along (``RANK``): the history reads the latest status of a
 page's messages with one HMGET instead of replaying the chat. The hash is a projection: the
 events are the truth, and a report arriving out of order still leaves the furthest status.
+
+A report about a message this gateway sent names that message's event as its ``causationId``,
+and its span links to the send's trace, so a reply's trace leads to what became of it.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
+from typing import Any
 
 import msgspec
+from opentelemetry import trace
+from opentelemetry.trace import Link
 from redis.asyncio import Redis
 
 from aspri.api.whatsapp.hub import Hub
-from aspri.schemas import REGISTRY, now_ms
+from aspri.schemas import REGISTRY, Event, now_ms
 from aspri.schemas.api import StatusUpdate
 from aspri.schemas.envelope import text
 from aspri.schemas.status import WhatsAppStatus, rank
 from aspri.streams import keys
 from aspri.streams.log import EventLog, key_fields
-from aspri.telemetry.tracing import inject_traceparent
+from aspri.telemetry.tracing import EVENT_ID, context_from, inject_traceparent, tracer
 
 log = logging.getLogger(__name__)
+_tracer = tracer("aspri.whatsapp")
 
 _RECORD = """
 if KEYS[1] ~= '' then
@@ -54,6 +62,7 @@ class Latest(msgspec.Struct, kw_only=True, omit_defaults=True):
     error: str | None = None
 
 
+_ENTRY_ID = re.compile(r"^\d{1,20}-\d{1,20}$")
 _LATEST = msgspec.json.Decoder(Latest)
 _ENC = msgspec.json.Encoder()
 
@@ -94,6 +103,40 @@ class Statuses:
         self, status: WhatsAppStatus, *, causation_id: str | None = None
     ) -> StatusRecorded:
         """Append ``status`` to its chat once and fold it into the message's latest status."""
+        sent = await self._sent(status)
+        links = []
+        if sent is not None and sent.traceparent:
+            context = context_from(sent.traceparent, sent.tracestate)
+            sent_span = trace.get_current_span(context).get_span_context()
+            if sent_span.is_valid:
+                links.append(Link(sent_span))
+        attributes = {"messaging.message.id": status.message_id, "aspri.status": status.status}
+        with _tracer.start_as_current_span(
+            "whatsapp status", links=links, attributes=attributes
+        ) as span:
+            if sent is not None:
+                span.set_attribute(EVENT_ID, sent.event_id)
+                causation_id = causation_id or sent.event_id
+            return await self._record_once(status, causation_id)
+
+    async def _sent(self, status: WhatsAppStatus) -> Event[Any] | None:
+        """The ``fromMe`` message the report is about, found through the marker the outbox
+        set on its message id (``inbox.inbound_key``); None for an unknown id."""
+        if not status.message_id:
+            return None
+        marker = await self.redis.get(keys.idempotency(f"whatsapp:in:{status.message_id}"))
+        # The outbox's marker holds the chat entry's id; an inbound message's holds the ids of
+        # its appends, the chat's last.
+        entry = text(marker).rsplit(" ", 1)[-1] if marker else ""
+        if not _ENTRY_ID.match(entry):
+            return None
+        found = await self.log.read(keys.chat(status.chat_id), entry, entry)
+        sent = found[0] if found and found[0].type == "whatsapp:message" else None
+        return sent if sent is not None and sent.data.from_me else None
+
+    async def _record_once(
+        self, status: WhatsAppStatus, causation_id: str | None
+    ) -> StatusRecorded:
         if not status.timestamp:
             status = msgspec.structs.replace(status, timestamp=now_ms())
         event = inject_traceparent(

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from aspri.streams import keys
 from tests.api.whatsapp.conftest import GatewayFactory
@@ -115,8 +116,37 @@ async def test_a_status_for_an_unknown_message_is_recorded(open_gateway: Gateway
         assert [(e.type, e.data.message_id) for e in events] == [
             ("whatsapp:status", "wamid.NOBODY")
         ]
+        assert events[0].causation_id is None
         # The chat has no messages to show, and the status invents none.
         assert await history(gw.client) == {}
+        # A status naming a message the person sent (not one of ours) is recorded too.
+        assert (await deliver(gw.client, webhook([fresh_inbound("wamid.THEIRS")]))).is_success
+        response = await deliver(gw.client, webhook([], [status("wamid.THEIRS", "read")]))
+        assert response.json()["data"]["statuses"] == 1
+        assert (await history(gw.client))["wamid.THEIRS"]["status"] is None
+
+
+async def test_a_status_links_to_the_send_it_is_about(
+    open_gateway: GatewayFactory, spans: InMemorySpanExporter
+) -> None:
+    async with graph_recorder() as graph:
+        channel = cloud_channel(whatsapp_cloud_api_base=graph.url)
+        async with open_gateway(channel=channel, **CLOUD) as gw:
+            assert (await deliver(gw.client, webhook([fresh_inbound("wamid.IN9")]))).is_success
+            response = await gw.client.post(
+                "/api/send-message", json={"phoneNumber": SENDER, "message": "traced"}
+            )
+            sent = response.json()["data"]
+            await deliver(gw.client, webhook([], [status(sent["messageId"], "delivered")]))
+            [report] = [e for e in await gw.stream(keys.chat(CHAT)) if e.type == "whatsapp:status"]
+            assert report.causation_id == sent["eventId"]
+            finished = spans.get_finished_spans()
+            [send_span] = [s for s in finished if s.name == "whatsapp send"]
+            [status_span] = [s for s in finished if s.name == "whatsapp status"]
+            assert [link.context.trace_id for link in status_span.links] == [
+                send_span.context.trace_id
+            ]
+            assert status_span.attributes["aspri.event_id"] == sent["eventId"]
 
 
 async def test_malformed_statuses_are_named_never_a_server_error(
