@@ -308,6 +308,9 @@ class Settings:
     """None: ``OPENAI_API_KEY``."""
     speech_model: str = "tts-1"
     speech_voice: str = "alloy"
+    typing_refresh_s: float = 20.0
+    """While a turn runs, its typing indicator is sent again this often (the Cloud API's lasts
+    25 s)."""
     log_format: str = "auto"
     log_level: str = "INFO"
     service_name: str | None = None
@@ -438,6 +441,9 @@ class Settings:
             speech_api_key=_read(e, "SPEECH_API_KEY", None, _opt),
             speech_model=_read(e, "SPEECH_MODEL", d.speech_model, _str),
             speech_voice=_read(e, "SPEECH_VOICE", d.speech_voice, _str),
+            typing_refresh_s=_read(
+                e, "TYPING_REFRESH_SECONDS", d.typing_refresh_s, _positive_float
+            ),
             log_format=_read(e, "LOG_FORMAT", d.log_format, _choice("auto", "text", "json")),
             log_level=_read(
                 e,

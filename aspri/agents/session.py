@@ -52,6 +52,8 @@ class Message:
     """The sender's chat id (in a group, the member who wrote it)."""
     image: tuple[str, str] | None = None
     """(sha256, mime) of a stored image the message carries."""
+    message_id: str = ""
+    """The channel's id of the message (what a read receipt or a quote names)."""
 
     @property
     def is_command(self) -> bool:
@@ -115,6 +117,7 @@ class Session:
             name=data.from_name,
             sender=data.from_,
             image=_image(data.media),
+            message_id=data.id,
         )
         if self.messages and msg.timestamp - self.messages[-1].timestamp > self.timeout_ms:
             self.messages = []  # silence: a new session starts with this message

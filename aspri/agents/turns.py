@@ -38,6 +38,7 @@ from aspri.agents.prompt import as_messages, trigger_message
 from aspri.agents.scope import Scope
 from aspri.agents.session import Message, Session, SessionStore
 from aspri.agents.tools import McpTools
+from aspri.agents.working import Typing
 from aspri.config import Settings
 from aspri.schemas import REGISTRY, CronTrigger, Event, WhatsAppMessage, chatid
 from aspri.schemas.chat import ChatTurn, TurnTimings
@@ -92,6 +93,7 @@ class Conversation:
     ) -> None:
         self.settings = settings
         self.images = ImageParts(settings)
+        self.typing = Typing(log_.redis, settings.typing_refresh_s)
         self.recall = recall
         self.access = access
         self.model = model
@@ -234,22 +236,23 @@ class Conversation:
         ) as span:
             span.set_attribute("aspri.principal", principal.kind)
             kind = "command" if command else "reply"
-            if command:
-                text = await self.commands.run(session, cause, base, principal)
-                ctx = None
-            elif not await self.model.ready():
-                text, ctx, kind = self._offline(), None, "model-offline"
-            else:
-                ctx = await self._context(principal, base, cause.event_id)
-                history = as_messages(
-                    session.history(cause.entry_id), self.access.is_owner, self.images.part
-                )
-                try:
-                    text = await run_agent(self.agent, history, ctx)
-                except Exception:
-                    if self.model.answering:  # a failure that did not open the breaker: retry
-                        raise
+            async with self.typing.during(session.chat_id, cause.message_id, cause.event_id):
+                if command:
+                    text = await self.commands.run(session, cause, base, principal)
+                    ctx = None
+                elif not await self.model.ready():
                     text, ctx, kind = self._offline(), None, "model-offline"
+                else:
+                    ctx = await self._context(principal, base, cause.event_id)
+                    history = as_messages(
+                        session.history(cause.entry_id), self.access.is_owner, self.images.part
+                    )
+                    try:
+                        text = await run_agent(self.agent, history, ctx)
+                    except Exception:
+                        if self.model.answering:  # a failure that did not open the breaker
+                            raise
+                        text, ctx, kind = self._offline(), None, "model-offline"
             span.set_attribute("aspri.turn.kind", kind)
             agent_ms = (time.perf_counter() - began) * 1000
             sent, send_ms = await self._send(session.chat_id, text, f"{base}:reply", cause.event_id)

@@ -94,6 +94,16 @@ class StatusUpdate(Body):
     status_error: str | None = None
 
 
+class Typing(Body):
+    """The assistant is working on a reply in ``chatId`` (the web chat's "typing…" line, on the
+    live stream as an SSE ``typing`` event): shown until the reply arrives or ``expiresInMs``
+    passes without the signal being repeated."""
+
+    chat_id: str
+    message_id: str
+    expires_in_ms: int
+
+
 class MessagePage(Body):
     """Newest first; pass ``nextBefore`` as ``before`` to get the page after this one."""
 

@@ -117,3 +117,10 @@ def health_index(service: str) -> str:
 def inbound_limit(sender: str) -> str:
     """One sender's inbound rate limiter state (WhatsApp gateway; expires when idle)."""
     return f"whatsapp:limit:{sender}"
+
+
+def working_channel(db: int) -> str:
+    """Pub/sub channel on which engine workers tell the WhatsApp gateway which chat a turn is
+    working on (typing indicator, read receipt). Named by database: pub/sub is server-wide,
+    and two deployments sharing a server must not see each other's signals."""
+    return f"whatsapp:working:{db}"

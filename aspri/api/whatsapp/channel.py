@@ -89,6 +89,12 @@ class Channel(abc.ABC):
     def state(self) -> str:
         """``working``, ``starting``, ``scan_qr`` or ``disconnected``."""
 
+    async def working(self, chat_id: str, message_id: str) -> None:
+        """A turn started (or still runs) on the messages of ``chat_id`` up to ``message_id``:
+        show the person that the assistant is typing and mark those messages read, where the
+        channel can. Repeated while the turn runs; must not raise (a courtesy, not a send)."""
+        return None
+
     async def qr(self) -> str | None:
         """The login QR code (its text payload) while ``state() == "scan_qr"``, else None."""
         return None

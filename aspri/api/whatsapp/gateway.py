@@ -1,5 +1,5 @@
 """The WhatsApp gateway's parts wired together: log, projections, hub, inbox, outbox, statuses,
-channel."""
+channel, and the listener for the engine's working signals (typing, read receipts)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from aspri.api.whatsapp.limits import InboundLimiter
 from aspri.api.whatsapp.outbox import Outbox
 from aspri.api.whatsapp.pacing import Clock, pacer_for
 from aspri.api.whatsapp.statuses import Statuses
+from aspri.api.whatsapp.working import WorkingListener
 from aspri.config import Settings
 from aspri.identity import Identities
 from aspri.media import MediaStore
@@ -85,6 +86,8 @@ class Gateway:
             engine=settings.whatsapp_engine,
         )
 
+        self.working = WorkingListener(redis, channel, self.hub)
+
     async def _slow_down(self, throttled: Event[WhatsAppMessage]) -> None:
         """The one notice a flooding sender gets (per flood: see ``limits.py``)."""
         rate = self.settings.inbound_rate_per_minute
@@ -105,12 +108,14 @@ class Gateway:
         self.channel.on_status = self.statuses.record
         self.channel.last_inbound = self.directory.last_inbound
         await self.channel.start(self.inbox.receive)
+        self.working.start()
         log.info(
             "whatsapp gateway started", extra={"engine": self.engine, "channel": self.channel.name}
         )
 
     async def stop(self) -> None:
         self.hub.close()
+        await self.working.stop()
         try:
             await self.channel.stop()
         finally:

@@ -1,4 +1,4 @@
-"""Live fan-out of chat messages to the web chat's event streams (SSE).
+"""Live fan-out of chat messages (and typing signals) to the web chat's event streams (SSE).
 
 The log is the truth; the hub only pushes what was just appended so open pages update at once.
 A subscriber that cannot keep up is dropped rather than slowing the gateway down: its page
@@ -11,10 +11,11 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 
-from aspri.schemas.api import ChatMessage, StatusUpdate
+from aspri.schemas.api import ChatMessage, StatusUpdate, Typing
 
-Live = ChatMessage | StatusUpdate
-"""What the hub carries: a message just recorded, or an outbound message's new status."""
+Live = ChatMessage | StatusUpdate | Typing
+"""What the hub carries: a message just recorded, an outbound message's new status, or a turn
+working on a chat (typing)."""
 
 log = logging.getLogger(__name__)
 

@@ -38,6 +38,7 @@ from aspri.schemas.api import (
     LocalMessageRequest,
     StatusUpdate,
     Success,
+    Typing,
 )
 from aspri.schemas.status import WhatsAppStatus
 from aspri.streams import keys
@@ -142,8 +143,9 @@ async def local_events(
     chat_id: Annotated[str | None, QueryParameter(name="chatId")] = None,
 ) -> ServerSentEvent:
     """Every message recorded from now on (only ``chatId``'s when given), as SSE ``message``
-    events whose data is a ChatMessage, and every move of an outbound message's delivery
-    status as a ``status`` event (a StatusUpdate); a comment every 15 s keeps it open."""
+    events whose data is a ChatMessage, every move of an outbound message's delivery status as
+    a ``status`` event (a StatusUpdate), and ``typing`` events (a Typing) while the assistant
+    works on a reply; a comment every 15 s keeps it open."""
     wanted = parse_chat_id(chat_id, "chatId") if chat_id else None
     return ServerSentEvent(_events(gateway, wanted))
 
@@ -157,6 +159,8 @@ async def _events(gateway: Gateway, wanted: str | None) -> AsyncIterator[ServerS
             continue
         elif isinstance(message, StatusUpdate):
             yield ServerSentEventMessage(event="status", data=_ENC.encode(message).decode())
+        elif isinstance(message, Typing):
+            yield ServerSentEventMessage(event="typing", data=_ENC.encode(message).decode())
         else:
             yield ServerSentEventMessage(
                 event="message", id=message.entry_id, data=_ENC.encode(message).decode()

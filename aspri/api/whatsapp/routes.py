@@ -79,6 +79,8 @@ async def send_message(
     sent = await gateway.outbox.send(
         chat_id, data.message, key=key, causation_id=data.causation_id, voice=data.voice
     )
+    if data.causation_id is not None:
+        gateway.working.replied(data.causation_id)
     return Success(data=sent)
 
 

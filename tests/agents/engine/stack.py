@@ -227,17 +227,17 @@ class RunningEngine:
 
 
 @contextlib.asynccontextmanager
-async def running_stack(redis_url: str, data_dir: Path) -> AsyncIterator[Stack]:
-    """Both gateways on ``redis_url`` and one MCP session to them."""
+async def running_stack(redis_url: str, data_dir: Path, **overrides: Any) -> AsyncIterator[Stack]:
+    """Both gateways on ``redis_url`` and one MCP session to them (``overrides``: settings,
+    such as another WhatsApp engine)."""
     redis, whatsapp_redis, cron_redis = (Redis.from_url(redis_url) for _ in range(3))
     await redis.flushdb()
-    base = Settings(
-        redis_url=redis_url,
-        data_dir=data_dir,
-        timezone="Asia/Jakarta",
-        log_level="WARNING",
-        api_key=API_KEY,
-    )
+    defaults: dict[str, Any] = {
+        "timezone": "Asia/Jakarta",
+        "log_level": "WARNING",
+        "api_key": API_KEY,
+    }
+    base = Settings(redis_url=redis_url, data_dir=data_dir, **(defaults | overrides))
     try:
         async with (
             serve_asgi(whatsapp_app(base, whatsapp_redis)) as whatsapp_url,

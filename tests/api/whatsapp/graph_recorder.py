@@ -54,6 +54,18 @@ class Upload:
     """The file part's own content type."""
     messaging_product: str | None
 
+    def sends(self) -> list[Any]:
+        """The messages sent (not read receipts), in order."""
+        return [r.body for r in self.requests if r.body.get("status") != "read"]
+
+    def receipts(self, message_id: str) -> list[Any]:
+        """The read receipts (typing indicators) sent for ``message_id``, in order."""
+        return [
+            r.body
+            for r in self.requests
+            if r.body.get("status") == "read" and r.body.get("message_id") == message_id
+        ]
+
 
 def _app(recorder: GraphRecorder) -> Litestar:
     @post("/{version:str}/{number_id:str}/messages", status_code=200)
@@ -83,6 +95,8 @@ def _app(recorder: GraphRecorder) -> Litestar:
                 }
             }
             return Response(error, status_code=recorder.fail_status)
+        if body.get("status") == "read":  # a read receipt (with a typing indicator or not)
+            return Response({"success": True})
         wamid = f"wamid.HBgLMTU1NTEyMzQ1NjcVAgARGBI{len(recorder.requests):04d}"
         return Response(
             {

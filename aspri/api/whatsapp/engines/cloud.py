@@ -294,6 +294,25 @@ class CloudChannel(Channel):
         except (ValueError, KeyError, IndexError, TypeError):
             raise ChannelError("the Graph API answered without a message id", 502) from None
 
+    async def working(self, chat_id: str, message_id: str) -> None:
+        """Meta's read receipt with a typing indicator: the message (and every earlier one)
+        shows read, and "typing…" shows for 25 s or until the reply."""
+        if self._client is None or not message_id:
+            return
+        body = {
+            "messaging_product": "whatsapp",
+            "status": "read",
+            "message_id": message_id,
+            "typing_indicator": {"type": "text"},
+        }
+        try:
+            response = await self._client.post(f"/{self.phone_number_id}/messages", json=body)
+        except httpx.HTTPError as exc:
+            log.info("typing indicator not sent", extra={"error": type(exc).__name__})
+            return
+        if response.status_code >= 400:
+            log.info("typing indicator refused", extra={"error": _graph_error(response)})
+
     # ------------------------------------------------------------------ inbound
 
     async def _media_of(self, message: _Message) -> Media | None:

@@ -19,6 +19,7 @@ const state = {
   learned: new Map(),     // chatId -> the contact's name as its messages give it
   model: null,            // ModelStatus: does the assistant's model answer, since when
   people: new Map(),      // chatId -> PersonAccess: owner, contact, stranger (pairing?)
+  typing: new Map(),      // chatId -> timer ending its "typing…" line (the assistant works)
 };
 
 // ------------------------------------------------------------------ helpers
@@ -477,6 +478,7 @@ async function openChat(chatId, name) {
   renderHeader();
   $("send-error").hidden = true;
   renderChats();
+  renderTyping();
   await loadHistory();
   $("message-input").focus();
 }
@@ -508,6 +510,32 @@ async function send() {
   }
 }
 
+// ------------------------------------------------------------------ typing
+
+// The assistant works on a reply: "typing…" under the messages until the reply arrives, or
+// until the signal expires without being repeated (a turn that failed).
+function renderTyping() {
+  const shown = state.typing.has(state.current);
+  const line = $("typing");
+  if (line.hidden === !shown) return;
+  const box = $("messages");
+  const nearBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 120;
+  line.hidden = !shown;
+  if (shown && nearBottom) box.scrollTop = box.scrollHeight;
+}
+
+function typingStarted(signal) {
+  clearTimeout(state.typing.get(signal.chatId));
+  state.typing.set(signal.chatId, setTimeout(() => typingStopped(signal.chatId), signal.expiresInMs));
+  renderTyping();
+}
+
+function typingStopped(chatId) {
+  clearTimeout(state.typing.get(chatId));
+  state.typing.delete(chatId);
+  renderTyping();
+}
+
 // ------------------------------------------------------------------ live updates
 
 function connect() {
@@ -528,6 +556,7 @@ function connect() {
   source.addEventListener("message", (event) => {
     const message = JSON.parse(event.data);
     upsertChat(message);
+    if (message.fromMe) typingStopped(message.chatId);
     if (message.chatId === state.current) {
       state.live = [...state.live.slice(-49), message];
       appendMessage(message);
@@ -541,6 +570,7 @@ function connect() {
     }
     moveTick(update);
   });
+  source.addEventListener("typing", (event) => typingStarted(JSON.parse(event.data)));
 }
 
 // ------------------------------------------------------------------ wiring
