@@ -7,6 +7,7 @@ requests out to ``graph_recorder``), an engine worker with its ``aspri mcp`` chi
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -41,8 +42,10 @@ async def cloud(
 
 
 async def arrive(stack: Stack, wamid: str, body: str) -> None:
-    """Meta delivers a signed webhook with one text message from ``SENDER``."""
-    content, headers = signed(webhook([text_message(wamid, body, SENDER)]))
+    """Meta delivers a signed webhook with one text message from ``SENDER``, sent just now (so
+    the reply is inside the 24-hour window)."""
+    message = text_message(wamid, body, SENDER) | {"timestamp": str(int(time.time()))}
+    content, headers = signed(webhook([message]))
     r = await stack.http.post(
         f"{stack.settings.whatsapp_url}/webhooks/whatsapp", content=content, headers=headers
     )

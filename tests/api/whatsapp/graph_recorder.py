@@ -72,6 +72,8 @@ def _app(recorder: GraphRecorder) -> Litestar:
     async def messages(request: Request[Any, Any, Any], number_id: str) -> Response[Any]:
         body = await request.json()
         recorder.requests.append(Recorded(request.url.path, dict(request.headers), body))
+        if body.get("status") == "read":  # a read receipt (with a typing indicator or not)
+            return Response({"success": True})
         if recorder.failures:
             status, code, message = recorder.failures.pop(0)
             error = {
@@ -95,8 +97,6 @@ def _app(recorder: GraphRecorder) -> Litestar:
                 }
             }
             return Response(error, status_code=recorder.fail_status)
-        if body.get("status") == "read":  # a read receipt (with a typing indicator or not)
-            return Response({"success": True})
         wamid = f"wamid.HBgLMTU1NTEyMzQ1NjcVAgARGBI{len(recorder.requests):04d}"
         return Response(
             {

@@ -311,7 +311,7 @@ class CloudChannel(Channel):
             log.info("typing indicator not sent", extra={"error": type(exc).__name__})
             return
         if response.status_code >= 400:
-            log.info("typing indicator refused", extra={"error": _graph_error(response)})
+            log.info("typing indicator refused", extra={"error": str(cloud_send.refusal(response))})
 
     # ------------------------------------------------------------------ inbound
 
