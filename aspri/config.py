@@ -7,6 +7,7 @@ fails at start-up with the variable's name, not deep inside a request.
 from __future__ import annotations
 
 import os
+import re
 import socket
 import urllib.parse
 from collections.abc import Callable, Mapping
@@ -157,6 +158,20 @@ def _bool(raw: str) -> bool:
 
 
 def _opt(raw: str) -> str | None:
+    return raw
+
+
+def _template(raw: str) -> str | None:
+    """A WhatsApp template name as Meta allows it: lower-case letters, digits, underscores."""
+    if not re.fullmatch(r"[a-z0-9_]{1,512}", raw):
+        raise ValueError("a template name has only lower-case letters, digits and underscores")
+    return raw
+
+
+def _language(raw: str) -> str:
+    """A template language code as Meta lists them: ``en``, ``en_US``, ``pt_BR``, ``zh_HK``."""
+    if not re.fullmatch(r"[a-z]{2,3}(_[A-Z]{2})?", raw):
+        raise ValueError("a language code looks like en, id or en_US")
     return raw
 
 
@@ -401,9 +416,9 @@ class Settings:
             whatsapp_cloud_app_secret=_read(e, "WHATSAPP_CLOUD_APP_SECRET", None, _opt),
             whatsapp_cloud_access_token=_read(e, "WHATSAPP_CLOUD_ACCESS_TOKEN", None, _opt),
             whatsapp_cloud_phone_number_id=_read(e, "WHATSAPP_CLOUD_PHONE_NUMBER_ID", None, _opt),
-            whatsapp_cloud_template=_read(e, "WHATSAPP_CLOUD_TEMPLATE", None, _opt),
+            whatsapp_cloud_template=_read(e, "WHATSAPP_CLOUD_TEMPLATE", None, _template),
             whatsapp_cloud_template_lang=_read(
-                e, "WHATSAPP_CLOUD_TEMPLATE_LANG", d.whatsapp_cloud_template_lang, _str
+                e, "WHATSAPP_CLOUD_TEMPLATE_LANG", d.whatsapp_cloud_template_lang, _language
             ),
             whatsapp_cloud_api_base=_read(
                 e, "WHATSAPP_CLOUD_API_BASE", d.whatsapp_cloud_api_base, _str

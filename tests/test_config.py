@@ -42,6 +42,8 @@ def test_values_are_parsed_and_urls_follow_ports() -> None:
         ("OWNER_NUMBERS", "120363012345678901@g.us", "not a phone number"),
         ("DM_POLICY", "everyone", "pairing, allowlist, open, disabled"),
         ("ALLOWED_GROUPS", "6281234567890@c.us", "not a group chat id"),
+        ("WHATSAPP_CLOUD_TEMPLATE", "Reminder Template", "lower-case letters"),
+        ("WHATSAPP_CLOUD_TEMPLATE_LANG", "english", "en_US"),
     ],
 )
 def test_a_bad_value_names_the_variable(name: str, value: str, hint: str) -> None:
