@@ -25,6 +25,7 @@ refreshed by the gateway's repeats and ended by the reply.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import logging
 from collections.abc import Iterator
@@ -45,6 +46,7 @@ from aspri.config import Settings
 from aspri.media import MediaStore
 from aspri.media.transcribe import Transcriber, with_transcript
 from aspri.schemas import WhatsAppMessage, chatid, now_ms
+from aspri.schemas.media import Voice
 from aspri.schemas.status import DELIVERED, FAILED, READ, SENT, WhatsAppStatus
 from aspri.telemetry.tracing import tracer
 
@@ -65,6 +67,7 @@ DRAIN_TIMEOUT_S = 5.0
 BRIDGE_JS = Path(__file__).with_name("browser_bridge.js").read_text(encoding="utf-8")
 _HAS_WPP = "() => typeof window.WPP === 'object' && window.WPP !== null"
 _SEND = "([chatId, text]) => window.__aspri.send(chatId, text)"
+_SEND_VOICE = "([chatId, url]) => window.__aspri.sendVoice(chatId, url)"
 _PHONE_OF = "(id) => window.__aspri.phoneOf(id)"
 _WORKING = "([chatId, ms]) => window.__aspri.working(chatId, ms)"
 COMPOSING_MS = 25_000
@@ -101,6 +104,7 @@ class BrowserChannel(Channel):
     """One WhatsApp Web session in a Chromium the channel launches and relaunches itself."""
 
     name = "browser"
+    voice_out = True
     max_text = 65_536
     """WhatsApp's own limit for one text message."""
 
@@ -163,6 +167,25 @@ class BrowserChannel(Channel):
         self._set_state("disconnected")
 
     async def send_text(self, chat_id: str, text: str) -> str:
+        sent = await self._send(_SEND, [chat_id, text], chat_id)
+        log.info("message sent", extra={"chatId": chat_id, "messageId": sent, "chars": len(text)})
+        return sent
+
+    async def send_voice(self, chat_id: str, path: Path, voice: Voice) -> str:
+        """The stored note as a voice note (wa-js's ``sendFileMessage`` with ``isPtt``), handed
+        to the page as a data URL."""
+        data = await asyncio.to_thread(path.read_bytes)
+        mime = (voice.mime or "audio/ogg").split(";")[0]
+        url = f"data:{mime};codecs=opus;base64,{base64.b64encode(data).decode()}"
+        sent = await self._send(_SEND_VOICE, [chat_id, url], chat_id)
+        log.info(
+            "voice note sent", extra={"chatId": chat_id, "messageId": sent, "bytes": len(data)}
+        )
+        return sent
+
+    async def _send(self, expression: str, args: list[str], chat_id: str) -> str:
+        """One send through the bridge: the new message's id, or a ChannelError (503 when the
+        page is not there to send, 502 when WhatsApp refused)."""
         attributes = {
             "messaging.system": "whatsapp",
             "messaging.operation.type": "send",
@@ -175,7 +198,7 @@ class BrowserChannel(Channel):
             if page is None or self._state != "working":
                 raise ChannelError(f"WhatsApp Web is {self._state}", status=503)
             try:
-                sent = await asyncio.wait_for(page.evaluate(_SEND, [chat_id, text]), SEND_TIMEOUT_S)
+                sent = await asyncio.wait_for(page.evaluate(expression, args), SEND_TIMEOUT_S)
             except TimeoutError:
                 raise ChannelError(
                     f"WhatsApp Web did not confirm the message within {SEND_TIMEOUT_S:.0f}s"
@@ -189,9 +212,6 @@ class BrowserChannel(Channel):
             if not isinstance(sent, str) or not sent:
                 raise ChannelError("WhatsApp Web returned no message id")
             span.set_attribute("messaging.message.id", sent)
-            log.info(
-                "message sent", extra={"chatId": chat_id, "messageId": sent, "chars": len(text)}
-            )
             return sent
 
     async def working(self, chat_id: str, message_id: str) -> None:

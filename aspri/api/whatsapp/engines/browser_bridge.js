@@ -4,7 +4,7 @@
 // WPP.loader.onReady, WPP.on (conn.* events, chat.new_message, chat.new_reaction,
 // chat.msg_ack_change),
 // WPP.conn.isAuthenticated / isMainReady / getAuthCode / refreshQR / getMyUserId,
-// WPP.chat.sendTextMessage / getQuotedMsgKey / downloadMedia / markIsRead / markIsComposing /
+// WPP.chat.sendTextMessage / sendFileMessage / getQuotedMsgKey / downloadMedia / markIsRead / markIsComposing /
 // markIsPaused, WPP.contact.getPnLidEntry. It reports to Python through two
 // bindings the driver exposes: __aspriState({state, qr}), __aspriInbound(message) and
 // __aspriAck({messageId, chatId, ack, sender}). Evaluated
@@ -250,6 +250,28 @@
     },
     release: (token) => {
       downloads.delete(token);
+    },
+    // A voice note (an OGG/Opus data URL), as WhatsApp's own recorder sends it; its echo in the
+    // self chat shows the file name as its text, which marks it as the assistant's own.
+    sendVoice: async (chatId, url) => {
+      const filename = "voice-note.ogg";
+      const entry = { chatId, text: filename };
+      sending.add(entry);
+      await inChat(chatId, (id) => WPP.chat.markIsPaused(id)).catch(() => {});
+      try {
+        const sent = await WPP.chat.sendFileMessage(chatId, url, {
+          type: "audio",
+          isPtt: true,
+          filename,
+          waitForAck: true,
+        });
+        const result = await sent.sendMsgResult;
+        const outcome = result && result.messageSendResult;
+        if (outcome && outcome !== "OK") throw new Error(`WhatsApp refused the message: ${outcome}`);
+        return wid(sent.id);
+      } finally {
+        sending.delete(entry);
+      }
     },
     // Resolves to the new message's id; rejects when WhatsApp refuses it.
     send: async (chatId, text) => {

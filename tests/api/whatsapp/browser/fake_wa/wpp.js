@@ -7,7 +7,8 @@
 // WPP.chat.sendTextMessage / getQuotedMsgKey / downloadMedia, WPP.contact.getPnLidEntry, the
 // chat.new_reaction and chat.msg_ack_change events (as wa-js emits the latter: {ack, chat,
 // sender, ids: [MsgKey]}, ack 1 when the server took a message, later 2 delivered / 3 read from
-// the "ack" command), WPP.chat.markIsRead / markIsComposing / markIsPaused (as wa-js's: they
+// the "ack" command), WPP.chat.sendFileMessage (a data URL; the file's type and size reach the
+// server; the echo's caption is the file name, as wa-js sets it), WPP.chat.markIsRead / markIsComposing / markIsPaused (as wa-js's: they
 // need a chat WhatsApp Web has — "chat_not_found" otherwise —, and markIsComposing with a
 // duration marks the chat paused when it runs out, unless composing is marked again), and
 // message models with MsgKey / Wid ids and wa-js's media fields (mimetype, filename, size, lat,
@@ -208,6 +209,28 @@
         const bytes = new Uint8Array(binary.length);
         for (let i = 0; i < binary.length; i += 1) bytes[i] = binary.charCodeAt(i);
         return new Blob([bytes], { type: msg.mimetype || "application/octet-stream" });
+      },
+      sendFileMessage: async (chatId, content, options) => {
+        const [head, data] = String(content).split(",", 2);
+        const mimetype = head.replace(/^data:/, "").replace(/;base64$/, "");
+        const size = atob(data || "").length;
+        const response = await fetch("/sent", {
+          method: "POST",
+          headers: { "Content-Type": "application/json" },
+          body: JSON.stringify({ chatId, file: { mimetype, size }, options }),
+        });
+        const { messageSendResult } = await response.json();
+        sent += 1;
+        const key = new MsgKey({ id: `3EB0FAKE${sent}`, fromMe: true, remote: chatId });
+        const type = options.type === "audio" && options.isPtt ? "ptt" : options.type;
+        emit(
+          "chat.new_message",
+          toModel({ id: key.id, chatId, fromMe: true, type, isMedia: true, caption: options.filename, t: 1 })
+        );
+        if (messageSendResult === "OK") {
+          queueMicrotask(() => emit("chat.msg_ack_change", { ack: 1, chat: wid(chatId), ids: [key] }));
+        }
+        return { id: key.toString(), ack: 0, sendMsgResult: Promise.resolve({ messageSendResult }) };
       },
       getQuotedMsgKey: (msg) => {
         if (!msg.quotedStanzaID) throw new Error("message_not_have_a_reply");
