@@ -44,16 +44,6 @@ class GraphRecorder:
     uploads: dict[str, Upload] = field(default_factory=dict)
     """media id → what was uploaded under it."""
 
-
-@dataclass
-class Upload:
-    data: bytes
-    mime: str | None
-    """The ``type`` field."""
-    file_type: str | None
-    """The file part's own content type."""
-    messaging_product: str | None
-
     def sends(self) -> list[Any]:
         """The messages sent (not read receipts), in order."""
         return [r.body for r in self.requests if r.body.get("status") != "read"]
@@ -65,6 +55,16 @@ class Upload:
             for r in self.requests
             if r.body.get("status") == "read" and r.body.get("message_id") == message_id
         ]
+
+
+@dataclass
+class Upload:
+    data: bytes
+    mime: str | None
+    """The ``type`` field."""
+    file_type: str | None
+    """The file part's own content type."""
+    messaging_product: str | None
 
 
 def _app(recorder: GraphRecorder) -> Litestar:
