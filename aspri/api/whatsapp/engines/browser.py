@@ -70,9 +70,9 @@ _SEND = "([chatId, text]) => window.__aspri.send(chatId, text)"
 _SEND_VOICE = "([chatId, url]) => window.__aspri.sendVoice(chatId, url)"
 _PHONE_OF = "(id) => window.__aspri.phoneOf(id)"
 _WORKING = "([chatId, ms]) => window.__aspri.working(chatId, ms)"
-COMPOSING_MS = 25_000
-"""How long "typing…" shows without a refresh (the gateway repeats the signal sooner while a
-turn runs; WhatsApp clients drop a composing state after about as long)."""
+COMPOSING_GRACE_S = 5.0
+""""typing…" shows this much longer than ``TYPING_REFRESH_SECONDS`` without a refresh, so it
+stays up while a turn runs and goes away soon after a worker died mid-turn."""
 WORKING_TIMEOUT_S = 10.0
 ACK_STATUS = {-1: FAILED, 1: SENT, 2: DELIVERED, 3: READ, 4: READ}
 """WhatsApp Web's ack of an own message → its delivery status (4, played, is read for a voice
@@ -121,6 +121,8 @@ class BrowserChannel(Channel):
             settings.media_dir, settings.media_max_bytes, settings.media_retention_days
         )
         self.transcriber = Transcriber.from_settings(settings)
+        self.composing_ms = int((settings.typing_refresh_s + COMPOSING_GRACE_S) * 1000)
+        """How long "typing…" holds without the next working signal."""
         self._tasks: list[asyncio.Task[None]] = []
 
     @property
@@ -216,13 +218,14 @@ class BrowserChannel(Channel):
 
     async def working(self, chat_id: str, message_id: str) -> None:
         """Mark the chat read and show "typing…" there (wa-js's ``markIsRead`` and
-        ``markIsComposing``); a courtesy: a failure is logged, never raised."""
+        ``markIsComposing`` for ``composing_ms``, after which wa-js marks it paused unless the
+        next signal came); a courtesy: a failure is logged, never raised."""
         page = self._page
         if page is None or self._state != "working":
             return
         try:
             await asyncio.wait_for(
-                page.evaluate(_WORKING, [chat_id, COMPOSING_MS]), WORKING_TIMEOUT_S
+                page.evaluate(_WORKING, [chat_id, self.composing_ms]), WORKING_TIMEOUT_S
             )
         except (PlaywrightError, TimeoutError) as exc:
             reason = (str(exc).splitlines() or [type(exc).__name__])[0][:200]

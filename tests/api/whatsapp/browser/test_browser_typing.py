@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from aspri.api.whatsapp.engines.browser import COMPOSING_MS, BrowserChannel
+from aspri.api.whatsapp.engines.browser import BrowserChannel
 from tests.api.whatsapp.browser.fake_server import FakeWhatsApp
 from tests.api.whatsapp.browser.support import CHROMIUM, Inbox
 from tests.api.whatsapp.browser.test_browser_channel import ANN, LAUNCH_TIMEOUT, deliver, logged_in
@@ -34,7 +34,8 @@ async def test_typing_shows_while_working_and_the_reply_ends_it(
     channel: BrowserChannel, fake_wa: FakeWhatsApp, inbox: Inbox
 ) -> None:
     await logged_in(channel, fake_wa)
-    composing = {"chatId": ANN, "state": "composing", "duration": COMPOSING_MS}
+    assert channel.composing_ms == 25_000  # TYPING_REFRESH_SECONDS (20) and a grace of 5
+    composing = {"chatId": ANN, "state": "composing", "duration": 25_000}
     read = {"chatId": ANN, "state": "read"}
 
     # Nothing is shown in a chat WhatsApp Web does not have, and nothing is raised.
@@ -60,5 +61,5 @@ async def test_typing_shows_while_working_and_the_reply_ends_it(
     await channel.working(BUDI, inbox.messages[1].id)
     assert fake_wa.presence[-2:] == [
         {"chatId": BUDI_LID, "state": "read"},
-        {"chatId": BUDI_LID, "state": "composing", "duration": COMPOSING_MS},
+        {"chatId": BUDI_LID, "state": "composing", "duration": 25_000},
     ]
