@@ -37,11 +37,12 @@ LAST_INBOUND_SCAN = 200
 _NUMBER_NOISE = re.compile(r"[\s+\-().]")
 
 _COMMIT = """
--- KEYS: chats, cursors, contacts   ARGV: chatId, expected cursor, new cursor, summary,
--- then pairs of contact chat id and contact JSON (newest sighting wins, a name is never lost)
+-- KEYS: chats, cursors, contacts   ARGV: chatId, expected cursor, new cursor, summary ('' for
+-- a chat with no message yet: only delivery statuses), then pairs of contact chat id and
+-- contact JSON (newest sighting wins, a name is never lost)
 local cur = redis.call('HGET', KEYS[2], ARGV[1]) or '0-0'
 if cur ~= ARGV[2] then return 0 end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[4])
+if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], ARGV[1], ARGV[4]) end
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
 for i = 5, #ARGV, 2 do
   local new = cjson.decode(ARGV[i + 1])
@@ -250,7 +251,8 @@ class Directory:
             return []
         pipe = self.redis.pipeline(transaction=False)
         for fold_ in changed:
-            args: list[Any] = [fold_.chat_id, fold_.cursor, fold_.last, _ENC.encode(fold_.summary)]
+            summary = _ENC.encode(fold_.summary) if fold_.summary.message_count else b""
+            args: list[Any] = [fold_.chat_id, fold_.cursor, fold_.last, summary]
             for contact_id, contact in fold_.contacts.items():
                 args += [contact_id, _ENC.encode(contact)]
             await self._commit(

@@ -117,8 +117,10 @@ async def test_a_status_for_an_unknown_message_is_recorded(open_gateway: Gateway
             ("whatsapp:status", "wamid.NOBODY")
         ]
         assert events[0].causation_id is None
-        # The chat has no messages to show, and the status invents none.
+        # The chat has no messages to show, and the status invents none, nor a chat to list.
         assert await history(gw.client) == {}
+        await gw.gateway.directory.refresh(CHAT)  # as a restart's catch-up does
+        assert (await gw.client.get("/api/chats")).json()["data"] == []
         # A status naming a message the person sent (not one of ours) is recorded too.
         assert (await deliver(gw.client, webhook([fresh_inbound("wamid.THEIRS")]))).is_success
         response = await deliver(gw.client, webhook([], [status("wamid.THEIRS", "read")]))
