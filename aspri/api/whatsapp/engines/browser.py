@@ -74,6 +74,12 @@ COMPOSING_GRACE_S = 5.0
 """"typing…" shows this much longer than ``TYPING_REFRESH_SECONDS`` without a refresh, so it
 stays up while a turn runs and goes away soon after a worker died mid-turn."""
 WORKING_TIMEOUT_S = 10.0
+REFUSED_FOR_GOOD = {
+    "invalid_wid": "not a WhatsApp id",
+    "chat_not_found": "not on WhatsApp",
+}
+"""wa-js's error codes of a send that cannot succeed when tried again (the gateway records it
+as failed and tells the owner); any other refusal (a network error) is worth retrying."""
 ACK_STATUS = {-1: FAILED, 1: SENT, 2: DELIVERED, 3: READ, 4: READ}
 """WhatsApp Web's ack of an own message → its delivery status (4, played, is read for a voice
 note). 0, the clock (not yet at WhatsApp's server), is no status: ``send_text`` returns only
@@ -210,7 +216,13 @@ class BrowserChannel(Channel):
                     raise ChannelError("WhatsApp Web went away while sending", status=503) from exc
                 reason = (str(exc).splitlines() or ["unknown error"])[0][:200]
                 log.warning("send refused", extra={"chatId": chat_id, "reason": reason})
-                raise ChannelError(f"WhatsApp Web refused the message: {reason}") from exc
+                code = next((c for c in REFUSED_FOR_GOOD if c in reason), None)
+                raise ChannelError(
+                    f"WhatsApp Web refused the message: {reason}",
+                    permanent=code is not None,
+                    code=code,
+                    title=REFUSED_FOR_GOOD.get(code or ""),
+                ) from exc
             if not isinstance(sent, str) or not sent:
                 raise ChannelError("WhatsApp Web returned no message id")
             span.set_attribute("messaging.message.id", sent)

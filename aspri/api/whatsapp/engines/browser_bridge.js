@@ -217,6 +217,15 @@
     }
   };
 
+  // A chat not open yet (a reminder to someone new) is created, as the phone would; a number
+  // not on WhatsApp is then wa-js's "chat_not_found".
+  const SEND_OPTIONS = { createChat: true, waitForAck: true };
+  // wa-js's errors carry a code (invalid_wid, chat_not_found, ...): keep it in the message, so
+  // the driver can tell a refusal for good from one worth retrying.
+  const withCode = (err) => {
+    throw new Error(err && err.code ? `${err.code}: ${err.message}` : String((err && err.message) || err));
+  };
+
   window.__aspri = {
     // The assistant works on this chat: its messages show read, and "typing…" shows until the
     // reply (send pauses it) or for `ms` without a refresh (wa-js then marks it paused).
@@ -259,12 +268,9 @@
       sending.add(entry);
       await inChat(chatId, (id) => WPP.chat.markIsPaused(id)).catch(() => {});
       try {
-        const sent = await WPP.chat.sendFileMessage(chatId, url, {
-          type: "audio",
-          isPtt: true,
-          filename,
-          waitForAck: true,
-        });
+        const sent = await WPP.chat
+          .sendFileMessage(chatId, url, { type: "audio", isPtt: true, filename, ...SEND_OPTIONS })
+          .catch(withCode);
         const result = await sent.sendMsgResult;
         const outcome = result && result.messageSendResult;
         if (outcome && outcome !== "OK") throw new Error(`WhatsApp refused the message: ${outcome}`);
@@ -280,7 +286,7 @@
       // The reply ends "typing…" (and its timer); a chat never marked composing is no error.
       await inChat(chatId, (id) => WPP.chat.markIsPaused(id)).catch(() => {});
       try {
-        const sent = await WPP.chat.sendTextMessage(chatId, text, { waitForAck: true });
+        const sent = await WPP.chat.sendTextMessage(chatId, text, SEND_OPTIONS).catch(withCode);
         const result = await sent.sendMsgResult;
         const outcome = result && result.messageSendResult;
         if (outcome && outcome !== "OK") throw new Error(`WhatsApp refused the message: ${outcome}`);

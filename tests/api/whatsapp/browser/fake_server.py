@@ -24,6 +24,8 @@ PAGES = Path(__file__).with_name("fake_wa")
 class FakeWhatsApp:
     def __init__(self) -> None:
         self.sent: list[dict[str, Any]] = []
+        self.absent: set[str] = set()
+        """Chat ids of numbers not on WhatsApp (a new chat with them cannot be created)."""
         self.refuse: set[str] = set()
         """Chat ids whose sends WhatsApp refuses (``messageSendResult`` ERROR_NETWORK)."""
         self.presence: list[dict[str, Any]] = []
@@ -89,6 +91,12 @@ class _Handler(SimpleHTTPRequestHandler):
 
     def do_GET(self) -> None:
         url = urlsplit(self.path)
+        if url.path == "/exists":
+            with self.fake._lock:
+                absent = parse_qs(url.query)["chat"][0] in self.fake.absent
+            self.send_response(404 if absent else 204)
+            self.end_headers()
+            return
         if url.path == "/events":
             with self.fake._lock:
                 self.fake.configs.append(json.loads(parse_qs(url.query)["config"][0]))

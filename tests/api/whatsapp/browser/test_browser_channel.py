@@ -142,16 +142,25 @@ async def test_qr_login_inbound_and_send(
     message_id = await channel.send_text(ANN, "Hello from ASPRI")
     assert message_id == f"true_{ANN}_3EB0FAKE1"
     assert fake_wa.sent == [
-        {"chatId": ANN, "content": "Hello from ASPRI", "options": {"waitForAck": True}}
+        {
+            "chatId": ANN,
+            "content": "Hello from ASPRI",
+            "options": {"createChat": True, "waitForAck": True},
+        }
     ]
 
     fake_wa.refuse.add("15559999999@c.us")
     with pytest.raises(ChannelError, match="ERROR_NETWORK") as refused:
         await channel.send_text("15559999999@c.us", "lost in transit")
-    assert refused.value.status == 502
+    assert (refused.value.status, refused.value.permanent) == (502, False)  # worth a retry
     with pytest.raises(ChannelError, match="invalid_wid") as invalid:
         await channel.send_text("not-a-chat", "nowhere")
-    assert invalid.value.status == 502
+    assert (invalid.value.status, invalid.value.permanent) == (502, True)
+    assert (invalid.value.code, invalid.value.title) == ("invalid_wid", "not a WhatsApp id")
+    fake_wa.absent.add("15558888888@c.us")
+    with pytest.raises(ChannelError, match="chat_not_found") as absent:
+        await channel.send_text("15558888888@c.us", "are you there?")
+    assert (absent.value.permanent, absent.value.title) == (True, "not on WhatsApp")
 
     # The page echoes every sent message as a new message of one's own: none was handed over.
     deliver(fake_wa, id="3EB0LAST", chatId=ANN, body="thanks")
@@ -165,11 +174,13 @@ async def test_qr_login_inbound_and_send(
         ANN,
         "15559999999@c.us",
         "not-a-chat",
+        "15558888888@c.us",
     ]
     assert sends[1].attributes["messaging.message.id"] == message_id
     assert [s.status.status_code for s in sends] == [
         StatusCode.ERROR,
         StatusCode.UNSET,
+        StatusCode.ERROR,
         StatusCode.ERROR,
         StatusCode.ERROR,
     ]
@@ -185,7 +196,14 @@ async def test_qr_login_inbound_and_send(
     # Ids and states are logged; message bodies are not.
     logged = " ".join(f"{r.getMessage()} {vars(r)}" for r in caplog.records)
     assert group_id in logged and "scan_qr" in logged
-    bodies = ("hello group", "look at this", "Hello from ASPRI", "lost in transit", "nowhere")
+    bodies = (
+        "hello group",
+        "look at this",
+        "Hello from ASPRI",
+        "lost in transit",
+        "nowhere",
+        "are you there?",
+    )
     for body in bodies:
         assert body not in logged
 

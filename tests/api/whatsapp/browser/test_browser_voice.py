@@ -51,6 +51,7 @@ async def test_a_voice_note_is_sent_as_one(
                 "type": "audio",
                 "isPtt": True,
                 "filename": "voice-note.ogg",
+                "createChat": True,
                 "waitForAck": True,
             },
         }

@@ -7,7 +7,9 @@
 // WPP.chat.sendTextMessage / getQuotedMsgKey / downloadMedia, WPP.contact.getPnLidEntry, the
 // chat.new_reaction and chat.msg_ack_change events (as wa-js emits the latter: {ack, chat,
 // sender, ids: [MsgKey]}, ack 1 when the server took a message, later 2 delivered / 3 read from
-// the "ack" command), WPP.chat.sendFileMessage (a data URL; the file's type and size reach the
+// the "ack" command), sends as wa-js's (errors with wa-js's codes: "invalid_wid" for an id that
+// is none, "chat_not_found" for a chat WhatsApp Web does not have unless createChat is set and
+// the server knows the number), WPP.chat.sendFileMessage (a data URL; the file's type and size reach the
 // server; the echo's caption is the file name, as wa-js sets it), WPP.chat.markIsRead / markIsComposing / markIsPaused (as wa-js's: they
 // need a chat WhatsApp Web has — "chat_not_found" otherwise —, and markIsComposing with a
 // duration marks the chat paused when it runs out, unless composing is marked again), and
@@ -85,6 +87,17 @@
     });
   };
   const pausedTimers = new Map();
+  const wppError = (code, message) => Object.assign(new Error(message), { code });
+  // wa-js's assertWid and assertGetChat / assertFindChat (createChat asks the server).
+  const chatToSend = async (chatId, options) => {
+    const id = String(chatId);
+    if (!/@(c\.us|g\.us|lid)$/.test(id)) throw wppError("invalid_wid", `Invalid WID value for ${id}`);
+    if (chats.has(id)) return id;
+    const known = options && options.createChat && (await fetch(`/exists?chat=${encodeURIComponent(id)}`)).ok;
+    if (!known) throw wppError("chat_not_found", `Chat not found for ${id}`);
+    chats.add(id);
+    return id;
+  };
   const lidPn = new Map(); // WhatsApp Web's lidPnCache: …@lid -> …@c.us
   const widInfo = (serialized) => {
     const [id, server] = serialized.split("@");
@@ -167,9 +180,7 @@
     },
     chat: {
       sendTextMessage: async (chatId, content, options) => {
-        if (!/@(c\.us|g\.us|lid)$/.test(String(chatId))) {
-          throw new Error(`invalid_wid: ${chatId}`);
-        }
+        await chatToSend(chatId, options);
         const response = await fetch("/sent", {
           method: "POST",
           headers: { "Content-Type": "application/json" },
@@ -211,6 +222,7 @@
         return new Blob([bytes], { type: msg.mimetype || "application/octet-stream" });
       },
       sendFileMessage: async (chatId, content, options) => {
+        await chatToSend(chatId, options);
         const [head, data] = String(content).split(",", 2);
         const mimetype = head.replace(/^data:/, "").replace(/;base64$/, "");
         const size = atob(data || "").length;
