@@ -1,7 +1,8 @@
 """Slash commands: a working assistant without the model, and a deterministic way to drive it.
 
 ``/help``, ``/reset``, ``/status``, ``/jobs``, ``/remind <when> <text>``, ``/cancel <jobId>``,
-``/remember <text>``, ``/forget <text or id>``, ``/memory`` (see ``memory.py``),
+``/remember <text>``, ``/forget <text or id>``, ``/memory`` (see ``memory.py``), ``/voice``
+(see ``voice.py``),
 and for owners ``/pair``, ``/allow``, ``/revoke``, ``/contacts``, ``/allow-group``,
 ``/revoke-group``. They never reach the LLM; jobs go through the same MCP tools the model uses,
 with idempotency keys derived from the command message, so a replayed command does not create
@@ -27,6 +28,7 @@ from aspri.agents.prompt import HELP
 from aspri.agents.scope import targets
 from aspri.agents.session import Message, Session
 from aspri.agents.tools import McpTools, ToolFailed
+from aspri.agents.voice import VoiceReplies
 from aspri.config import Settings
 from aspri.schemas import REGISTRY, chatid
 from aspri.schemas.chat import ChatReset
@@ -64,6 +66,7 @@ class Commands:
         self.model = model
         self.clock = clock
         self.zone = ZoneInfo(settings.timezone)
+        self.voice = VoiceReplies(settings, log_)
 
     async def run(self, session: Session, message: Message, base: str, principal: Principal) -> str:
         name, _, args = message.body.strip().partition(" ")
@@ -89,6 +92,8 @@ class Commands:
                 return await self._remind(session.chat_id, args, base)
             if name == "/cancel":
                 return await self._cancel(session.chat_id, args, base, principal)
+            if name == "/voice":
+                return await self.voice.command(session, message, args, base, principal)
             if name in MEMORY_COMMANDS:
                 return await self.recall.command(name, args, message, base, principal)
         except ToolFailed as exc:

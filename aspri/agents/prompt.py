@@ -34,6 +34,7 @@ ASPRI commands (they work even when the AI model is offline):
 /cancel <jobId> — delete one of your jobs
 /remember <text> — keep a fact for later conversations
 /forget <id or words> — drop a saved fact; /memory — list what I remember
+/voice on | off — my answers in this chat as voice notes, or as text; /voice shows which
 Owner only:
 /pair <code> — approve the person who was given this pairing code
 /allow <number> — approve a person; /revoke <number> — withdraw it

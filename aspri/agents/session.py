@@ -8,6 +8,9 @@ stream order, so "answered" is one watermark, ``answered_through``, and every us
 it is ``pending`` however far back it lies: the fold reads back until it finds the watermark
 (at most ``SCAN_LIMIT`` entries; beyond that ``overflow`` says older ones may wait too).
 Messages the gateway recorded as ``throttled`` are neither in the window nor pending.
+The chat's voice setting (``/voice``) is the newest ``chat:voice`` record, or the setting the
+newest turn carried (every turn carries it; a turn recorded before voice replies existed means
+off), so the fold reads back at most to the newest turn for it, however long ago it was set.
 
 ``SessionStore`` keeps recently used sessions as a cache only: a cached session is used after
 checking it against the stream's last id, and brought forward by reading just the new entries.
@@ -20,8 +23,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from aspri.schemas import Event, WhatsAppMessage
-from aspri.schemas.chat import ChatCoalesced, ChatReset, ChatTurn
-from aspri.schemas.media import Image, Media, as_text
+from aspri.schemas.chat import ChatCoalesced, ChatReset, ChatTurn, ChatVoice, VoiceSetting
+from aspri.schemas.media import Image, Media, Voice, as_text
 from aspri.streams import ids, keys
 from aspri.streams.log import EventLog
 
@@ -82,6 +85,8 @@ class Session:
     overflow: str | None = None
     """Set when the fold stopped at ``SCAN_LIMIT`` before the watermark: the oldest entry it
     read; user messages before it may be unanswered too."""
+    voice: VoiceSetting = field(default_factory=VoiceSetting)
+    """Whether replies are spoken (``/voice``), and the problem the chat was last told of."""
 
     def apply(self, event: Event[Any]) -> None:
         entry_id = event.entry_id or "0-0"
@@ -92,7 +97,10 @@ class Session:
         if isinstance(data, WhatsAppMessage):
             if not data.throttled:
                 self._message(event, data, entry_id)
+        elif isinstance(data, ChatVoice):
+            self.voice = data.setting
         elif isinstance(data, ChatTurn):
+            self.voice = data.voice if data.voice is not None else VoiceSetting()
             self.recorded[data.cause] = None
             self.sent_unrecorded.pop(data.cause, None)
             while len(self.recorded) > 4 * self.history_limit:
@@ -111,7 +119,7 @@ class Session:
             entry_id=entry_id,
             event_id=event.event_id,
             from_me=data.from_me,
-            body=as_text(data.body, data.media),
+            body=_text(data),
             timestamp=event.timestamp,
             causation_id=event.causation_id,
             name=data.from_name,
@@ -249,7 +257,7 @@ async def read_session(
     newer_ts: int | None = None
     reset_start: tuple[int, int] | None = None
     watermark: tuple[int, int] | None = None
-    window_done = done = False
+    window_done = settled = voice_known = done = False
     cursor = end
     while not done:
         batch = await log_.read(stream, "-", cursor, page, reverse=True)
@@ -268,10 +276,12 @@ async def read_session(
                 reset_start = ids.parse(data.start)
             elif isinstance(data, ChatTurn | ChatCoalesced) and data.through:
                 watermark = max(watermark or (0, 0), ids.parse(data.through))
+            voice_known = voice_known or isinstance(data, ChatVoice | ChatTurn)
             collected.append(event)
             # older entries change nothing: the window is full, and every user message older
             # than the newest answered one is answered (a turn is recorded after what it answers)
-            done = window_done and watermark is not None and at <= watermark
+            settled = window_done and watermark is not None and at <= watermark
+            done = settled and voice_known
             if done or len(collected) >= scan_limit:
                 break
         if done or len(collected) >= scan_limit or len(batch) < page:
@@ -280,7 +290,7 @@ async def read_session(
     session = Session(chat_id=chat_id, history_limit=history_limit, timeout_ms=timeout_ms)
     for event in reversed(collected):
         session.apply(event)
-    if not done and len(collected) >= scan_limit:
+    if not settled and len(collected) >= scan_limit:
         session.overflow = collected[-1].entry_id
     return session
 
@@ -341,6 +351,14 @@ class SessionStore:
         self._cache.move_to_end(chat_id)
         while len(self._cache) > self.cache_size:
             self._cache.popitem(last=False)
+
+
+def _text(data: WhatsAppMessage) -> str:
+    """What the model reads of a message; a reply the assistant spoke reads as what it said."""
+    media = data.media
+    if data.from_me and isinstance(media, Voice) and media.transcript == data.body:
+        return data.body
+    return as_text(data.body, data.media)
 
 
 def _image(media: Media | None) -> tuple[str, str] | None:

@@ -38,6 +38,7 @@ from aspri.agents.prompt import as_messages, trigger_message
 from aspri.agents.scope import Scope
 from aspri.agents.session import Message, Session, SessionStore
 from aspri.agents.tools import McpTools
+from aspri.agents.voice import VoiceReplies
 from aspri.agents.working import Typing
 from aspri.config import Settings
 from aspri.schemas import REGISTRY, CronTrigger, Event, WhatsAppMessage, chatid
@@ -102,6 +103,7 @@ class Conversation:
         self.tools = tools
         self.agent = agent
         self.commands = commands
+        self.voice = VoiceReplies(settings, log_)
         self.clock = clock
         self.zone = ZoneInfo(settings.timezone)
         self.turns = 0
@@ -153,7 +155,7 @@ class Conversation:
                 await self._answer(session, segment, event, fold_ms, principal)
             except Exception as exc:
                 if event.deliveries >= self.settings.max_deliveries:
-                    await self._apologize(chat_id, segment, event, exc)
+                    await self._apologize(session, segment, event, exc)
                 raise
         log.warning("turn bound reached", extra={"chat": chat_id, "turns": MAX_TURNS_PER_EVENT})
 
@@ -208,6 +210,7 @@ class Conversation:
             reply_message_id=sent.get("messageId"),
             reply_event_id=sent.get("eventId"),
             deliveries=event.deliveries,
+            voice=session.voice,
         )
         await self._record(turn, base, event)
 
@@ -255,7 +258,12 @@ class Conversation:
                         text, ctx, kind = self._offline(), None, "model-offline"
             span.set_attribute("aspri.turn.kind", kind)
             agent_ms = (time.perf_counter() - began) * 1000
-            sent, send_ms = await self._send(session.chat_id, text, f"{base}:reply", cause.event_id)
+            spoken = kind == "reply" and session.voice.on
+            sent, send_ms = await self._send(
+                session.chat_id, text, f"{base}:reply", cause.event_id, voice=spoken
+            )
+            if spoken:
+                await self.voice.after_reply(session, sent, base, cause.event_id, self.send)
             turn = ChatTurn(
                 chat_id=session.chat_id,
                 cause=cause.event_id,
@@ -269,6 +277,7 @@ class Conversation:
                 llm_calls=ctx.llm_calls if ctx else 0,
                 timings=self._timings(ctx, fold_ms, agent_ms, send_ms, began),
                 deliveries=event.deliveries,
+                voice=session.voice,
             )
             await self._record(turn, base, event)
             _annotate(span, turn)
@@ -298,6 +307,7 @@ class Conversation:
                     deliveries=event.deliveries,
                     job_id=trigger.job_id,
                     scheduled_time=trigger.scheduled_time,
+                    voice=session.voice,
                 ),
                 base,
                 event,
@@ -354,6 +364,8 @@ class Conversation:
                 deliveries=event.deliveries,
                 job_id=trigger.job_id,
                 scheduled_time=trigger.scheduled_time,
+                # as it is now: the chat may have changed it while the prompt ran
+                voice=(await self.sessions.load(chat_id)).voice,
             )
             await self._record(turn, base, event)
             _annotate(span, turn)
@@ -401,8 +413,10 @@ class Conversation:
         return sent
 
     async def _send(
-        self, target: str, text: str, key: str, cause: str
+        self, target: str, text: str, key: str, cause: str, *, voice: bool = False
     ) -> tuple[dict[str, Any], float]:
+        """``voice``: the gateway speaks it as a voice note when it can (else text and
+        ``voiceError``)."""
         began = time.perf_counter()
         text = text.strip() or "(I have nothing to add.)"
         data = await self.tools.call_data(
@@ -410,6 +424,7 @@ class Conversation:
             {"phoneNumber": target, "message": text},
             idempotency_key=key,
             causation_id=cause,
+            voice=voice,
         )
         return (data if isinstance(data, dict) else {}), (time.perf_counter() - began) * 1000
 
@@ -448,13 +463,15 @@ class Conversation:
                 through=answered[-1].entry_id if answered else None,
                 reply_event_id=reply.event_id if reply else None,
                 deliveries=event.deliveries,
+                voice=session.voice,
             )
             await self._record(turn, f"engine:{cause}", event)
 
     async def _apologize(
-        self, chat_id: str, segment: list[Message], event: Event[Any], exc: Exception
+        self, session: Session, segment: list[Message], event: Event[Any], exc: Exception
     ) -> None:
         """The last delivery failed: tell the person once, and record it, before the DLQ."""
+        chat_id = session.chat_id
         cause = segment[-1]
         base = f"engine:{cause.event_id}"
         if not await self._send_quietly(chat_id, APOLOGY, f"{base}:reply", cause.event_id):
@@ -467,6 +484,7 @@ class Conversation:
             through=cause.entry_id,
             deliveries=event.deliveries,
             error=f"{type(exc).__name__}: {exc}"[:500],
+            voice=session.voice,
         )
         try:
             await self._record(turn, base, event)

@@ -24,6 +24,9 @@ OPENAI_BASE = "https://api.openai.com/v1"
 MAX_INPUT_CHARS = 4096
 """The longest ``input`` OpenAI's speech endpoint takes; a longer reply stays text."""
 OGG = b"OggS"
+NOT_CONFIGURED = "no speech service is configured (SPEECH_PROVIDER)"
+"""Why replies stay text without a speech service (the gateway's ``voiceError``, the engine's
+``/voice on`` answer: one text, so the chat is told once)."""
 
 
 class SpeechError(Exception):

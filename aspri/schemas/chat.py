@@ -1,4 +1,4 @@
-"""Events the engine records in ``chat:{chatId}`` besides messages: turns and resets.
+"""Events the engine records in ``chat:{chatId}`` besides messages: turns, resets, voice.
 
 A chat stream holds the messages in and out (``whatsapp:message``, written by the gateway), the
 engine's ``chat:turn`` records and ``chat:reset`` markers. A session is a fold of that stream, so
@@ -39,6 +39,31 @@ class TurnTimings(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     total_ms: float = 0.0
 
 
+class VoiceSetting(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    """Whether a chat's replies are spoken (``/voice on``), and the problem the chat was last
+    told about when they could not be (None: nothing to tell, or it works again)."""
+
+    on: bool = False
+    told: str | None = None
+
+
+class ChatVoice(Payload, frozen=True, kw_only=True):
+    """``chat:voice`` v1: the chat's voice setting changed — ``/voice on|off``, or the chat was
+    told why a reply went out as text (``told``), or that problem went away."""
+
+    chat_id: str
+    cause: str
+    """The event that changed it (the ``/voice`` command, or the message the reply answered)."""
+    on: bool
+    told: str | None = None
+    by: str | None = None
+    """Who typed ``/voice`` (None for a change the engine made)."""
+
+    @property
+    def setting(self) -> VoiceSetting:
+        return VoiceSetting(on=self.on, told=self.told)
+
+
 class ChatTurn(Payload, frozen=True, kw_only=True):
     """``chat:turn`` v1: the engine answered the chat once.
 
@@ -69,6 +94,9 @@ class ChatTurn(Payload, frozen=True, kw_only=True):
     scheduled_time: int | None = None
     deliveries: int = 1
     error: str | None = None
+    voice: VoiceSetting | None = None
+    """The chat's voice setting as the turn leaves it, so a fold that starts at this turn knows
+    it without reading further back (None: a turn recorded before voice replies existed: off)."""
 
 
 class ChatReset(Payload, frozen=True, kw_only=True):
@@ -105,3 +133,4 @@ class ChatCoalesced(Payload, frozen=True, kw_only=True):
 REGISTRY.register("chat:turn", ChatTurn)
 REGISTRY.register("chat:reset", ChatReset)
 REGISTRY.register("chat:coalesced", ChatCoalesced)
+REGISTRY.register("chat:voice", ChatVoice)

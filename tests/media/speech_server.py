@@ -1,6 +1,6 @@
 """A local stand-in for an OpenAI-compatible ``POST /v1/audio/speech`` (no speech model runs on
-a test machine): it checks the bearer key, records each request, and answers OGG bytes made
-from the text — or, as a test sets ``mode``, a refusal, bytes that are no audio, or a stream
+a test machine): it checks the bearer key, records each request, and answers a real OGG/Opus
+file naming the text — or, as a test sets ``mode``, a refusal, bytes that are no audio, or a stream
 far larger than any voice note."""
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from litestar import Litestar, Request, Response, post
 from litestar.response import Stream
 
 from tests.helpers import serve_asgi
+from tests.media.ogg import silent_opus
 
 HUGE_CHUNK = 64 * 1024
 HUGE_CHUNKS = 1024
@@ -21,8 +22,8 @@ HUGE_CHUNKS = 1024
 
 
 def ogg_of(text: str) -> bytes:
-    """The stand-in's "speech" for ``text``: an OGG page header, then the text's bytes."""
-    return b"OggS\x00\x02" + bytes(20) + text.encode()
+    """The stand-in's "speech" for ``text``: a second of OGG/Opus silence naming the text."""
+    return silent_opus(1.0, text)
 
 
 @dataclass

@@ -42,7 +42,7 @@ from aspri.api.whatsapp.inbox import inbound_key
 from aspri.api.whatsapp.pacing import Pacer
 from aspri.api.whatsapp.splitting import split_text
 from aspri.api.whatsapp.statuses import Statuses
-from aspri.media.speech import Speech, SpeechError
+from aspri.media.speech import NOT_CONFIGURED, Speech, SpeechError
 from aspri.schemas import REGISTRY, WhatsAppMessage, chatid, new_event_id, now_ms
 from aspri.schemas.api import SentMessage
 from aspri.schemas.envelope import text
@@ -278,7 +278,7 @@ class Outbox:
         if not self.channel.voice_out:
             send.voice_error = f"the {self.channel.name} engine cannot send voice notes yet"
         elif self.speech is None:
-            send.voice_error = "no speech service is configured (SPEECH_PROVIDER)"
+            send.voice_error = NOT_CONFIGURED
         else:
             try:
                 note = await self.speech.speak(message)
