@@ -30,8 +30,8 @@ class ChannelError(Exception):
     """The channel could not send; ``status`` is 502 (it refused) or 503 (it is not connected).
 
     ``permanent``: sending the same message again cannot succeed (the gateway records the send
-    as ``failed`` and tells the owner); ``code`` and ``title`` are the channel's own error code
-    and its short description."""
+    as ``failed``, tells the owner and answers 422, which no caller retries); ``code`` and
+    ``title`` are the channel's own error code and its short description."""
 
     def __init__(
         self,

@@ -288,7 +288,7 @@ class Outbox:
                 try:
                     part = await self._send_part(send, message, 0, [], 1, causation_id, note)
                 except ApiError as exc:
-                    if exc.status_code != 502:  # not connected: text would fail as well
+                    if exc.status_code not in (422, 502):  # not connected: text fails as well
                         raise
                     send.voice_error = f"the channel refused the voice note: {exc.detail}"
                 else:
@@ -334,10 +334,12 @@ class Outbox:
             if exc.permanent and voice is None:  # a refused voice note goes out as text
                 await self._refused(send, body, index, exc, causation_id)
             sent_note = f" ({index} of {total} parts were sent; retry with the same key)"
-            code = "channel_unavailable" if exc.status == 503 else "channel_error"
-            if exc.title == OUTSIDE_WINDOW:
-                code = "outside_window"
-            raise ApiError(exc.status, code, f"{exc}{sent_note if index else ''}") from exc
+            status = exc.status
+            code = "channel_unavailable" if status == 503 else "channel_error"
+            if exc.permanent:  # a 4xx: sending it again cannot succeed, so no caller retries
+                status = 422
+                code = "outside_window" if exc.title == OUTSIDE_WINDOW else "channel_refused"
+            raise ApiError(status, code, f"{exc}{sent_note if index else ''}") from exc
         payload = WhatsAppMessage(
             id=message_id,
             chat_id=chat_id,

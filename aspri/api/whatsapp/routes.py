@@ -63,7 +63,9 @@ async def send_message(
     Long texts are split at the channel's limit. ``voice``: the text is spoken and sent as a
     voice note when a speech service is configured and the engine sends voice notes, else as
     text with ``voiceError`` saying why. 502/503 when the channel could not send
-    (nothing is recorded as sent then; retry with the same key). Keys starting with
+    (nothing is recorded as sent then; retry with the same key); 422 when it refused the
+    message for good (``channel_refused``, or ``outside_window`` on the Cloud API): recorded
+    in the chat as failed and told to the owners, and no retry will change it. Keys starting with
     ``engine:`` or ``cron:`` and ``causationId`` (which marks a message as answered) are the
     engine's own: 403 for any other caller.
     """

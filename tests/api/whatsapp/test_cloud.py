@@ -273,7 +273,8 @@ async def test_sends_reach_the_graph_api_with_the_documented_body(
             refused = await gw.client.post(
                 "/api/send-message", json={"phoneNumber": SENDER, "message": "not allowed"}
             )
-            assert refused.status_code == 502
+            assert refused.status_code == 422
+            assert refused.json()["error"]["code"] == "channel_refused"
             assert "131030" in refused.json()["error"]["message"]
             graph.fail_status = 500
             broken = await gw.client.post(

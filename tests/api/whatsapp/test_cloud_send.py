@@ -95,7 +95,7 @@ async def test_outside_the_window_without_a_template_fails_clearly_and_tells_the
             assert (await deliver(gw.client, opened)).is_success
             for _ in range(2):  # the engine's redelivery: same key, one record, one notice
                 refused = await send(gw.client, "your reminder: call mom", key="cron-7")
-                assert refused.status_code == 502
+                assert refused.status_code == 422
                 error = refused.json()["error"]
                 assert error["code"] == "outside_window"
                 assert "outside the 24-hour window" in error["message"]
@@ -153,7 +153,7 @@ async def test_a_permanent_refusal_is_recorded_and_told_once_without_a_loop(
                 assert (await deliver(gw.client, opened)).is_success
             graph.failures = [(400, 131030, "Recipient phone number not in allowed list")]
             refused = await send(gw.client, "hi there", key="k1")
-            assert refused.status_code == 502
+            assert refused.status_code == 422
             assert "131030" in refused.json()["error"]["message"]
             assert len(sent_to(graph, SENDER)) == 1  # a permanent refusal is not retried
             [failed] = [m for m in await history(gw.client) if m["fromMe"]]
@@ -166,7 +166,7 @@ async def test_a_permanent_refusal_is_recorded_and_told_once_without_a_loop(
             # is told about the notice (no loop).
             graph.fail_status = 400
             again = await send(gw.client, "second try", key="k2")
-            assert again.status_code == 502
+            assert again.status_code == 422
             assert len(sent_to(graph, OWNER)) == 2
             owner_chat = await history(gw.client, OWNER)
             assert [m["status"] for m in owner_chat if m["fromMe"]] == ["failed", "sent"]
