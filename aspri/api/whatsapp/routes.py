@@ -58,7 +58,8 @@ async def send_message(
     request: Request[Any, Any, Any],
     idempotency_header: Annotated[str | None, HeaderParameter(name="Idempotency-Key")] = None,
 ) -> Success[SentMessage]:
-    """Send a text to a number or chat id; the same idempotency key sends only once.
+    """Send a text to a number or chat id; the same idempotency key sends only once. A hidden
+    linked id (``…@lid``) known to be a person's is that person's chat.
 
     Long texts are split at the channel's limit. ``voice``: the text is spoken and sent as a
     voice note when a speech service is configured and the engine sends voice notes, else as
@@ -69,7 +70,7 @@ async def send_message(
     ``engine:`` or ``cron:`` and ``causationId`` (which marks a message as answered) are the
     engine's own: 403 for any other caller.
     """
-    chat_id = parse_chat_id(data.phone_number, "phoneNumber")
+    chat_id = gateway.identities.person(parse_chat_id(data.phone_number, "phoneNumber"))
     check_text(data.message, "message")
     key = data.idempotency_key or idempotency_header
     if key is not None and not 1 <= len(key) <= 256:
@@ -96,7 +97,7 @@ async def get_messages(
     ] = None,
 ) -> Success[MessagePage]:
     """A chat's messages, newest first; page with ``before``."""
-    chat_id = parse_chat_id(phone_number, "phoneNumber")
+    chat_id = gateway.identities.person(parse_chat_id(phone_number, "phoneNumber"))
     if before is not None and not valid_cursor(before):
         reason = "before: must be a nextBefore value like 1718000000000-0"
         raise ApiError(400, "invalid_request", reason)

@@ -97,3 +97,14 @@ async def test_an_lid_sender_is_the_same_person_as_their_phone_id(
             ANN_LID,
         )
         assert len(await gw.stream(keys.IDENTITY)) == 1
+
+        # The API follows the person too: the @lid's history is theirs, a send to it goes to
+        # their chat.
+        page = await gw.client.get(f"/api/messages/{ANN_LID}")
+        assert len(page.json()["data"]["messages"]) == 4
+        sent = await gw.client.post(
+            "/api/send-message", json={"phoneNumber": ANN_LID, "message": "got it"}
+        )
+        assert sent.status_code == 200, sent.text
+        assert fake_wa.sent[-1]["chatId"] == ANN
+        assert (await messages(ANN))[-1].body == "got it"
