@@ -195,7 +195,7 @@ class Outbox:
         voice: bool = False,
     ) -> SentMessage:
         """Send ``message`` (as a voice note when ``voice``) once per ``key``; raise ApiError
-        409/502/503 when it cannot.
+        409/422/502/503 when it cannot (422: the channel refused it for good).
 
         Two round trips to Valkey for a message of one part (``_BEGIN``, ``_FINISH``).
         ``report``: tell the owners when the channel refuses it for good (not for the notice
