@@ -416,6 +416,8 @@ class BrowserChannel(Channel):
         while True:
             status = await self._acks.get()
             try:
+                if self.on_status is None:  # no gateway records statuses (a bare channel)
+                    continue
                 chat_id = await self._person_of(status.chat_id)
                 status = msgspec.structs.replace(status, chat_id=chat_id)
                 delays = backoff_delays(*self._backoff)
