@@ -323,6 +323,9 @@ class Settings:
     """None: ``OPENAI_API_KEY``."""
     speech_model: str = "tts-1"
     speech_voice: str = "alloy"
+    reply_quote: str = "first"
+    """When a reply quotes the message it answers: ``always``, ``off``, or ``first`` — only when
+    the person wrote again after that message (the reply would not sit right under it)."""
     typing_refresh_s: float = 20.0
     """While a turn runs, its typing indicator is sent again this often (the Cloud API's lasts
     25 s)."""
@@ -456,6 +459,7 @@ class Settings:
             speech_api_key=_read(e, "SPEECH_API_KEY", None, _opt),
             speech_model=_read(e, "SPEECH_MODEL", d.speech_model, _str),
             speech_voice=_read(e, "SPEECH_VOICE", d.speech_voice, _str),
+            reply_quote=_read(e, "REPLY_QUOTE", d.reply_quote, _choice("off", "first", "always")),
             typing_refresh_s=_read(
                 e, "TYPING_REFRESH_SECONDS", d.typing_refresh_s, _positive_float
             ),

@@ -45,6 +45,8 @@ class SendMessageRequest(Body):
     causation_id: str | None = None
     voice: bool = False
     """Send the text as a spoken voice note (``SPEECH_PROVIDER``); as text when it cannot be."""
+    reply_to: str | None = None
+    """The channel's id of the message this one answers: quoted per ``REPLY_QUOTE``."""
 
 
 class SentMessage(Body):
@@ -77,6 +79,8 @@ class ChatMessage(Body):
     media: Media | None = None
     """What the message carries besides text (a file's reference, its transcript, a location…)."""
     media_url: str | None = None
+    quoted_message_id: str | None = None
+    """The channel's id of the message this one quotes (a reply to it)."""
     """Where a stored file is served (``GET /api/media/{sha256}``, behind the API key)."""
     status: str | None = None
     """Of a message the assistant sent (``fromMe``): its latest delivery status, ``queued``,

@@ -81,6 +81,11 @@ class Channel(abc.ABC):
     async def send_text(self, chat_id: str, text: str) -> str:
         """Send one message (at most ``max_text`` characters); return the channel's message id."""
 
+    async def send_reply(self, chat_id: str, text: str, quoted: str) -> str:
+        """Send one message quoting the message ``quoted`` (the channel's id), where the channel
+        can show a quote; the plain message otherwise."""
+        return await self.send_text(chat_id, text)
+
     async def send_voice(self, chat_id: str, path: Path, voice: Voice) -> str:
         """Send the stored voice note at ``path`` (OGG/Opus); return the channel's message id."""
         raise ChannelError(f"the {self.name} engine cannot send voice notes yet", 502)

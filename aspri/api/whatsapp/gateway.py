@@ -14,6 +14,7 @@ from aspri.api.whatsapp.inbox import Inbox
 from aspri.api.whatsapp.limits import InboundLimiter
 from aspri.api.whatsapp.outbox import Outbox
 from aspri.api.whatsapp.pacing import Clock, pacer_for
+from aspri.api.whatsapp.quoting import Quotes
 from aspri.api.whatsapp.statuses import Statuses
 from aspri.api.whatsapp.working import WorkingListener
 from aspri.config import Settings
@@ -55,6 +56,7 @@ class Gateway:
             settings.send_per_chat_interval_s,
             clock,
         )
+        self.quotes = Quotes(self.log, settings.reply_quote)
         self.outbox = Outbox(
             redis,
             self.log,
@@ -65,6 +67,7 @@ class Gateway:
             ttl_s=settings.idempotency_ttl_s,
             statuses=self.statuses,
             owners=settings.owner_numbers,
+            quotes=self.quotes,
             speech=Speech.from_settings(
                 settings,
                 MediaStore(
@@ -84,6 +87,7 @@ class Gateway:
             stream=settings.whatsapp_stream,
             identities=self.identities,
             engine=settings.whatsapp_engine,
+            quotes=self.quotes,
         )
 
         self.working = WorkingListener(redis, channel, self.hub)

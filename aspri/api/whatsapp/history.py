@@ -59,6 +59,7 @@ def to_chat_message(event: Event[Any]) -> ChatMessage:
         media=m.media,
         media_url=f"/api/media/{sha256}" if (sha256 := getattr(m.media, "sha256", None)) else None,
         status=SENT if m.from_me else None,
+        quoted_message_id=m.quoted_message_id,
     )
 
 

@@ -23,6 +23,7 @@ from aspri.api.whatsapp.directory import Directory
 from aspri.api.whatsapp.history import to_chat_message
 from aspri.api.whatsapp.hub import Hub
 from aspri.api.whatsapp.limits import InboundLimiter
+from aspri.api.whatsapp.quoting import Quotes
 from aspri.identity import Identities
 from aspri.schemas import REGISTRY, Event, WhatsAppMessage
 from aspri.streams import keys
@@ -53,6 +54,7 @@ class Inbox:
         stream: str = keys.WHATSAPP_MESSAGES,
         identities: Identities | None = None,
         engine: str = "",
+        quotes: Quotes | None = None,
     ) -> None:
         self.log = log_
         self.stream = stream
@@ -64,6 +66,8 @@ class Inbox:
         self.identities = identities
         self.engine = engine
         """The channel engine's name, recorded as the source of the links it resolved."""
+        self.quotes = quotes
+        """Told each message the person wrote (``REPLY_QUOTE=first`` quotes by it)."""
 
     async def receive(self, message: WhatsAppMessage) -> str:
         """The ``on_message`` callback handed to the channel: the eventId of the message."""
@@ -124,6 +128,8 @@ class Inbox:
         else:
             log.info("inbound message recorded", extra=extra | {"fromMe": message.from_me})
         self.directory.mark(message.chat_id)
+        if self.quotes is not None and not message.from_me:
+            self.quotes.saw(message.chat_id, message.id)
         if self.hub.subscribers:  # building the message costs; nobody may be watching
             self.hub.publish(to_chat_message(recorded))
         if notify and self.slow_down is not None:

@@ -40,6 +40,7 @@ from aspri.api.whatsapp.history import to_chat_message
 from aspri.api.whatsapp.hub import Hub
 from aspri.api.whatsapp.inbox import inbound_key
 from aspri.api.whatsapp.pacing import Pacer
+from aspri.api.whatsapp.quoting import Quotes
 from aspri.api.whatsapp.splitting import split_text
 from aspri.api.whatsapp.statuses import Statuses
 from aspri.media.speech import NOT_CONFIGURED, Speech, SpeechError
@@ -139,6 +140,8 @@ class _Send:
         """The last part's ``_FINISH`` recorded the result and released the lock."""
         self.voice_error: str | None = None
         """Why a voice note asked for went out as text."""
+        self.quoted: str | None = None
+        """The message the first part quotes (``REPLY_QUOTE``)."""
 
 
 _PART = msgspec.json.Decoder(_Part)
@@ -167,8 +170,11 @@ class Outbox:
         statuses: Statuses | None = None,
         owners: tuple[str, ...] = (),
         speech: Speech | None = None,
+        quotes: Quotes | None = None,
     ) -> None:
         self.redis = redis
+        self.quotes = quotes
+        """Decides whether a reply quotes the message it answers (``REPLY_QUOTE``)."""
         self.statuses = statuses
         self.owners = owners
         """Chat ids told when a message could not be sent (``OWNER_NUMBERS``)."""
@@ -193,13 +199,15 @@ class Outbox:
         causation_id: str | None,
         report: bool = True,
         voice: bool = False,
+        reply_to: str | None = None,
     ) -> SentMessage:
         """Send ``message`` (as a voice note when ``voice``) once per ``key``; raise ApiError
         409/422/502/503 when it cannot (422: the channel refused it for good).
 
         Two round trips to Valkey for a message of one part (``_BEGIN``, ``_FINISH``).
         ``report``: tell the owners when the channel refuses it for good (not for the notice
-        that does so, which would loop)."""
+        that does so, which would loop). ``reply_to``: the channel's id of the message this one
+        answers; the first part quotes it when ``REPLY_QUOTE`` says so."""
         key = key or f"auto:{new_event_id()}"
         with _tracer.start_as_current_span("whatsapp send", kind=SpanKind.CLIENT) as span:
             span.set_attribute("messaging.system", "whatsapp")
@@ -230,6 +238,8 @@ class Outbox:
                     return sent
                 flat = reply[1]
                 state = {text(flat[i]): flat[i + 1] for i in range(0, len(flat), 2)}
+                if reply_to and self.quotes is not None:
+                    send.quoted = await self.quotes.quoted(chat_id, reply_to)
                 try:
                     sent = await self._send_parts(send, message, state, causation_id, voice)
                 finally:
@@ -319,7 +329,10 @@ class Outbox:
                 attributes={"messaging.system": "whatsapp", "aspri.channel": channel},
                 record_exception=False,
             ):
-                if voice is None:
+                quoted = send.quoted if index == 0 and voice is None else None
+                if quoted is not None:
+                    message_id = await self.channel.send_reply(chat_id, body, quoted)
+                elif voice is None:
                     message_id = await self.channel.send_text(chat_id, body)
                 else:
                     message_id = await self._channel_voice(chat_id, voice)
@@ -350,6 +363,7 @@ class Outbox:
             timestamp=now_ms(),
             is_group=chat_id.endswith("@g.us"),
             from_me=True,
+            quoted_message_id=send.quoted if index == 0 and voice is None else None,
         )
         event = inject_traceparent(
             REGISTRY.event(payload, source="whatsapp", causation_id=causation_id)

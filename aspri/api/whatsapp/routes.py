@@ -63,10 +63,12 @@ async def send_message(
 
     Long texts are split at the channel's limit. ``voice``: the text is spoken and sent as a
     voice note when a speech service is configured and the engine sends voice notes, else as
-    text with ``voiceError`` saying why. 502/503 when the channel could not send
-    (nothing is recorded as sent then; retry with the same key); 422 when it refused the
-    message for good (``channel_refused``, or ``outside_window`` on the Cloud API): recorded
-    in the chat as failed and told to the owners, and no retry will change it. Keys starting with
+    text with ``voiceError`` saying why. ``replyTo``: the id of the message this answers, quoted
+    as ``REPLY_QUOTE`` says (``first``: only when the person wrote again after it). 502/503 when
+    the channel could not send (nothing is recorded as sent then; retry with the same key); 422
+    when it refused the message for good (``channel_refused``, or ``outside_window`` on the
+    Cloud API): recorded in the chat as failed and told to the owners, and no retry will change
+    it. Keys starting with
     ``engine:`` or ``cron:`` and ``causationId`` (which marks a message as answered) are the
     engine's own: 403 for any other caller.
     """
@@ -79,8 +81,15 @@ async def send_message(
     if data.causation_id is not None and caller_of(request) != "engine":
         reason = "causationId: only the engine marks which message a reply answers"
         raise ApiError(403, "reserved_field", reason)
+    if data.reply_to is not None and not 1 <= len(data.reply_to) <= 256:
+        raise ApiError(400, "invalid_request", "replyTo: a message id of 1 to 256 characters")
     sent = await gateway.outbox.send(
-        chat_id, data.message, key=key, causation_id=data.causation_id, voice=data.voice
+        chat_id,
+        data.message,
+        key=key,
+        causation_id=data.causation_id,
+        voice=data.voice,
+        reply_to=data.reply_to,
     )
     if data.causation_id is not None:
         gateway.working.replied(data.causation_id)

@@ -207,8 +207,18 @@ class CloudChannel(Channel):
     async def send_text(self, chat_id: str, text: str) -> str:
         """Free text inside the person's 24-hour window; outside it the configured template,
         or a permanent refusal (``cloud_send``); rate limits and outages are retried."""
+        return await self._send_text(chat_id, text, None)
+
+    async def send_reply(self, chat_id: str, text: str, quoted: str) -> str:
+        """The text quoting ``quoted`` (Meta's ``context.message_id``); a template, outside the
+        window, quotes nothing."""
+        return await self._send_text(chat_id, text, quoted)
+
+    async def _send_text(self, chat_id: str, text: str, quoted: str | None) -> str:
         number = self._number(chat_id)
         body = cloud_send.text_body(number, text)
+        if quoted:
+            body["context"] = {"message_id": quoted}
         closed = await self._window_closed(chat_id)
         if closed is not None:
             if self.template is None:

@@ -20,6 +20,7 @@ const state = {
   model: null,            // ModelStatus: does the assistant's model answer, since when
   people: new Map(),      // chatId -> PersonAccess: owner, contact, stranger (pairing?)
   typing: new Map(),      // chatId -> timer ending its "typing…" line (the assistant works)
+  texts: new Map(),       // message id -> { body, fromMe }: what a quoted block shows
 };
 
 // ------------------------------------------------------------------ helpers
@@ -336,6 +337,33 @@ function audioOf(message) {
   return audio;
 }
 
+// A reply quoting the message it answers (REPLY_QUOTE) shows that message above its text, as
+// WhatsApp does: who wrote it and its first lines.
+const QUOTE_CHARS = 200;
+
+function remember(message) {
+  if (!message.id) return;
+  const media = message.media ? `[${message.media.kind}] ` : "";
+  state.texts.set(message.id, { body: media + (message.body || ""), fromMe: message.fromMe });
+}
+
+function quoteFor(message) {
+  if (!message.quotedMessageId) return null;
+  const quoted = state.texts.get(message.quotedMessageId);
+  const block = document.createElement("div");
+  block.className = "quote";
+  block.dataset.quoted = message.quotedMessageId;
+  const author = document.createElement("span");
+  author.className = "quote-author";
+  author.textContent = quoted ? (quoted.fromMe ? "ASPRI" : "You") : "Quoted";
+  const text = document.createElement("span");
+  text.className = "quote-text";
+  const body = quoted ? quoted.body.trim() : "an earlier message";
+  text.textContent = body.length > QUOTE_CHARS ? `${body.slice(0, QUOTE_CHARS)}…` : body;
+  block.append(author, text);
+  return block;
+}
+
 function bubbleFor(message, pending = false) {
   // In this page you are the contact: your messages go right, ASPRI's (fromMe) go left.
   const side = message.fromMe ? "in" : "out";
@@ -347,6 +375,9 @@ function bubbleFor(message, pending = false) {
   }
   const bubble = document.createElement("div");
   bubble.className = `bubble ${side}` + (pending ? " pending" : "");
+  remember(message);
+  const quote = quoteFor(message);
+  if (quote) bubble.append(quote);
   const player = audioOf(message);
   if (player) bubble.append(player);
   bubble.append(formatted(message.body));
@@ -557,6 +588,7 @@ function connect() {
     const message = JSON.parse(event.data);
     upsertChat(message);
     if (message.fromMe) typingStopped(message.chatId);
+    remember(message);  // the page drew the person's own message before it had an id
     if (message.chatId === state.current) {
       state.live = [...state.live.slice(-49), message];
       appendMessage(message);
