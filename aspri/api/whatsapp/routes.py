@@ -68,9 +68,8 @@ async def send_message(
     the channel could not send (nothing is recorded as sent then; retry with the same key); 422
     when it refused the message for good (``channel_refused``, or ``outside_window`` on the
     Cloud API): recorded in the chat as failed and told to the owners, and no retry will change
-    it. Keys starting with
-    ``engine:`` or ``cron:`` and ``causationId`` (which marks a message as answered) are the
-    engine's own: 403 for any other caller.
+    it. Keys starting with ``engine:`` or ``cron:`` and ``causationId`` (which marks a message
+    as answered) are the engine's own: 403 for any other caller.
     """
     chat_id = gateway.identities.person(parse_chat_id(data.phone_number, "phoneNumber"))
     check_text(data.message, "message")
