@@ -67,6 +67,7 @@ DRAIN_TIMEOUT_S = 5.0
 BRIDGE_JS = Path(__file__).with_name("browser_bridge.js").read_text(encoding="utf-8")
 _HAS_WPP = "() => typeof window.WPP === 'object' && window.WPP !== null"
 _SEND = "([chatId, text]) => window.__aspri.send(chatId, text)"
+_SEND_REPLY = "([chatId, text, quoted]) => window.__aspri.sendReply(chatId, text, quoted)"
 _SEND_VOICE = "([chatId, url]) => window.__aspri.sendVoice(chatId, url)"
 _PHONE_OF = "(id) => window.__aspri.phoneOf(id)"
 _WORKING = "([chatId, ms]) => window.__aspri.working(chatId, ms)"
@@ -177,6 +178,13 @@ class BrowserChannel(Channel):
     async def send_text(self, chat_id: str, text: str) -> str:
         sent = await self._send(_SEND, [chat_id, text], chat_id)
         log.info("message sent", extra={"chatId": chat_id, "messageId": sent, "chars": len(text)})
+        return sent
+
+    async def send_reply(self, chat_id: str, text: str, quoted: str) -> str:
+        """The message quoting ``quoted`` (wa-js's ``quotedMsg``), as a swipe-to-reply shows
+        it; unquoted when WhatsApp Web cannot quote that message."""
+        sent = await self._send(_SEND_REPLY, [chat_id, text, quoted], chat_id)
+        log.info("reply sent", extra={"chatId": chat_id, "messageId": sent, "quoted": quoted})
         return sent
 
     async def send_voice(self, chat_id: str, path: Path, voice: Voice) -> str:

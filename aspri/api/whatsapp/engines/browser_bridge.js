@@ -226,6 +226,25 @@
     throw new Error(err && err.code ? `${err.code}: ${err.message}` : String((err && err.message) || err));
   };
 
+  // Resolves to the new message's id; rejects when WhatsApp refuses it.
+  const sendText = async (chatId, text, options) => {
+    const entry = { chatId, text };
+    sending.add(entry);
+    // The reply ends "typing…" (and its timer); a chat never marked composing is no error.
+    await inChat(chatId, (id) => WPP.chat.markIsPaused(id)).catch(() => {});
+    try {
+      const sent = await WPP.chat.sendTextMessage(chatId, text, options).catch(withCode);
+      const result = await sent.sendMsgResult;
+      const outcome = result && result.messageSendResult;
+      if (outcome && outcome !== "OK") throw new Error(`WhatsApp refused the message: ${outcome}`);
+      return wid(sent.id);
+    } finally {
+      sending.delete(entry); // its echo may never come: forget it either way
+    }
+  };
+  // wa-js's refusals of a quote, raised before anything is sent.
+  const UNQUOTABLE = ["msg_not_found", "invalid_quoted_msg", "quoted_msg_can_not_reply"];
+
   window.__aspri = {
     // The assistant works on this chat: its messages show read, and "typing…" shows until the
     // reply (send pauses it) or for `ms` without a refresh (wa-js then marks it paused).
@@ -280,19 +299,15 @@
       }
     },
     // Resolves to the new message's id; rejects when WhatsApp refuses it.
-    send: async (chatId, text) => {
-      const entry = { chatId, text };
-      sending.add(entry);
-      // The reply ends "typing…" (and its timer); a chat never marked composing is no error.
-      await inChat(chatId, (id) => WPP.chat.markIsPaused(id)).catch(() => {});
+    send: (chatId, text) => sendText(chatId, text, SEND_OPTIONS),
+    // The same, quoting the message `quoted` (its serialized id), as a swipe-to-reply does; a
+    // message wa-js cannot quote (gone from the chat, not quotable) leaves the reply unquoted.
+    sendReply: async (chatId, text, quoted) => {
       try {
-        const sent = await WPP.chat.sendTextMessage(chatId, text, SEND_OPTIONS).catch(withCode);
-        const result = await sent.sendMsgResult;
-        const outcome = result && result.messageSendResult;
-        if (outcome && outcome !== "OK") throw new Error(`WhatsApp refused the message: ${outcome}`);
-        return wid(sent.id);
-      } finally {
-        sending.delete(entry); // its echo may never come: forget it either way
+        return await sendText(chatId, text, { ...SEND_OPTIONS, quotedMsg: quoted });
+      } catch (err) {
+        if (!UNQUOTABLE.some((code) => String(err.message).startsWith(`${code}:`))) throw err;
+        return sendText(chatId, text, SEND_OPTIONS);
       }
     },
   };

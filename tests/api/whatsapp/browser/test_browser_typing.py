@@ -1,5 +1,6 @@
 """While a turn works on a chat, the browser engine marks its messages read and shows
-"typing…" (composing presence), refreshed on each repeat, ended by the reply.
+"typing…" (composing presence), refreshed on each repeat, ended by the reply; the reply may
+quote the message it answers.
 
 The page is the local WhatsApp Web stand-in (``fake_wa/wpp.js``), whose
 ``WPP.chat.markIsRead`` / ``markIsComposing`` / ``markIsPaused`` behave as wa-js's: they need a
@@ -62,4 +63,24 @@ async def test_typing_shows_while_working_and_the_reply_ends_it(
     assert fake_wa.presence[-2:] == [
         {"chatId": BUDI_LID, "state": "read"},
         {"chatId": BUDI_LID, "state": "composing", "duration": 25_000},
+    ]
+
+
+async def test_a_reply_quotes_the_message_it_answers(
+    channel: BrowserChannel, fake_wa: FakeWhatsApp, inbox: Inbox
+) -> None:
+    """wa-js's ``quotedMsg`` (the stand-in, like wa-js, refuses an unknown message before
+    sending anything): the reply quotes the message, or goes out unquoted when it cannot."""
+    await logged_in(channel, fake_wa)
+    deliver(fake_wa, id="3EB0ASK", chatId=ANN, body="and the weather?")
+    await wait_until(lambda: len(inbox.messages) == 1, LAUNCH_TIMEOUT)
+    asked = inbox.messages[0].id
+
+    assert await channel.send_reply(ANN, "Sunny.", asked) == f"true_{ANN}_3EB0FAKE1"
+    assert await channel.send_reply(ANN, "Still sunny.", f"false_{ANN}_GONE") == (
+        f"true_{ANN}_3EB0FAKE2"
+    )
+    assert [(s["content"], s["options"].get("quotedMsg")) for s in fake_wa.sent] == [
+        ("Sunny.", asked),
+        ("Still sunny.", None),
     ]

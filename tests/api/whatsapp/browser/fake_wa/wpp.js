@@ -7,7 +7,8 @@
 // WPP.chat.sendTextMessage / getQuotedMsgKey / downloadMedia, WPP.contact.getPnLidEntry, the
 // chat.new_reaction and chat.msg_ack_change events (as wa-js emits the latter: {ack, chat,
 // sender, ids: [MsgKey]}, ack 1 when the server took a message, later 2 delivered / 3 read from
-// the "ack" command), sends as wa-js's (errors with wa-js's codes: "invalid_wid" for an id that
+// the "ack" command), sends as wa-js's (quotedMsg included: an unknown message is
+// "msg_not_found", raised before anything is sent) (errors with wa-js's codes: "invalid_wid" for an id that
 // is none, "chat_not_found" for a chat WhatsApp Web does not have unless createChat is set and
 // the server knows the number), WPP.chat.sendFileMessage (a data URL; the file's type and size reach the
 // server; the echo's caption is the file name, as wa-js sets it), WPP.chat.markIsRead / markIsComposing / markIsPaused (as wa-js's: they
@@ -181,6 +182,10 @@
     chat: {
       sendTextMessage: async (chatId, content, options) => {
         await chatToSend(chatId, options);
+        // wa-js's quotedMsg: a serialized id looked up in the chat's messages.
+        if (options && options.quotedMsg && !messages.has(String(options.quotedMsg))) {
+          throw wppError("msg_not_found", `Message ${options.quotedMsg} not found`);
+        }
         const response = await fetch("/sent", {
           method: "POST",
           headers: { "Content-Type": "application/json" },
