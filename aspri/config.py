@@ -315,6 +315,9 @@ class Settings:
     transcription_api_key: str | None = None
     """None: ``OPENAI_API_KEY``."""
     transcription_model: str = "whisper-1"
+    transcription_local_model: str = "small"
+    """``local`` transcription: a faster-whisper model size name (``tiny``, ``base``, ``small``,
+    ``medium``...) or the path of a converted model directory."""
     speech_provider: str = "none"
     """``openai``: replies of chats with ``/voice on`` are spoken (``POST /audio/speech``)."""
     speech_base_url: str | None = None
@@ -447,11 +450,14 @@ class Settings:
                 e,
                 "TRANSCRIPTION_PROVIDER",
                 d.transcription_provider,
-                _choice("openai", "none"),
+                _choice("openai", "local", "none"),
             ),
             transcription_base_url=_read(e, "TRANSCRIPTION_BASE_URL", None, _opt),
             transcription_api_key=_read(e, "TRANSCRIPTION_API_KEY", None, _opt),
             transcription_model=_read(e, "TRANSCRIPTION_MODEL", d.transcription_model, _str),
+            transcription_local_model=_read(
+                e, "TRANSCRIPTION_LOCAL_MODEL", d.transcription_local_model, _str
+            ),
             speech_provider=_read(
                 e, "SPEECH_PROVIDER", d.speech_provider, _choice("openai", "none")
             ),

@@ -1,20 +1,29 @@
 """Voice notes and audio to text before the turn (``TRANSCRIPTION_PROVIDER``).
 
 ``openai``: any OpenAI-compatible ``POST {base}/audio/transcriptions`` (multipart: the file and
-``model``; the answer's ``text``). ``none``: nothing is transcribed; the message keeps the
-note and the model is told it could not be transcribed.
+``model``; the answer's ``text``). ``local``: faster-whisper on this machine, an optional extra
+(``local_whisper.py``). ``none``: nothing is transcribed; the message keeps the note and the
+model is told it could not be transcribed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol
 
 import httpx
 import msgspec
 
 from aspri.config import Settings
+from aspri.media.local_whisper import (
+    LocalTranscriptionError,
+    LocalWhisper,
+    Whisper,
+    load_faster_whisper,
+)
 from aspri.media.store import MediaStore
 from aspri.schemas.media import Audio, Media, Voice
 
@@ -31,6 +40,12 @@ class _Answer(msgspec.Struct):
     text: str
 
 
+class SpeechToText(Protocol):
+    """A transcription provider: the text of the audio file at ``path``, or TranscriptionError."""
+
+    async def transcribe(self, path: Path, mime: str | None, filename: str) -> str: ...
+
+
 class Transcriber:
     """One OpenAI-compatible transcription endpoint."""
 
@@ -43,8 +58,13 @@ class Transcriber:
         self.timeout_s = timeout_s
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Transcriber | None:
-        return cls(settings) if settings.transcription_provider == "openai" else None
+    def from_settings(cls, settings: Settings) -> SpeechToText | None:
+        """The provider ``TRANSCRIPTION_PROVIDER`` names; None for ``none``."""
+        if settings.transcription_provider == "openai":
+            return cls(settings)
+        if settings.transcription_provider == "local":
+            return LocalTranscriber(settings)
+        return None
 
     async def transcribe(self, path: Path, mime: str | None, filename: str) -> str:
         data = await asyncio.to_thread(path.read_bytes)
@@ -68,8 +88,25 @@ class Transcriber:
         return text
 
 
+class LocalTranscriber:
+    """``TRANSCRIPTION_PROVIDER=local``: ``TRANSCRIPTION_LOCAL_MODEL`` through faster-whisper."""
+
+    def __init__(
+        self, settings: Settings, *, load: Callable[[str], Whisper] = load_faster_whisper
+    ) -> None:
+        self.whisper = LocalWhisper(settings.transcription_local_model, load=load)
+
+    async def transcribe(self, path: Path, mime: str | None, filename: str) -> str:
+        try:
+            text = await self.whisper.transcribe(path)
+        except LocalTranscriptionError as exc:
+            raise TranscriptionError(str(exc)) from None
+        log.info("audio transcribed locally", extra={"chars": len(text)})
+        return text
+
+
 async def with_transcript(
-    transcriber: Transcriber | None, store: MediaStore, media: Media
+    transcriber: SpeechToText | None, store: MediaStore, media: Media
 ) -> Media:
     """An audio or voice note with its transcript, or with why there is none; anything else
     (and everything when no provider is configured) as it is. Every engine calls this before
