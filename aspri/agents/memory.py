@@ -52,8 +52,12 @@ SUMMARY_PROMPT = (
 
 def memory_person(principal: Principal) -> str:
     """Whose memory a turn reads and writes: the person of a direct chat; a group's own."""
-    chat = principal.chat_id
-    return chat if chatid.is_group(chat) else person(chat)
+    return memory_of(principal.chat_id)
+
+
+def memory_of(chat_id: str) -> str:
+    """Whose memory the turns of ``chat_id`` use."""
+    return chat_id if chatid.is_group(chat_id) else person(chat_id)
 
 
 def transcript(history: list[Message]) -> str:
@@ -84,9 +88,16 @@ class Recall:
         self._running: set[tuple[str, str]] = set()
         self.summaries_written = 0
 
-    async def block(self, principal: Principal) -> str:
-        """The memory block of this turn's system prompt, within ``MEMORY_PROMPT_TOKENS``."""
-        memory = await self.store.load(memory_person(principal))
+    async def block(self, principal: Principal, *, current: bool = False) -> str:
+        """The memory block of this turn's system prompt, within ``MEMORY_PROMPT_TOKENS``;
+        ``current``: the turn brought the memory up to date with its session (``table``)."""
+        who = memory_person(principal)
+        if current:
+            table = self.store.table(who)
+            table.state.undecodable = table.skipped
+            memory = table.state
+        else:
+            memory = await self.store.load(who)
         block = memory_block(
             memory, self.settings.memory_prompt_tokens, self.settings.memory_summaries, self.zone
         )

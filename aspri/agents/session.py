@@ -19,14 +19,17 @@ checking it against the stream's last id, and brought forward by reading just th
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from aspri.schemas import Event, WhatsAppMessage
 from aspri.schemas.chat import ChatCoalesced, ChatReset, ChatTurn, ChatVoice, VoiceSetting
+from aspri.schemas.envelope import text
 from aspri.schemas.media import Image, Media, Voice, as_text
 from aspri.streams import ids, keys
-from aspri.streams.log import EventLog
+from aspri.streams.log import EventLog, Range
+from aspri.streams.table import Table
 
 SCAN_LIMIT = 2000
 """Entries a fold reads back at most to find the answered watermark (a backlog beyond is
@@ -314,37 +317,40 @@ class SessionStore:
         self.hits = 0
         self.misses = 0
 
-    async def load(self, chat_id: str) -> Session:
-        """The session as of the stream's last entry (a copy the caller may keep)."""
+    async def load(self, chat_id: str, tables: Sequence[Table[Any]] = ()) -> Session:
+        """The session as of the stream's last entry (a copy the caller may keep).
+
+        One round trip when the session is cached: the stream's last id, the entries after the
+        cached state and the next reads of ``tables`` (folds the turn depends on, brought up to
+        date with it) go in one pipeline.
+        """
         stream = keys.chat(chat_id)
-        last = await self.log.last_id(stream)
         cached = self._cache.get(chat_id)
+        cap = self.history_limit * 2 + 20
+        reads = [Range(stream, "-", "+", 1, reverse=True)]
+        if cached is not None:
+            reads.append(Range(stream, f"({cached.last_id}", "+", cap + 1))
+        reads += [table.next_range() for table in tables]
+        replies = await self.log.ranges(reads)
+        for table, raw in zip(tables, replies[len(replies) - len(tables) :], strict=True):
+            await table.absorb(raw)
+        last = text(replies[0][0][0]) if replies[0] else "0-0"
         session: Session | None = None
-        if cached is not None and cached.last_id == last:
+        if cached is not None and not ids.after(cached.last_id, last) and len(replies[1]) <= cap:
             self.hits += 1
             session = cached
-        elif cached is not None and ids.after(last, cached.last_id):
-            session = await self._forward(cached, stream, last)
+            if replies[1]:  # a copy: the cached one may be in use by another turn
+                session = cached.copy()
+                for event in self.log.decode(stream, replies[1]):
+                    session.apply(event)
         if session is None:
             self.misses += 1
             session = await read_session(
                 self.log, chat_id, self.history_limit, self.timeout_ms, end=last
             )
-        session.last_id = last
+            session.last_id = last
         self._remember(chat_id, session)
         return session.copy()
-
-    async def _forward(self, cached: Session, stream: str, last: str) -> Session | None:
-        """Apply only the entries after the cached state; None when too many are new."""
-        cap = self.history_limit * 2 + 20
-        newer = await self.log.read(stream, f"({cached.last_id}", last, cap + 1)
-        if len(newer) > cap:
-            return None
-        self.hits += 1
-        session = cached.copy()
-        for event in newer:
-            session.apply(event)
-        return session
 
     def _remember(self, chat_id: str, session: Session) -> None:
         self._cache[chat_id] = session

@@ -32,7 +32,7 @@ from aspri.agents.agent import TurnContext, run_agent
 from aspri.agents.backlog import coalesce
 from aspri.agents.commands import Commands
 from aspri.agents.images import ImageParts
-from aspri.agents.memory import Recall, memory_person
+from aspri.agents.memory import Recall, memory_of, memory_person
 from aspri.agents.model_state import ModelState, remedy
 from aspri.agents.prompt import as_messages, trigger_message
 from aspri.agents.scope import Scope
@@ -45,6 +45,7 @@ from aspri.schemas import REGISTRY, CronTrigger, Event, WhatsAppMessage, chatid
 from aspri.schemas.chat import ChatTurn, TurnTimings
 from aspri.streams import ids, keys
 from aspri.streams.log import EventLog
+from aspri.streams.table import Table
 from aspri.telemetry.tracing import tracer
 
 log = logging.getLogger(__name__)
@@ -127,9 +128,12 @@ class Conversation:
             await self.access.refresh()
             await self.access.link(chat_id, event.event_id)
         limit: str | None = None
+        # brought up to date with the session, in the same round trip: the access rules the
+        # turn decides by and the memory its prompt shows
+        folds: list[Table[Any]] = [self.access.table, self.recall.store.table(memory_of(chat_id))]
         for _ in range(MAX_TURNS_PER_EVENT):
             began = time.perf_counter()
-            session = await self.sessions.load(chat_id)
+            session = await self.sessions.load(chat_id, folds)
             if session.sent_unrecorded:
                 await self._recover(session, event)
                 continue
@@ -141,8 +145,8 @@ class Conversation:
             pending = [m for m in pending if limit and not ids.after(m.entry_id, limit)]
             if not pending:
                 return
-            await self.access.refresh()
-            segment = segments(pending)[0]
+            turns = segments(pending)
+            segment = turns[0]
             principal = self._principal(chat_id, segment)
             if principal is None:
                 if chatid.is_group(chat_id):
@@ -157,6 +161,8 @@ class Conversation:
                 if event.deliveries >= self.settings.max_deliveries:
                     await self._apologize(session, segment, event, exc)
                 raise
+            if len(turns) == 1:  # all answered up to the limit: no fold needed to know it
+                return
         log.warning("turn bound reached", extra={"chat": chat_id, "turns": MAX_TURNS_PER_EVENT})
 
     def _principal(self, chat_id: str, segment: list[Message]) -> Principal | None:
@@ -246,7 +252,7 @@ class Conversation:
                 elif not await self.model.ready():
                     text, ctx, kind = self._offline(), None, "model-offline"
                 else:
-                    ctx = await self._context(principal, base, cause.event_id)
+                    ctx = await self._context(principal, base, cause.event_id, memory_current=True)
                     history = as_messages(
                         session.history(cause.entry_id), self.access.is_owner, self.images.part
                     )
@@ -381,7 +387,9 @@ class Conversation:
             "Ask me again once it runs. Commands like /help, /remind and /jobs still work."
         )
 
-    async def _context(self, principal: Principal, base: str, cause: str) -> TurnContext:
+    async def _context(
+        self, principal: Principal, base: str, cause: str, *, memory_current: bool = False
+    ) -> TurnContext:
         return TurnContext(
             chat_id=principal.chat_id,
             now=self.now(),
@@ -391,7 +399,7 @@ class Conversation:
             scope=Scope(principal, self.access, self.tools),
             person=memory_person(principal),
             cause=cause,
-            memory=await self.recall.block(principal),
+            memory=await self.recall.block(principal, current=memory_current),
         )
 
     @staticmethod

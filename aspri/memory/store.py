@@ -136,6 +136,14 @@ class MemoryStore:
 
     async def load(self, person: str) -> Memory:
         """The person's memory as of the stream's end (the caller must not change it)."""
+        table = self.table(person)
+        await table.catch_up()
+        table.state.undecodable = table.skipped
+        return table.state
+
+    def table(self, person: str) -> Table[Memory]:
+        """The fold of the person's memory, as far as it was brought (``load`` brings it to
+        the stream's end; a turn brings it with its session read, ``Table.absorb``)."""
         table = self._tables.get(person)
         if table is None:
             table = Table(
@@ -149,9 +157,7 @@ class MemoryStore:
             while len(self._tables) > self.cache_size:
                 self._tables.popitem(last=False)
         self._tables.move_to_end(person)
-        await table.catch_up()
-        table.state.undecodable = table.skipped
-        return table.state
+        return table
 
     async def save(
         self,

@@ -91,6 +91,25 @@ class AppendConflict(Exception):
 
 
 @dataclass(frozen=True, slots=True)
+class Range:
+    """One range read of ``EventLog.ranges``: ``start``/``end`` as in ``EventLog.read``."""
+
+    stream: str
+    start: str = "-"
+    end: str = "+"
+    count: int | None = None
+    reverse: bool = False
+
+
+RawEntry = tuple[Any, list[Any]]
+"""An entry as Valkey sends it: its id and its fields flat (name, value, name, value...)."""
+
+
+def _as_is(response: Any, **_options: Any) -> Any:
+    return response
+
+
+@dataclass(frozen=True, slots=True)
 class Appended:
     """Where an event landed: one id per stream, and whether it was already there."""
 
@@ -116,6 +135,10 @@ class EventLog:
         self.registry = registry
         self.idempotency_ttl_s = idempotency_ttl_s
         self._append = redis.register_script(_APPEND)
+        # Same pool, replies left flat: the reads of ``ranges`` are decoded by their callers.
+        self._raw = Redis(connection_pool=redis.connection_pool)
+        self._raw.set_response_callback("XRANGE", _as_is)
+        self._raw.set_response_callback("XREVRANGE", _as_is)
 
     async def append(
         self,
@@ -172,6 +195,31 @@ class EventLog:
         else:
             raw = await self.redis.xrange(stream, start, end, count=count)
         return self._decode_all(stream, raw, skip_undecodable)
+
+    async def ranges(self, reads: Sequence[Range]) -> list[list[RawEntry]]:
+        """Several range reads in one round trip (a pipeline, not atomic), entries undecoded:
+        a turn reads its chat and the folds it depends on at once (``decode`` them)."""
+        pipe = self._raw.pipeline(transaction=False)
+        for r in reads:
+            if r.reverse:
+                pipe.xrevrange(r.stream, r.end, r.start, count=r.count)
+            else:
+                pipe.xrange(r.stream, r.start, r.end, count=r.count)
+        replies: list[list[RawEntry]] = await pipe.execute()
+        return replies
+
+    def decode(self, stream: str, raw: Sequence[RawEntry]) -> list[Event[Any]]:
+        """The events of entries read by ``ranges`` (undecodable ones left out)."""
+        out: list[Event[Any]] = []
+        for entry_id, flat in raw:
+            pairs = iter(flat)
+            fields = dict(zip(pairs, pairs, strict=False))
+            try:
+                event = self.registry.from_fields(fields, entry_id=text(entry_id), stream=stream)
+            except UndecodableEvent:
+                continue
+            out.append(event)
+        return out
 
     async def tail(
         self, stream: str, after: str = "$", *, block_ms: int = 5_000, batch: int = 500

@@ -22,7 +22,7 @@ from redis.asyncio import Redis
 from aspri.schemas import Event, UndecodableEvent
 from aspri.schemas.envelope import text
 from aspri.streams import ids, keys
-from aspri.streams.log import EventLog
+from aspri.streams.log import EventLog, Range
 from aspri.streams.supervise import supervise
 
 S = TypeVar("S")
@@ -119,6 +119,23 @@ class Table(Generic[S]):
         if self.snapshot_every and self._since_snapshot >= self.snapshot_every:
             await self.save_snapshot()
         return count
+
+    def next_range(self) -> Range:
+        """The read ``catch_up`` would do next: for a caller that reads it with others in one
+        round trip (``EventLog.ranges``) and hands the reply to ``absorb``."""
+        return Range(self.stream, f"({self.last_id}", "+", self.batch)
+
+    async def absorb(self, raw: list[Any]) -> None:
+        """Apply the reply of ``next_range`` (what another catch-up applied meanwhile is
+        skipped); a full batch may have more behind it, so the rest is caught up."""
+        async with self._lock:
+            fresh = [entry for entry in raw if ids.after(text(entry[0]), self.last_id)]
+            if fresh:
+                self._apply_raw(fresh)
+        if len(raw) >= self.batch:
+            await self.catch_up()
+        elif self.snapshot_every and self._since_snapshot >= self.snapshot_every:
+            await self.save_snapshot()
 
     async def wait_for(self, entry_id: str) -> None:
         """Return once the entry ``entry_id`` is applied (read-your-writes for a writer)."""

@@ -8,6 +8,7 @@ from redis.asyncio import Redis
 
 from aspri.schemas import REGISTRY, Event, WhatsAppMessage
 from aspri.streams import EventLog, Table
+from aspri.streams.log import Range
 from tests.helpers import wait_until
 
 Counts = dict[str, int]
@@ -82,3 +83,26 @@ async def test_catch_up_gives_read_your_writes_and_skips_undecodable(redis: Redi
     assert t.state == {"c": 1}
     assert t.skipped == 1
     assert t.last_id == entry
+
+
+async def test_a_read_made_with_others_is_absorbed_once(redis: Redis) -> None:
+    """``next_range`` read in one round trip with other reads (``EventLog.ranges``), then
+    ``absorb``: what a catch-up applied meanwhile is not applied twice, and a full batch is
+    followed by the rest."""
+    log = EventLog(redis)
+    t = table(log, batch=3)
+    await t.start(tail=False)
+    for i in range(2):
+        await append(log, i, "c")
+    [raw, other] = await log.ranges([t.next_range(), Range("s", "-", "+", 1, reverse=True)])
+    assert len(raw) == 2 and len(other) == 1
+    await t.catch_up()  # another caller got there first
+    await t.absorb(raw)
+    assert t.state == {"c": 2}
+    for i in range(2, 7):
+        await append(log, i, "c")
+    [raw] = await log.ranges([t.next_range()])
+    assert len(raw) == 3  # a full batch: more may wait behind it
+    await t.absorb(raw)
+    assert t.state == {"c": 7}
+    assert t.last_id == await log.last_id("s")

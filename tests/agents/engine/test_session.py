@@ -17,6 +17,7 @@ from aspri.schemas.chat import ChatCoalesced, ChatReset, ChatTurn
 from aspri.schemas.media import Image, Voice
 from aspri.streams import ids, keys
 from aspri.streams.log import EventLog
+from aspri.streams.table import Table
 
 CHAT = "628111@c.us"
 MINUTE = 60_000
@@ -248,6 +249,45 @@ async def test_the_cache_is_checked_against_the_stream(redis: Redis) -> None:
     assert store.misses == 1
     cached.messages.clear()  # callers get copies: the cache is not changed through them
     assert len((await store.load(CHAT)).messages) == 5
+
+
+async def test_a_cached_session_and_its_folds_are_one_round_trip(redis: Redis) -> None:
+    """A turn's fold of a cached chat reads the stream's end, the new entries and the folds
+    it depends on (access rules, memory) in one pipeline, and those folds are current."""
+    log = RoundTrips(redis)
+    store = SessionStore(log, history_limit=5, timeout_minutes=60)
+    other = Table(log, "other", initial=list, apply=lambda s, e: s.append(e.event_id))
+    ts = 1_700_000_000_000
+    await add(log, inbound(0), ts)
+    await store.load(CHAT, [other])
+    assert store.misses == 1
+    cause = await add(log, inbound(1), ts + 1)
+    written = await log.append("other", REGISTRY.event(inbound(9)))
+    log.calls = 0
+    session = await store.load(CHAT, [other])
+    assert log.calls == 1
+    assert store.hits == 1 and store.misses == 1
+    assert [m.event_id for m in session.unanswered()][-1] == cause.event_id
+    assert other.last_id == written.id and len(other.state) == 1
+    assert view(session) == view(await read_session(log, CHAT, 5, 60 * MINUTE))
+
+
+class RoundTrips(EventLog):
+    """The real EventLog, counting the round trips of a session load."""
+
+    calls = 0
+
+    async def ranges(self, *args: Any, **kwargs: Any) -> Any:
+        self.calls += 1
+        return await super().ranges(*args, **kwargs)
+
+    async def read(self, *args: Any, **kwargs: Any) -> list[Event[Any]]:
+        self.calls += 1
+        return await super().read(*args, **kwargs)
+
+    async def last_id(self, stream: str) -> str:
+        self.calls += 1
+        return await super().last_id(stream)
 
 
 async def test_media_messages_are_read_as_text(redis: Redis) -> None:
