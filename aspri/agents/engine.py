@@ -27,6 +27,7 @@ from aspri.agents.foreign import adopt, is_foreign
 from aspri.agents.llm import build_model, probe
 from aspri.agents.memory import Recall
 from aspri.agents.model_state import ModelState
+from aspri.agents.outbound import Outbound
 from aspri.agents.session import SessionStore
 from aspri.agents.tools import McpTools, ToolsUnavailable
 from aspri.agents.triggers import Triggers
@@ -101,6 +102,7 @@ class Engine:
         self.model = ModelState(lambda: probe(settings), clock=clock)
         self.recall = Recall(settings, self.log, model, self.model)
         commands = Commands(settings, self.log, tools, self.access, self.model, self.recall, clock)
+        self.outbound = Outbound(settings)
         self.conversation = Conversation(
             settings,
             self.log,
@@ -111,6 +113,7 @@ class Engine:
             self.access,
             self.model,
             self.recall,
+            self.outbound,
             clock,
         )
         self.triggers = Triggers(self.conversation, self.access)
@@ -163,6 +166,7 @@ class Engine:
                 await self.app.run(burst=burst)
         finally:
             await self.access.stop()
+            await self.outbound.close()
 
     @contextlib.asynccontextmanager
     async def trimming(self) -> AsyncIterator[None]:
@@ -225,6 +229,7 @@ async def serve(settings: Settings) -> None:
             async with engine.health(redis), engine.trimming():
                 await engine.app.run_until_signal()
             await engine.recall.stop()
+            await engine.outbound.close()
         finally:
             await tools.close()
 

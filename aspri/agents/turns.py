@@ -34,6 +34,7 @@ from aspri.agents.commands import Commands
 from aspri.agents.images import ImageParts
 from aspri.agents.memory import Recall, memory_of, memory_person
 from aspri.agents.model_state import ModelState, remedy
+from aspri.agents.outbound import Outbound
 from aspri.agents.prompt import as_messages, trigger_message
 from aspri.agents.scope import Scope
 from aspri.agents.session import Message, Session, SessionStore
@@ -91,9 +92,11 @@ class Conversation:
         access: Access,
         model: ModelState,
         recall: Recall,
+        outbound: Outbound,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
+        self.outbound = outbound
         self.images = ImageParts(settings)
         self.typing = Typing(log_.redis, settings.typing_refresh_s)
         self.recall = recall
@@ -416,7 +419,7 @@ class Conversation:
         )
 
     async def send(self, target: str, text: str, key: str, cause: str) -> dict[str, Any]:
-        """Send ``text`` through the MCP tool, once per ``key``."""
+        """Send ``text`` to the gateway, once per ``key`` (``Outbound``)."""
         sent, _ = await self._send(target, text, key, cause)
         return sent
 
@@ -427,14 +430,8 @@ class Conversation:
         ``voiceError``)."""
         began = time.perf_counter()
         text = text.strip() or "(I have nothing to add.)"
-        data = await self.tools.call_data(
-            "whatsapp_send_message",
-            {"phoneNumber": target, "message": text},
-            idempotency_key=key,
-            causation_id=cause,
-            voice=voice,
-        )
-        return (data if isinstance(data, dict) else {}), (time.perf_counter() - began) * 1000
+        data = await self.outbound.send(target, text, key, cause, voice=voice)
+        return data, (time.perf_counter() - began) * 1000
 
     async def _send_quietly(self, target: str, text: str, key: str, cause: str) -> bool:
         try:

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from langchain_core.messages import BaseMessage, HumanMessage
 from langchain_ollama import ChatOllama
 from litestar import Litestar, post
 
@@ -162,20 +163,28 @@ async def test_llm_failing_retries_then_one_apology_and_the_dlq(stack: Stack) ->
 
 @pytest.mark.slow
 async def test_the_mcp_server_is_restarted_when_it_dies(stack: Stack) -> None:
+    """The next tool call after the MCP child died starts a new one (the replies themselves
+    do not go through MCP, so the second turn's model calls a tool)."""
     before = set(mcp_children())
     tools = McpTools(stack.settings)
     await tools.start()
+    lookup = calls_tool_then_answers("whatsapp_get_chats", {}, "re: two")
+
+    def script(messages: list[BaseMessage]) -> Any:
+        last = next(m.text for m in reversed(messages) if isinstance(m, HumanMessage))
+        return lookup(messages) if last == "two" else echo(messages)
+
     try:
         (pid,) = set(mcp_children()) - before
         number = new_number()
         chat = f"{number}@c.us"
-        async with stack.engine(scripted(echo), tools=tools):
+        async with stack.engine(scripted(script), tools=tools):
             await stack.say(number, "one")
             await stack.wait_replies(chat, 1)
             os.kill(pid, signal.SIGKILL)
             await wait_until(lambda: pid not in mcp_children(), 10)
             await stack.say(number, "two")
-            assert await stack.wait_replies(chat, 2) == ["re: one", "re: two"]
+            assert await stack.wait_replies(chat, 2) == ["re: one", "re: two [success]"]
         assert tools.restarts == 1
         assert len(set(mcp_children()) - before) == 1
     finally:

@@ -44,7 +44,7 @@ async def test_a_turn_is_one_trace_with_its_model_and_tool_calls(
         "whatsapp:messages process",
         "execute_tool cronjob_list",
         "tools/call cronjob_list",
-        "tools/call whatsapp_send_message",
+        "send message",  # the reply: straight to the gateway, not through MCP
     } <= names
     assert len([s for s in in_trace if s.name.startswith("chat ")]) == 2
     for span in in_trace:
