@@ -23,6 +23,7 @@ from langchain.agents import create_agent
 from langchain.agents.middleware import AgentMiddleware, ModelRequest, ModelResponse
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, SystemMessage, ToolMessage
+from langchain_core.runnables import Runnable
 from langchain_core.tools import BaseTool
 from langgraph.errors import GraphRecursionError
 from langgraph.prebuilt.tool_node import ToolCallRequest
@@ -68,6 +69,9 @@ class TurnContext:
     llm_calls: int = 0
     tools_ms: float = 0.0
     tool_calls: list[ToolCallRecord] = field(default_factory=list)
+    asked: ModelResponse[Any] | None = None
+    """The model's first answer when ``run_agent`` asked it outside the graph and it called
+    tools: the graph's first model call returns it instead of asking again."""
 
 
 def _position(messages: Sequence[BaseMessage], call_id: str | None) -> str | None:
@@ -96,8 +100,21 @@ class TurnMiddleware(AgentMiddleware[Any, TurnContext, Any]):
         handler: Callable[[ModelRequest[TurnContext]], Awaitable[ModelResponse[Any]]],
     ) -> ModelResponse[Any]:
         ctx = request.runtime.context
-        prompt = system_prompt(ctx.chat_id, ctx.now, ctx.timezone, ctx.scope.principal, ctx.memory)
+        if ctx.asked is not None:  # asked by run_agent already (timed and traced there)
+            asked, ctx.asked = ctx.asked, None
+            return asked
+        prompt = self.prompt(ctx)
         request = request.override(system_message=SystemMessage(content=prompt))
+        return await self.timed(ctx, handler(request))
+
+    @staticmethod
+    def prompt(ctx: TurnContext) -> str:
+        return system_prompt(ctx.chat_id, ctx.now, ctx.timezone, ctx.scope.principal, ctx.memory)
+
+    async def timed(
+        self, ctx: TurnContext, call: Awaitable[ModelResponse[Any]]
+    ) -> ModelResponse[Any]:
+        """One model call, with its span, its time and its outcome for the breaker."""
         began = time.perf_counter()
         with _tracer.start_as_current_span(
             f"chat {ctx.model}",
@@ -110,7 +127,7 @@ class TurnMiddleware(AgentMiddleware[Any, TurnContext, Any]):
             },
         ) as span:
             try:
-                response = await handler(request)
+                response = await call
             except Exception as exc:
                 LLM_ERRORS.labels(self.provider, ctx.model).inc()
                 self.state.failed(exc)
@@ -242,27 +259,59 @@ async def _inline_unless_tracing(
     return ctx.run(func, *args, **kwargs)
 
 
+@dataclass(frozen=True)
+class Agent:
+    """The compiled ``create_agent`` graph, and the model bound to the tools as its model node
+    binds it, for the turns that need no graph (``run_agent``)."""
+
+    graph: Any
+    bound: Runnable[Any, BaseMessage]
+    middleware: TurnMiddleware
+
+
 def build_agent(
     model: BaseChatModel, tools: Sequence[BaseTool], provider: str, state: ModelState
-) -> Any:
-    """The compiled agent graph; run it with ``run_agent``. ``provider`` (``LLM_PROVIDER``)
-    names the model's API in spans and metrics; every model call's outcome goes to ``state``."""
+) -> Agent:
+    """The agent; run it with ``run_agent``. ``provider`` (``LLM_PROVIDER``) names the model's
+    API in spans and metrics; every model call's outcome goes to ``state``."""
     langsmith.set_runtime_overrides(aio_to_thread=_inline_unless_tracing)
-    return create_agent(
-        model, list(tools), middleware=[TurnMiddleware(provider, state)], context_schema=TurnContext
-    )
+    middleware = TurnMiddleware(provider, state)
+    graph = create_agent(model, list(tools), middleware=[middleware], context_schema=TurnContext)
+    bound = model.bind_tools(list(tools), tool_choice=None) if tools else model.bind()
+    return Agent(graph, bound, middleware)
+
+
+async def _ask(agent: Agent, messages: list[BaseMessage], ctx: TurnContext) -> ModelResponse[Any]:
+    """The model call the graph's model node makes first (system prompt, then the messages)."""
+    system = SystemMessage(content=agent.middleware.prompt(ctx))
+
+    async def call() -> ModelResponse[Any]:
+        return ModelResponse(result=[await agent.bound.ainvoke([system, *messages])])
+
+    return await agent.middleware.timed(ctx, call())
 
 
 async def run_agent(
-    agent: Any, messages: list[BaseMessage], ctx: TurnContext, *, recursion_limit: int = 24
+    agent: Agent, messages: list[BaseMessage], ctx: TurnContext, *, recursion_limit: int = 24
 ) -> str:
     """Run one turn and return the text of the model's final answer.
+
+    The model is asked first without the graph: an answer that calls no tool is the turn's
+    answer, and LangGraph's run (about 2 ms of CPU around an instant model, most of a turn's
+    agent time) is paid only by turns that use tools, whose graph starts from that answer
+    (``TurnContext.asked``). With LangSmith tracing on, every turn runs the graph, traced.
 
     A model that keeps calling tools past ``recursion_limit`` steps gets a fixed answer instead
     of a retry: running the same turn again would loop the same way.
     """
+    if not ls_utils.tracing_is_enabled():
+        asked = await _ask(agent, messages, ctx)
+        answer = asked.result[-1] if asked.result else None
+        if isinstance(answer, AIMessage) and not (answer.tool_calls or answer.invalid_tool_calls):
+            return answer.text.strip()
+        ctx.asked = asked
     try:
-        state = await agent.ainvoke(
+        state = await agent.graph.ainvoke(
             {"messages": messages}, context=ctx, config={"recursion_limit": recursion_limit}
         )
     except GraphRecursionError:

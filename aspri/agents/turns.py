@@ -28,7 +28,7 @@ from langchain_core.messages import BaseMessage
 from opentelemetry import trace
 
 from aspri.agents.access import Access, Principal
-from aspri.agents.agent import TurnContext, run_agent
+from aspri.agents.agent import Agent, TurnContext, run_agent
 from aspri.agents.backlog import coalesce
 from aspri.agents.commands import Commands
 from aspri.agents.images import ImageParts
@@ -87,7 +87,7 @@ class Conversation:
         log_: EventLog,
         sessions: SessionStore,
         tools: McpTools,
-        agent: Any,
+        agent: Agent,
         commands: Commands,
         access: Access,
         model: ModelState,
