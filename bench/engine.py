@@ -243,27 +243,31 @@ async def converse(
     return latencies
 
 
+def chat_client() -> httpx.AsyncClient:
+    """One chat's connection to the gateway (plain HTTP on this machine: no TLS set-up); idle
+    connections dropped before the server's keep-alive timeout (uvicorn: 5 s) closes them."""
+    limits = httpx.Limits(max_connections=1, keepalive_expiry=2)
+    return httpx.AsyncClient(timeout=60, limits=limits, headers=AUTH, verify=False)
+
+
 async def measure(
     redis: Redis, base: str, workers: int, persons: int, messages: int, run: int
 ) -> dict[str, float]:
     numbers = [f"62{run}{w:08d}" for w in range(persons)]
     replies = Replies(base)
-    # idle connections dropped before the server's keep-alive timeout (uvicorn: 5 s) closes them
-    limits = httpx.Limits(max_connections=persons + 10, keepalive_expiry=2)
-    async with (
-        httpx.AsyncClient(timeout=60, limits=limits, headers=AUTH) as http,
-        replies.listening(),
-    ):
+    warm = [f"6299{run}{w:07d}" for w in range(8)]
+    async with contextlib.AsyncExitStack() as clients, replies.listening():
+        # one client per chat: httpx's pool walks all its connections on every request, which
+        # with 100 chats on one pool cost the driver more CPU than the rest of its work
+        http = {n: await clients.enter_async_context(chat_client()) for n in [*warm, *numbers]}
         # warm-up: a first turn in a fresh worker pays for lazy imports and compilation; a
         # few people at once so that every worker gets some
-        await asyncio.gather(
-            *(converse(http, base, replies, f"6299{run}{w:07d}", 3) for w in range(8))
-        )
+        await asyncio.gather(*(converse(http[n], base, replies, n, 3) for n in warm))
         cpu_before = cpu_by_role(ROLES)
         calls_before = await valkey_calls(redis)
         began = time.perf_counter()
         per_person = await asyncio.gather(
-            *(converse(http, base, replies, n, messages) for n in numbers)
+            *(converse(http[n], base, replies, n, messages) for n in numbers)
         )
         elapsed = time.perf_counter() - began
         cpu_after = cpu_by_role(ROLES)
