@@ -21,11 +21,15 @@ from aspri.schemas.chat import ChatVoice
 from aspri.schemas.media import Voice
 from aspri.streams.server import EmbeddedServer
 from tests.agents.engine.stack import Stack, echo, new_number, running_stack, scripted
-from tests.helpers import database_url
+from tests.agents.engine.test_typing import SENDER, arrive
+from tests.api.whatsapp.graph_recorder import GraphRecorder, graph_recorder
+from tests.api.whatsapp.test_cloud import CLOUD
+from tests.helpers import database_url, wait_until
 from tests.media.speech_server import Speeches, ogg_of, speech_server
 
 VOICED_DB = 4094
 """The voiced stack's database (the shared stack has 4095)."""
+VOICED_CLOUD_DB = 4089
 
 
 @pytest.fixture(scope="module")
@@ -49,6 +53,27 @@ async def voiced(
         speech_api_key=speech.key,
     ) as s:
         yield s
+
+
+@pytest.fixture(scope="module")
+async def voiced_cloud(
+    valkey_server: EmbeddedServer, tmp_path_factory: pytest.TempPathFactory, speech: Speeches
+) -> AsyncIterator[tuple[Stack, GraphRecorder]]:
+    """A stack whose gateway is the Cloud API engine at the Graph stand-in, and speaks."""
+    url = database_url(valkey_server, VOICED_CLOUD_DB)
+    async with graph_recorder() as graph, running_stack(
+        url,
+        Path(tmp_path_factory.mktemp("voiced-cloud")),
+        **CLOUD,
+        whatsapp_cloud_api_base=graph.url,
+        owner_numbers=(f"{SENDER}@c.us",),
+        send_rate_per_s=1000.0,
+        send_per_chat_interval_s=0.0,
+        speech_provider="openai",
+        speech_base_url=speech.url,
+        speech_api_key=speech.key,
+    ) as stack:
+        yield stack, graph
 
 
 async def spoken(stack: Stack, chat: str) -> list[tuple[str, bool]]:
@@ -181,3 +206,30 @@ async def test_a_speech_outage_sends_the_text_and_tells_once(
         (True, None),
         (True, "the speech service did not answer with OGG audio"),
     ]
+
+
+async def test_a_cloud_reply_is_uploaded_and_sent_as_a_voice_note(
+    voiced_cloud: tuple[Stack, GraphRecorder],
+) -> None:
+    """From Meta's webhook to Meta's Graph API: ``/voice on``, then a question answered with
+    one upload and one ``audio`` message naming it; the command's answer stays text."""
+    stack, graph = voiced_cloud
+    async with stack.engine(scripted(echo)):
+        await arrive(stack, "wamid.voice-on", "/voice on")
+        await wait_until(lambda: len(graph.sends()) >= 1, 30)
+        await arrive(stack, "wamid.question", "what is the weather?")
+        await wait_until(lambda: len(graph.sends()) >= 2, 30)
+        await stack.wait_answered(f"{SENDER}@c.us")
+    command, reply = graph.sends()
+    assert command["type"] == "text" and command["text"]["body"].startswith("OK: I will answer")
+    [(media_id, upload)] = graph.uploads.items()
+    assert upload.data == ogg_of("re: what is the weather?")
+    assert upload.mime == "audio/ogg" and upload.messaging_product == "whatsapp"
+    assert reply == {
+        "messaging_product": "whatsapp",
+        "recipient_type": "individual",
+        "to": SENDER,
+        "type": "audio",
+        "audio": {"id": media_id, "voice": True},
+    }
+    assert (await spoken(stack, f"{SENDER}@c.us"))[-1] == ("re: what is the weather?", True)
