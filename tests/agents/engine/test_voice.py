@@ -61,18 +61,21 @@ async def voiced_cloud(
 ) -> AsyncIterator[tuple[Stack, GraphRecorder]]:
     """A stack whose gateway is the Cloud API engine at the Graph stand-in, and speaks."""
     url = database_url(valkey_server, VOICED_CLOUD_DB)
-    async with graph_recorder() as graph, running_stack(
-        url,
-        Path(tmp_path_factory.mktemp("voiced-cloud")),
-        **CLOUD,
-        whatsapp_cloud_api_base=graph.url,
-        owner_numbers=(f"{SENDER}@c.us",),
-        send_rate_per_s=1000.0,
-        send_per_chat_interval_s=0.0,
-        speech_provider="openai",
-        speech_base_url=speech.url,
-        speech_api_key=speech.key,
-    ) as stack:
+    async with (
+        graph_recorder() as graph,
+        running_stack(
+            url,
+            Path(tmp_path_factory.mktemp("voiced-cloud")),
+            **CLOUD,
+            whatsapp_cloud_api_base=graph.url,
+            owner_numbers=(f"{SENDER}@c.us",),
+            send_rate_per_s=1000.0,
+            send_per_chat_interval_s=0.0,
+            speech_provider="openai",
+            speech_base_url=speech.url,
+            speech_api_key=speech.key,
+        ) as stack,
+    ):
         yield stack, graph
 
 
