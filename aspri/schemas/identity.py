@@ -19,7 +19,8 @@ class IdentityLinked(Payload, frozen=True, kw_only=True):
     alias: str
     person: str
     source: str = ""
-    """Who knew it: ``wa-js`` (WhatsApp Web's own LID/phone mapping)."""
+    """The channel engine that resolved it (``browser``: WhatsApp Web's own LID/phone mapping,
+    read through wa-js)."""
 
 
 REGISTRY.register("identity:linked", IdentityLinked)
