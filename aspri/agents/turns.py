@@ -359,7 +359,10 @@ class Conversation:
                         raise
             span.set_attribute("aspri.turn.kind", kind)
             agent_ms = (time.perf_counter() - began) * 1000 - fold_ms
-            sent, send_ms = await self._send(chat_id, text, base, event.event_id)
+            spoken = kind == "cron" and session.voice.on
+            sent, send_ms = await self._send(chat_id, text, base, event.event_id, voice=spoken)
+            if spoken:
+                await self.voice.after_reply(session, sent, base, event.event_id, self.send)
             turn = ChatTurn(
                 chat_id=chat_id,
                 cause=event.event_id,

@@ -1,8 +1,9 @@
 """Voice replies per chat: ``/voice on|off``, and what became of each spoken reply.
 
 The setting is a ``chat:voice`` event in the chat's stream, folded with the session, so it
-survives restarts and every worker sees it. With it on, the model's replies are sent with
-``voice`` (the gateway speaks them, ``SPEECH_PROVIDER``); commands and errors stay text. A reply
+survives restarts and every worker sees it. With it on, the model's replies (answers to
+messages and to scheduled prompts) are sent with ``voice`` (the gateway speaks them,
+``SPEECH_PROVIDER``); commands, reminders and errors stay text. A reply
 the gateway could not speak goes out as text with the reason (``voiceError``): the chat is told
 that reason once, in a text notice recorded as ``told``, and not again until the reason changes;
 the next spoken reply clears it without a word.

@@ -12,13 +12,15 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from langchain_core.messages import AIMessage
+from langchain_core.messages import AIMessage, BaseMessage
 
 from aspri.agents.prompt import HELP
 from aspri.agents.voice import USAGE
 from aspri.media.speech import NOT_CONFIGURED
+from aspri.schemas import REGISTRY, CronTrigger
 from aspri.schemas.chat import ChatVoice
 from aspri.schemas.media import Voice
+from aspri.streams import keys
 from aspri.streams.server import EmbeddedServer
 from tests.agents.engine.stack import Stack, echo, new_number, running_stack, scripted
 from tests.agents.engine.test_typing import SENDER, arrive
@@ -147,6 +149,29 @@ async def test_a_reply_is_spoken_and_reads_as_its_text(voiced: Stack, speech: Sp
     # the model reads its spoken reply as the words it said
     said = [m.text for m in model.calls[-1] if isinstance(m, AIMessage)]
     assert said == ["re: hello"]
+
+
+async def test_a_cron_prompts_answer_is_spoken_too(voiced: Stack) -> None:
+    number = new_number()
+    chat = f"{number}@c.us"
+    trigger = CronTrigger(
+        job_id=f"job-{number}",
+        job_name="Morning briefing",
+        scheduled_time=1_800_000_000_000,
+        payload={"chatId": chat, "prompt": "Give me my morning briefing"},
+    )
+
+    def script(messages: list[BaseMessage]) -> AIMessage:
+        if "[Scheduled job" in messages[-1].text:
+            return AIMessage(content="Sunny, two meetings.")
+        return echo(messages)
+
+    async with voiced.engine(scripted(script)):
+        await voiced.say(number, "/voice on")
+        await voiced.wait_answered(chat)
+        await voiced.log.append(keys.CRON_EVENTS, REGISTRY.event(trigger, source="cronjob"))
+        await voiced.wait_replies(chat, 2)
+    assert (await spoken(voiced, chat))[-1] == ("Sunny, two meetings.", True)
 
 
 async def test_voice_survives_a_restart_beyond_the_window(voiced: Stack) -> None:
