@@ -50,7 +50,10 @@ class AgentRunner:
         self.consumer = consumer
         self.burst = burst
         self._ready: asyncio.Queue[Delivery | None] = asyncio.Queue()
-        self._room = max(spec.batch, spec.concurrency) * 2  # held unacked at most
+        # Held unacked at most. A keyed read costs the server more (the queueing script, and the
+        # finishes riding with it), so a keyed reader reads further ahead: the workers then have
+        # entries in hand while a read is on its way.
+        self._room = max(spec.batch, spec.concurrency) * (4 if spec.key else 2)
         self._room_freed = asyncio.Event()
         self._held: dict[str, Delivery] = {}
         self._stopping = asyncio.Event()
