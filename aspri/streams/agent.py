@@ -221,36 +221,11 @@ class AgentRunner:
         while len(self._held) + spec.batch > self._room:  # room for a whole read
             self._room_freed.clear()
             await self._room_freed.wait()
-        async with self._flushing:
-            finishing = self._keyed[: spec.batch * 10]
-            async with self.redis.pipeline(transaction=True) as pipe:
-                if finishing:
-                    sent, names, args = self._finish_args(finishing)
-                    pipe.eval(scripts.FINISH, len(names), *names, *args)
-                pipe.eval(
-                    scripts.READ_KEYED,
-                    2,
-                    spec.stream,
-                    keys.lease_counter(spec.stream, spec.group),
-                    spec.group,
-                    self.consumer,
-                    spec.batch,
-                    spec.key,
-                    keys.key_queue(spec.stream, spec.group, ""),
-                    keys.lease(spec.stream, spec.group, ""),
-                    spec.lease_ms,
-                )
-                pipe.xreadgroup(spec.group, self.consumer, {spec.stream: ">"}, count=spec.batch)
-                results = await pipe.execute(raise_on_error=False)
-            if finishing:
-                statuses = results.pop(0)
-                if isinstance(statuses, Exception):  # left queued: the acker retries them
-                    log.warning(
-                        "finish failed; retrying",
-                        extra={"agent": spec.name, "error": str(statuses)},
-                    )
-                else:
-                    self._finished(finishing, sent, statuses)
+        if self._flushing.locked():  # the acker is sending finishes: read without waiting
+            results = await self._read_keyed(spec.key, [])
+        else:
+            async with self._flushing:
+                results = await self._read_keyed(spec.key, self._keyed[: spec.batch * 10])
         self._read_done.set()
         queued, reply = results
         for result in (reply, queued):  # XREADGROUP's error first: it names a missing group
@@ -279,6 +254,40 @@ class AgentRunner:
                 await self._make_room()
             self._hold(d)
         return len(entries)
+
+    async def _read_keyed(self, key: str, finishing: list[tuple[Delivery, list[str]]]) -> list[Any]:
+        """One MULTI: the ``finishing`` entries' finish script, the queueing script of entries
+        keyed by ``key``, XREADGROUP. Returns the last two replies; a failed finish is left for
+        the acker to retry."""
+        spec = self.spec
+        async with self.redis.pipeline(transaction=True) as pipe:
+            if finishing:
+                sent, names, args = self._finish_args(finishing)
+                pipe.eval(scripts.FINISH, len(names), *names, *args)
+            pipe.eval(
+                scripts.READ_KEYED,
+                2,
+                spec.stream,
+                keys.lease_counter(spec.stream, spec.group),
+                spec.group,
+                self.consumer,
+                spec.batch,
+                key,
+                keys.key_queue(spec.stream, spec.group, ""),
+                keys.lease(spec.stream, spec.group, ""),
+                spec.lease_ms,
+            )
+            pipe.xreadgroup(spec.group, self.consumer, {spec.stream: ">"}, count=spec.batch)
+            results: list[Any] = await pipe.execute(raise_on_error=False)
+        if finishing:
+            statuses = results.pop(0)
+            if isinstance(statuses, Exception):
+                log.warning(
+                    "finish failed; retrying", extra={"agent": spec.name, "error": str(statuses)}
+                )
+            else:
+                self._finished(finishing, sent, statuses)
+        return results
 
     async def _dispatch_pending(self) -> None:
         """Re-deliver what this consumer had read but not acked before it stopped."""
