@@ -5,7 +5,8 @@ Every request is checked before its handler runs (one ASGI middleware on both ga
   the compose service names, ``ASPRI_PUBLIC_HOSTS``), else 421 — a page on another site cannot
   reach the gateway by DNS rebinding;
 - a body must be ``application/json`` (415), so a cross-site form or ``text/plain`` post is
-  never parsed;
+  never parsed; an upload route (``UPLOAD_OPT``, the web chat's files) also takes
+  ``multipart/form-data``, but from a browser only with the page's own ``Origin`` (403);
 - unless the route is public (``/health``, the OpenAPI page, the Cloud webhook, the login link),
   it must carry the API key (``X-API-Key`` or ``Authorization: Bearer``), the engine's derived
   credential, or — on the WhatsApp gateway — a web-chat session cookie; else 401;
@@ -19,6 +20,7 @@ import logging
 from dataclasses import dataclass
 from http.cookies import CookieError, SimpleCookie
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from litestar import Request
 from litestar.datastructures import Headers
@@ -29,6 +31,7 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 
 from aspri import apikey
 from aspri.api.common import ApiError
+from aspri.api.limits import UPLOAD_OPT
 from aspri.config import Settings
 
 log = logging.getLogger(__name__)
@@ -138,6 +141,20 @@ def _is_json(content_type: str | None) -> bool:
     )
 
 
+def _is_multipart(content_type: str | None) -> bool:
+    return (content_type or "").partition(";")[0].strip().lower() == "multipart/form-data"
+
+
+def _same_origin(headers: Headers) -> None:
+    """A browser names the page a request comes from: a form on another site must not post a
+    file with the web chat's cookie (non-browser clients send no ``Origin``)."""
+    origin = headers.get("origin")
+    if origin is None:
+        return
+    if urlsplit(origin).netloc.lower() != headers.get("host", "").lower():
+        raise ApiError(403, "cross_origin", "Origin: a page of another site may not upload here")
+
+
 def _has_body(headers: Headers) -> bool:
     length = headers.get("content-length")
     if length is not None:
@@ -192,14 +209,14 @@ class AccessMiddleware(ASGIMiddleware):
                 "add it to ASPRI_PUBLIC_HOSTS if it is yours",
             )
         method = scope.get("method", "GET")
-        if (
-            method in BODY_METHODS
-            and _has_body(headers)
-            and not _is_json(headers.get("content-type"))
-        ):
-            raise ApiError(
-                415, "unsupported_media_type", "Content-Type: send the body as application/json"
-            )
+        content_type = headers.get("content-type")
+        if method in BODY_METHODS and _has_body(headers) and not _is_json(content_type):
+            upload = scope["route_handler"].opt.get(UPLOAD_OPT, False)
+            if not (upload and _is_multipart(content_type)):
+                raise ApiError(
+                    415, "unsupported_media_type", "Content-Type: send the body as application/json"
+                )
+            _same_origin(headers)
         caller = self.access.caller(headers)
         scope.setdefault("state", {})[CALLER] = caller
         public = scope["route_handler"].opt.get(PUBLIC) or scope["path"].startswith("/schema")

@@ -128,6 +128,7 @@ def create_gateway(
     on_shutdown: Sequence[LifespanHook] = (),
     lifespan: Sequence[Any] = (),
     request_max_body_size: int = 1024 * 1024,
+    upload_max_body_size: int | None = None,
     state: dict[str, Any] | None = None,
     redis: Redis | None = None,
     watched: Sequence[str] = metrics.WATCHED,
@@ -166,7 +167,10 @@ def create_gateway(
             swagger_assets(),
         ],
         openapi_config=openapi,
-        middleware=[AccessMiddleware(access), BodyLimits(request_max_body_size)],
+        middleware=[
+            AccessMiddleware(access),
+            BodyLimits(request_max_body_size, upload_max_body_size),
+        ],
         exception_handlers={
             HTTPException: _on_http_error,
             RedisError: _on_log_unavailable,

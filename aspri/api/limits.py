@@ -34,6 +34,8 @@ BODY_TIMEOUT_S = 30.0
 MAX_JSON_DEPTH = 32
 """Deeper than any body of these APIs (a job payload nests three levels)."""
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+UPLOAD_OPT = "upload"
+"""A route handler ``opt`` key: its body is an upload, limited by ``upload_max_bytes``."""
 
 _TOKENS = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]', re.DOTALL)
 _TIMEOUT_BODY = (
@@ -121,14 +123,17 @@ class BodyLimits(ASGIMiddleware):
 
     scopes = (ScopeType.HTTP,)
 
-    def __init__(self, max_bytes: int) -> None:
+    def __init__(self, max_bytes: int, upload_max_bytes: int | None = None) -> None:
         self.max_bytes = max_bytes
+        self.upload_max_bytes = upload_max_bytes or max_bytes
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         if scope.get("method") not in BODY_METHODS:
             await next_app(scope, receive, send)
             return
-        body = await self._read(receive)
+        handler = scope.get("route_handler")
+        upload = handler is not None and handler.opt.get(UPLOAD_OPT, False)
+        body = await self._read(receive, self.upload_max_bytes if upload else self.max_bytes)
         media = Headers.from_scope(scope).get("content-type", "").partition(";")[0].strip()
         if media.endswith("json") and (depth := too_deep(body)) is not None:
             raise ApiError(
@@ -148,7 +153,7 @@ class BodyLimits(ASGIMiddleware):
 
         await next_app(scope, replay, send)
 
-    async def _read(self, receive: Receive) -> bytes:
+    async def _read(self, receive: Receive, max_bytes: int) -> bytes:
         chunks: list[bytes] = []
         size = 0
         deadline = time.monotonic() + BODY_TIMEOUT_S
@@ -169,11 +174,11 @@ class BodyLimits(ASGIMiddleware):
             chunk = message.get("body", b"")
             assert isinstance(chunk, bytes)
             size += len(chunk)
-            if size > self.max_bytes:
+            if size > max_bytes:
                 raise ApiError(
                     413,
                     "payload_too_large",
-                    f"body: more than {self.max_bytes} bytes",
+                    f"body: more than {max_bytes} bytes",
                     headers={"Connection": "close"},
                 )
             chunks.append(chunk)

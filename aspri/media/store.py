@@ -34,6 +34,7 @@ _SIGNATURES: tuple[tuple[int, bytes, str], ...] = (
     (0, b"#!AMR", "audio/amr"),
     (0, b"%PDF-", "application/pdf"),
     (4, b"ftyp", "video/mp4"),
+    (0, b"\x1a\x45\xdf\xa3", "video/webm"),  # Matroska/WebM: a browser's recorded voice note
 )
 
 
@@ -41,6 +42,8 @@ def sniff(head: bytes) -> str | None:
     """The type the first bytes show, for the few types ASPRI serves inline; None otherwise."""
     if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
         return "image/webp"
+    if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
+        return "audio/wav"
     for offset, magic, mime in _SIGNATURES:
         if head[offset : offset + len(magic)] == magic:
             return mime

@@ -18,6 +18,7 @@ from aspri.api.whatsapp.channel import Channel
 from aspri.api.whatsapp.engines.cloud import CloudChannel
 from aspri.api.whatsapp.engines.local import LocalChannel
 from aspri.api.whatsapp.gateway import MAX_MESSAGE_BYTES, Gateway
+from aspri.api.whatsapp.local_media import upload_limit
 from aspri.api.whatsapp.media_routes import get_media
 from aspri.api.whatsapp.pacing import Clock
 from aspri.api.whatsapp.routes import ROUTES
@@ -95,6 +96,7 @@ def create_app(
         "media": Provide(provide_media, sync_to_thread=False),
     }
     if isinstance(channel, LocalChannel):
+        from aspri.api.whatsapp.local_media import post_local_media
         from aspri.api.whatsapp.local_routes import local_routes
 
         assistant = Assistant(settings, redis, gateway.log)
@@ -102,7 +104,7 @@ def create_app(
         def provide_assistant() -> Assistant:
             return assistant
 
-        handlers += local_routes()
+        handlers += [*local_routes(), post_local_media]
         dependencies["assistant"] = Provide(provide_assistant, sync_to_thread=False)
     if isinstance(channel, CloudChannel):
         from aspri.api.whatsapp.engines.cloud_routes import receive_webhook, verify_webhook
@@ -131,6 +133,7 @@ def create_app(
         route_handlers=[Router("/", route_handlers=handlers, dependencies=dependencies)],
         lifespan=[running],
         request_max_body_size=4 * MAX_MESSAGE_BYTES + 64 * 1024,
+        upload_max_body_size=upload_limit(settings.media_max_bytes),
         state={"gateway": gateway},
         redis=redis,
         watched=metrics.watched(settings),

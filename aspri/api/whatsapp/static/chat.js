@@ -171,7 +171,7 @@ function formatted(text) {
 
 function upsertChat(message) {
   const chat = state.chats.get(message.chatId) || { chatId: message.chatId, messageCount: 0, unread: 0 };
-  chat.lastMessage = message.body;
+  chat.lastMessage = message.body || (message.media ? `[${message.media.kind}]` : "");
   chat.lastActivity = Math.max(chat.lastActivity || 0, message.timestamp);
   chat.messageCount += 1;
   if (!message.fromMe && message.fromName) chat.name = message.fromName;
@@ -364,6 +364,53 @@ function quoteFor(message) {
   return block;
 }
 
+// A stored photo, video or document, behind the page's session cookie like the rest of the API:
+// a photo as its thumbnail (opening full size), a video as a player, a document as a link.
+function fileOf(message) {
+  const media = message.media;
+  if (!media || !message.mediaUrl) return null;
+  if (media.kind === "image" || media.kind === "sticker") {
+    const open = document.createElement("a");
+    open.href = message.mediaUrl;
+    open.target = "_blank";
+    open.rel = "noopener";
+    const img = document.createElement("img");
+    img.className = "photo";
+    img.src = message.mediaUrl;
+    img.alt = media.caption || "photo";
+    img.loading = "lazy";
+    open.append(img);
+    return open;
+  }
+  if (media.kind === "video") {
+    const video = document.createElement("video");
+    video.className = "clip";
+    video.controls = true;
+    video.preload = "metadata";
+    video.src = message.mediaUrl;
+    return video;
+  }
+  if (media.kind === "document") {
+    const link = document.createElement("a");
+    link.className = "file";
+    link.href = message.mediaUrl;
+    link.download = media.filename || "document";
+    const kb = Math.max(1, Math.round((media.size || 0) / 1024));
+    link.textContent = `${media.filename || "document"} · ${kb} KB`;
+    return link;
+  }
+  return null;
+}
+
+function transcriptOf(message) {
+  const media = message.media;
+  if (!media || !media.transcript) return null;
+  const line = document.createElement("span");
+  line.className = "transcript";
+  line.textContent = `“${media.transcript}”`;
+  return line;
+}
+
 function bubbleFor(message, pending = false) {
   // In this page you are the contact: your messages go right, ASPRI's (fromMe) go left.
   const side = message.fromMe ? "in" : "out";
@@ -380,6 +427,10 @@ function bubbleFor(message, pending = false) {
   if (quote) bubble.append(quote);
   const player = audioOf(message);
   if (player) bubble.append(player);
+  const file = fileOf(message);
+  if (file) bubble.append(file);
+  const transcript = transcriptOf(message);
+  if (transcript) bubble.append(transcript);
   bubble.append(formatted(message.body));
   const meta = document.createElement("span");
   meta.className = "meta";
@@ -541,6 +592,63 @@ async function send() {
   }
 }
 
+// ------------------------------------------------------------------ attachments
+
+// A file or a recorded voice note goes to the gateway (POST /api/local/media), which stores it
+// as every engine stores media and records the message; it comes back on the live stream.
+async function upload(file, { voice = false } = {}) {
+  const chatId = state.current;
+  if (!chatId) return;
+  const input = $("message-input");
+  const caption = voice ? "" : input.value.trim();
+  const form = new FormData();
+  form.append("from", chatId);
+  if (state.names[chatId]) form.append("name", state.names[chatId]);
+  if (caption) form.append("caption", caption);
+  if (voice) form.append("voice", "true");
+  form.append("file", file, file.name);
+  try {
+    await api("/api/local/media", { method: "POST", body: form });
+    if (caption) { input.value = ""; autosize(); }
+    $("send-error").hidden = true;
+  } catch (error) {
+    $("send-error").textContent = `Not sent: ${error.message}`;
+    $("send-error").hidden = false;
+  }
+}
+
+let recorder = null;
+
+async function toggleRecording() {
+  if (recorder) { recorder.stop(); return; }
+  let stream;
+  try {
+    stream = await navigator.mediaDevices.getUserMedia({ audio: true });
+  } catch (error) {
+    $("send-error").textContent = `Microphone: ${error.message || "not available"}`;
+    $("send-error").hidden = false;
+    return;
+  }
+  const wanted = ["audio/ogg;codecs=opus", "audio/webm;codecs=opus", "audio/webm"];
+  const mimeType = wanted.find((type) => MediaRecorder.isTypeSupported(type)) || "";
+  const chunks = [];
+  const current = new MediaRecorder(stream, mimeType ? { mimeType } : {});
+  recorder = current;
+  current.ondataavailable = (event) => { if (event.data.size) chunks.push(event.data); };
+  current.onstop = () => {
+    stream.getTracks().forEach((track) => track.stop());
+    recorder = null;
+    $("record-button").classList.remove("recording");
+    $("recording").hidden = true;
+    const type = (current.mimeType || mimeType || "audio/webm").split(";")[0];
+    const note = new File(chunks, type === "audio/ogg" ? "voice-note.ogg" : "voice-note.webm", { type });
+    if (note.size) upload(note, { voice: true });
+  };
+  current.start(250);
+  $("record-button").classList.add("recording");
+  $("recording").hidden = false;
+}
+
 // ------------------------------------------------------------------ typing
 
 // The assistant works on a reply: "typing…" under the messages until the reply arrives, or
@@ -632,6 +740,13 @@ $("new-chat").addEventListener("submit", (event) => {
 });
 
 $("composer").addEventListener("submit", (event) => { event.preventDefault(); send(); });
+$("attach-button").addEventListener("click", () => $("attach-input").click());
+$("attach-input").addEventListener("change", () => {
+  const [file] = $("attach-input").files;
+  $("attach-input").value = "";
+  if (file) upload(file);
+});
+$("record-button").addEventListener("click", toggleRecording);
 $("message-input").addEventListener("input", autosize);
 $("message-input").addEventListener("keydown", (event) => {
   if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
