@@ -6,15 +6,17 @@
 Everything runs as in production, one process per part, on its own embedded Valkey: the
 WhatsApp and cron gateways (``aspri whatsapp``, ``aspri cron``), and 1 or 2 engine workers
 (this file's ``worker`` mode: the real ``Engine`` with its own ``aspri mcp`` child over stdio,
-the agent built by ``create_agent``, and a chat model that answers ``re: <text>`` at once).
+the agent built by ``build_agent``, and a chat model that answers ``re: <text>`` at once: a
+turn that calls no tool never enters the LangGraph graph, and its reply goes straight to the
+gateway, so the MCP children idle here unless the model calls a tool).
 
 Load: C chats write in the local web chat (``POST /api/local/messages``), each waiting for the
 reply (seen on the gateway's live stream ``/api/local/events``) before writing again, so
 every message is its own turn. Reported: turns/s, inbound-to-reply latency p50/p99, the CPU
 milliseconds per turn of each process (engine workers, their MCP servers, the gateways, Valkey;
 ``bench/cpu.py``), one chat alone (unloaded latency), and where a turn's time goes — the agent
-framework (LangGraph/LangChain around the instant model) against the pipeline (gateway, stream
-delivery, session fold, MCP send, turn record), from the ``chat:turn`` records' timings.
+framework (LangChain around the instant model) against the pipeline (gateway, stream delivery,
+session fold, the send, turn record), from the ``chat:turn`` records' timings.
 """
 
 from __future__ import annotations
@@ -435,9 +437,9 @@ def report(
         )
     print(
         "in+queue: the inbound request, stream delivery and waiting for a worker; agent: the "
-        "create_agent graph run (LangGraph/LangChain; (model) is the instant model's call "
-        "through LangChain); send: the MCP whatsapp_send_message call through the gateway. "
-        "agent framework = agent / latency; pipeline = everything else."
+        "agent run (the model call through LangChain, the LangGraph graph only when the model "
+        "calls tools; (model) is the instant model's call); send: the reply's POST to the "
+        "gateway. agent framework = agent / latency; pipeline = everything else."
     )
 
 
