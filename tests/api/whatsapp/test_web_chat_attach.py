@@ -89,6 +89,9 @@ async def test_attach_a_photo_a_document_and_a_voice_note(
 
         await page.locator("#record-button").click()
         await expect(page.locator("#recording")).to_be_visible()
+        await page.wait_for_function(
+            "Number(document.querySelector('#recording').dataset.bytes) > 0"
+        )
         await page.locator("#record-button").click()
         await expect(page.locator(".bubble.out audio.voice")).to_have_count(1)
         await expect(page.locator("#recording")).to_be_hidden()

@@ -633,8 +633,18 @@ async function toggleRecording() {
   const mimeType = wanted.find((type) => MediaRecorder.isTypeSupported(type)) || "";
   const chunks = [];
   const current = new MediaRecorder(stream, mimeType ? { mimeType } : {});
+  const line = $("recording");
+  const began = Date.now();
+  let bytes = 0;
   recorder = current;
-  current.ondataavailable = (event) => { if (event.data.size) chunks.push(event.data); };
+  current.ondataavailable = (event) => {
+    if (!event.data.size) return;
+    chunks.push(event.data);
+    bytes += event.data.size;
+    line.dataset.bytes = String(bytes);
+    const seconds = Math.floor((Date.now() - began) / 1000);
+    line.textContent = `Recording a voice note (${Math.floor(seconds / 60)}:${String(seconds % 60).padStart(2, "0")})… tap the microphone again to send it`;
+  };
   current.onstop = () => {
     stream.getTracks().forEach((track) => track.stop());
     recorder = null;
@@ -643,7 +653,12 @@ async function toggleRecording() {
     const type = (current.mimeType || mimeType || "audio/webm").split(";")[0];
     const note = new File(chunks, type === "audio/ogg" ? "voice-note.ogg" : "voice-note.webm", { type });
     if (note.size) upload(note, { voice: true });
+    else {
+      $("send-error").textContent = "Not sent: nothing was recorded";
+      $("send-error").hidden = false;
+    }
   };
+  line.dataset.bytes = "0";
   current.start(250);
   $("record-button").classList.add("recording");
   $("recording").hidden = false;
