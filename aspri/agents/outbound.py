@@ -75,10 +75,18 @@ class Outbound:
         await self._http.aclose()
 
     async def send(
-        self, target: str, text: str, key: str, cause: str, *, voice: bool = False
+        self,
+        target: str,
+        text: str,
+        key: str,
+        cause: str,
+        *,
+        voice: bool = False,
+        reply_to: str | None = None,
     ) -> dict[str, Any]:
-        """Send ``text`` to ``target`` once per ``key`` (``voice``: as a spoken voice note);
-        the gateway's SentMessage (camelCase)."""
+        """Send ``text`` to ``target`` once per ``key`` (``voice``: as a spoken voice note;
+        ``reply_to``: the channel id of the message it answers, which the gateway quotes as
+        ``REPLY_QUOTE`` says); the gateway's SentMessage (camelCase)."""
         body: dict[str, Any] = {
             "phoneNumber": target,
             "message": text,
@@ -87,6 +95,8 @@ class Outbound:
         }
         if voice:
             body["voice"] = True
+        if reply_to:
+            body["replyTo"] = reply_to
         TOOL_CALLS.labels(self._label).inc()
         with _tracer.start_as_current_span(
             "send message",

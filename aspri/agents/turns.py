@@ -269,7 +269,12 @@ class Conversation:
             agent_ms = (time.perf_counter() - began) * 1000
             spoken = kind == "reply" and session.voice.on
             sent, send_ms = await self._send(
-                session.chat_id, text, f"{base}:reply", cause.event_id, voice=spoken
+                session.chat_id,
+                text,
+                f"{base}:reply",
+                cause.event_id,
+                voice=spoken,
+                reply_to=cause.message_id,
             )
             if spoken:
                 await self.voice.after_reply(session, sent, base, cause.event_id, self.send)
@@ -427,13 +432,20 @@ class Conversation:
         return sent
 
     async def _send(
-        self, target: str, text: str, key: str, cause: str, *, voice: bool = False
+        self,
+        target: str,
+        text: str,
+        key: str,
+        cause: str,
+        *,
+        voice: bool = False,
+        reply_to: str | None = None,
     ) -> tuple[dict[str, Any], float]:
         """``voice``: the gateway speaks it as a voice note when it can (else text and
-        ``voiceError``)."""
+        ``voiceError``); ``reply_to``: the message answered, quoted per ``REPLY_QUOTE``."""
         began = time.perf_counter()
         text = text.strip() or "(I have nothing to add.)"
-        data = await self.outbound.send(target, text, key, cause, voice=voice)
+        data = await self.outbound.send(target, text, key, cause, voice=voice, reply_to=reply_to)
         return data, (time.perf_counter() - began) * 1000
 
     async def _send_quietly(self, target: str, text: str, key: str, cause: str) -> bool:

@@ -15,7 +15,7 @@ import pytest
 from langchain_core.messages import AIMessage, BaseMessage
 
 from aspri.streams.server import EmbeddedServer
-from tests.agents.engine.stack import Stack, running_stack, scripted
+from tests.agents.engine.stack import Stack, running_stack, scripted, trailing_user_texts
 from tests.api.whatsapp.graph_recorder import GraphRecorder, graph_recorder
 from tests.api.whatsapp.test_cloud import CLOUD, signed, text_message, webhook
 from tests.helpers import wait_until
@@ -81,3 +81,35 @@ async def test_typing_and_read_receipt_repeat_while_a_slow_model_thinks(
     # no indicator after the reply: it would show "typing…" under the answer
     bodies = [r.body for r in graph.requests]
     assert bodies.index(reply) > max(i for i, b in enumerate(bodies) if b.get("status") == "read")
+
+
+async def test_a_reply_quotes_its_message_when_the_person_wrote_again_meanwhile(
+    cloud: tuple[Stack, GraphRecorder],
+) -> None:
+    """REPLY_QUOTE=first (the default): the answer to the first question quotes it, because
+    the second arrived while the model thought; the answer to the second sits right under it."""
+    stack, graph = cloud
+    first, second = "wamid.FIRSTQUESTION0001", "wamid.SECONDQUESTION002"
+    chat = f"{SENDER}@c.us"
+
+    async def inbound() -> int:
+        events = await stack.chat_events(chat)
+        return sum(1 for e in events if e.type == "whatsapp:message" and e.data.id == second)
+
+    async def thinks(messages: list[BaseMessage]) -> AIMessage:
+        asked = trailing_user_texts(messages)
+        if asked == ["When is the dentist?"]:
+            await wait_until(inbound, 20)  # the person writes again meanwhile
+        return AIMessage(content=f"About: {' | '.join(asked)}")
+
+    before = len(graph.sends())
+    async with stack.engine(scripted(thinks)):
+        await arrive(stack, first, "When is the dentist?")
+        await wait_until(lambda: graph.receipts(first), 20)
+        await arrive(stack, second, "And the plumber?")
+        await wait_until(lambda: len(graph.sends()) >= before + 2, 30)
+    replies = {s["text"]["body"]: s.get("context") for s in graph.sends()[before:]}
+    assert replies == {
+        "About: When is the dentist?": {"message_id": first},
+        "About: And the plumber?": None,
+    }
