@@ -326,6 +326,8 @@ class Settings:
     """None: ``OPENAI_API_KEY``."""
     speech_model: str = "tts-1"
     speech_voice: str = "alloy"
+    document_text_max_chars: int = 20_000
+    """A document's text kept for the model (PDF, plain text), at most this long (0: none)."""
     reply_quote: str = "first"
     """When a reply quotes the message it answers: ``always``, ``off``, or ``first`` — only when
     the person wrote again after that message (the reply would not sit right under it)."""
@@ -465,6 +467,9 @@ class Settings:
             speech_api_key=_read(e, "SPEECH_API_KEY", None, _opt),
             speech_model=_read(e, "SPEECH_MODEL", d.speech_model, _str),
             speech_voice=_read(e, "SPEECH_VOICE", d.speech_voice, _str),
+            document_text_max_chars=_read(
+                e, "DOCUMENT_TEXT_MAX_CHARS", d.document_text_max_chars, _non_negative_int
+            ),
             reply_quote=_read(e, "REPLY_QUOTE", d.reply_quote, _choice("off", "first", "always")),
             typing_refresh_s=_read(
                 e, "TYPING_REFRESH_SECONDS", d.typing_refresh_s, _positive_float

@@ -32,6 +32,8 @@ class MediaFile(_Part, frozen=True, kw_only=True):
     voice note has no transcript."""
     transcript: str | None = None
     """What an audio or a voice note says (``TRANSCRIPTION_PROVIDER``); the model reads it."""
+    text: str | None = None
+    """A document's text (PDF, plain text; ``DOCUMENT_TEXT_MAX_CHARS``); the model reads it."""
 
 
 class Image(MediaFile, frozen=True, kw_only=True, tag="image"):
@@ -163,6 +165,9 @@ def as_text(body: str, media: Media | None) -> str:
             what = f"document {media.filename}"
         if media.transcript:
             return f"[{what}, transcribed:] {media.transcript}"
+        if media.text:
+            said = f" {body or media.caption}" if body or media.caption else ""
+            return f"[{what}, its text follows]{said}\n{media.text}"
         if isinstance(media, Audio | Voice):
             reason = media.error or "no transcription is configured"
             note = f"[{what} that could not be transcribed ({reason}); tell the person so]"

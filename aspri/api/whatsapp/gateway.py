@@ -20,8 +20,10 @@ from aspri.api.whatsapp.working import WorkingListener
 from aspri.config import Settings
 from aspri.identity import Identities
 from aspri.media import MediaStore
+from aspri.media.extract import with_text
 from aspri.media.speech import Speech
 from aspri.schemas import Event, WhatsAppMessage
+from aspri.schemas.media import Media
 from aspri.streams.log import EventLog
 
 log = logging.getLogger(__name__)
@@ -57,6 +59,9 @@ class Gateway:
             clock,
         )
         self.quotes = Quotes(self.log, settings.reply_quote)
+        self.media = MediaStore(
+            settings.media_dir, settings.media_max_bytes, settings.media_retention_days
+        )
         self.outbox = Outbox(
             redis,
             self.log,
@@ -68,12 +73,7 @@ class Gateway:
             statuses=self.statuses,
             owners=settings.owner_numbers,
             quotes=self.quotes,
-            speech=Speech.from_settings(
-                settings,
-                MediaStore(
-                    settings.media_dir, settings.media_max_bytes, settings.media_retention_days
-                ),
-            ),
+            speech=Speech.from_settings(settings, self.media),
         )
         limiter = InboundLimiter(
             redis, rate_per_minute=settings.inbound_rate_per_minute, burst=settings.inbound_burst
@@ -88,9 +88,13 @@ class Gateway:
             identities=self.identities,
             engine=settings.whatsapp_engine,
             quotes=self.quotes,
+            document_text=self._document_text,
         )
 
         self.working = WorkingListener(redis, channel, self.hub)
+
+    async def _document_text(self, media: Media) -> Media | None:
+        return await with_text(self.media, media, self.settings.document_text_max_chars)
 
     async def _slow_down(self, throttled: Event[WhatsAppMessage]) -> None:
         """The one notice a flooding sender gets (per flood: see ``limits.py``)."""

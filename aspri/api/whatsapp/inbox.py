@@ -26,6 +26,7 @@ from aspri.api.whatsapp.limits import InboundLimiter
 from aspri.api.whatsapp.quoting import Quotes
 from aspri.identity import Identities
 from aspri.schemas import REGISTRY, Event, WhatsAppMessage
+from aspri.schemas.media import Document, Media
 from aspri.streams import keys
 from aspri.streams.log import Appended, EventLog
 from aspri.telemetry.metrics import INBOUND_THROTTLED
@@ -55,6 +56,7 @@ class Inbox:
         identities: Identities | None = None,
         engine: str = "",
         quotes: Quotes | None = None,
+        document_text: Callable[[Media], Awaitable[Media | None]] | None = None,
     ) -> None:
         self.log = log_
         self.stream = stream
@@ -67,6 +69,8 @@ class Inbox:
         self.engine = engine
         """The channel engine's name, recorded as the source of the links it resolved."""
         self.quotes = quotes
+        self.document_text = document_text
+        """A document with its text (``aspri.media.extract``), stored with the message."""
         """Told each message the person wrote (``REPLY_QUOTE=first`` quotes by it)."""
 
     async def receive(self, message: WhatsAppMessage) -> str:
@@ -89,6 +93,10 @@ class Inbox:
         """Append ``message`` once; a repeat returns the first append with ``duplicate``."""
         if self.identities is not None:
             message = await self._as_person(message, self.identities)
+        if self.document_text is not None and isinstance(message.media, Document):
+            message = msgspec.structs.replace(
+                message, media=await self.document_text(message.media)
+            )
         chat = keys.chat(message.chat_id)
         notify = False
         if not message.from_me and self.limiter is not None:

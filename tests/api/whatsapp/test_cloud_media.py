@@ -294,6 +294,7 @@ async def test_the_history_shows_the_reference_and_where_the_file_is(
                 "filename": None,
                 "error": None,
                 "transcript": None,
+                "text": None,
             }
             served = await gw.client.get(shown["mediaUrl"])
             assert (served.status_code, served.content) == (200, JPEG)

@@ -13,6 +13,7 @@ import httpx
 from aspri.schemas.media import Document, Image, Voice
 from aspri.streams import keys
 from tests.api.whatsapp.conftest import GatewayFactory, Running
+from tests.media.pdf import pdf_with_text
 from tests.media.transcription_server import transcription_server
 
 CHAT = "6281400000001@c.us"
@@ -44,7 +45,8 @@ async def test_an_image_and_a_document_become_messages_with_media(
         assert r.json()["data"]["chatId"] == CHAT
         again = await upload(gw.client, PNG, "image/png", "same.png")  # stored once
         assert again.status_code == 202
-        doc = await upload(gw.client, PDF, "application/pdf", "../../etc/report.pdf")
+        report_pdf = pdf_with_text(["Quarterly report: all good"])
+        doc = await upload(gw.client, report_pdf, "application/pdf", "../../etc/report.pdf")
         assert doc.status_code == 202, doc.text
         photo, copy, report = await inbound(gw)
         assert isinstance(photo.media, Image) and photo.type == "image"
@@ -58,6 +60,7 @@ async def test_an_image_and_a_document_become_messages_with_media(
         stored = list((tmp_path / "media").glob("??/*"))
         assert len(stored) == 2
         assert isinstance(report.media, Document) and report.media.filename == "report.pdf"
+        assert report.media.text == "Quarterly report: all good"  # what the model reads
         served = await gw.client.get(f"/api/media/{photo.media.sha256}")
         assert served.status_code == 200 and served.content == PNG
         history = await gw.client.get(f"/api/messages/{CHAT}")
