@@ -78,6 +78,13 @@ WHATSAPP_CHAT_CURSORS = "whatsapp:chats:cursor"
 WHATSAPP_CONTACTS = "whatsapp:contacts"
 """Hash contact chat id → contact JSON (number, push name): a projection, for search."""
 
+WHATSAPP_MEDIA_PENDING = "whatsapp:media:pending"
+"""Stream of admitted inbound media messages whose files are still to be fetched (the Cloud
+API webhook answers first; the gateway's worker downloads, then records them)."""
+
+WHATSAPP_MEDIA_GROUP = "gateway"
+"""The WhatsApp gateway's consumer group on ``WHATSAPP_MEDIA_PENDING``."""
+
 
 def whatsapp_send(key: str) -> str:
     """Hash of one idempotent send: request fingerprint, the parts sent so far, the result."""

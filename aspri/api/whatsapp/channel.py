@@ -22,6 +22,12 @@ OnStatus = Callable[[WhatsAppStatus], Awaitable[object]]
 """Records a delivery status of an outbound message (``Statuses.record``)."""
 
 
+Defer = Callable[[WhatsAppMessage, bytes], Awaitable[str | None]]
+"""Admits an inbound message whose media is still to be fetched: ``(message, pending)``, the
+message carrying only the media's type and id. Over the rate limit it is recorded at once
+as throttled (its eventId returned); otherwise ``pending`` is queued durably for ``resolve``
+(None returned)."""
+
 LastInbound = Callable[[str], Awaitable[int]]
 """Unix ms of a chat's last inbound message (0: none), from the chat stream's fold."""
 
@@ -60,6 +66,11 @@ class Channel(abc.ABC):
     last_inbound: LastInbound | None = None
     """Set by the gateway before ``start`` (the Cloud API's 24-hour window needs it)."""
     voice_out: bool = False
+    defer: Defer | None = None
+    """Set by the gateway before ``start`` when ``defers_media``: where a media message goes
+    before its file is fetched."""
+    defers_media: bool = False
+    """Whether the engine queues media messages through ``defer`` and implements ``resolve``."""
     """Whether ``send_voice`` sends voice notes; the gateway sends replies as text otherwise."""
 
     async def report_status(self, status: WhatsAppStatus) -> None:
@@ -99,6 +110,11 @@ class Channel(abc.ABC):
         show the person that the assistant is typing and mark those messages read, where the
         channel can. Repeated while the turn runs; must not raise (a courtesy, not a send)."""
         return None
+
+    async def resolve(self, pending: bytes) -> WhatsAppMessage | None:
+        """A message queued through ``defer``, its media fetched (or the reason it is not);
+        None when ``pending`` cannot be read. Only engines with ``defers_media`` queue any."""
+        raise NotImplementedError(f"the {self.name} engine defers no media")
 
     async def qr(self) -> str | None:
         """The login QR code (its text payload) while ``state() == "scan_qr"``, else None."""

@@ -1,5 +1,6 @@
 """The WhatsApp gateway's parts wired together: log, projections, hub, inbox, outbox, statuses,
-channel, and the listener for the engine's working signals (typing, read receipts)."""
+channel, the listener for the engine's working signals (typing, read receipts), and the worker
+fetching inbound media after the webhook is answered (``deferred.py``)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import logging
 from redis.asyncio import Redis
 
 from aspri.api.whatsapp.channel import Channel
+from aspri.api.whatsapp.deferred import Deferred
 from aspri.api.whatsapp.directory import Directory
 from aspri.api.whatsapp.hub import Hub
 from aspri.api.whatsapp.inbox import Inbox
@@ -91,6 +93,7 @@ class Gateway:
             document_text=self._document_text,
         )
 
+        self.deferred = Deferred(redis, self.inbox, channel) if channel.defers_media else None
         self.working = WorkingListener(redis, channel, self.hub)
 
     async def _document_text(self, media: Media) -> Media | None:
@@ -115,7 +118,11 @@ class Gateway:
         await self.identities.start()
         self.channel.on_status = self.statuses.record
         self.channel.last_inbound = self.directory.last_inbound
+        if self.deferred is not None:
+            self.channel.defer = self.deferred.admit
         await self.channel.start(self.inbox.receive)
+        if self.deferred is not None:
+            self.deferred.start()
         self.working.start()
         log.info(
             "whatsapp gateway started", extra={"engine": self.engine, "channel": self.channel.name}
@@ -124,6 +131,8 @@ class Gateway:
     async def stop(self) -> None:
         self.hub.close()
         await self.working.stop()
+        if self.deferred is not None:
+            await self.deferred.stop()
         try:
             await self.channel.stop()
         finally:

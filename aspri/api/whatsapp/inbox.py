@@ -22,7 +22,7 @@ from opentelemetry.trace import SpanKind
 from aspri.api.whatsapp.directory import Directory
 from aspri.api.whatsapp.history import to_chat_message
 from aspri.api.whatsapp.hub import Hub
-from aspri.api.whatsapp.limits import InboundLimiter
+from aspri.api.whatsapp.limits import InboundLimiter, Verdict
 from aspri.api.whatsapp.quoting import Quotes
 from aspri.identity import Identities
 from aspri.schemas import REGISTRY, Event, WhatsAppMessage
@@ -89,23 +89,44 @@ class Inbox:
         chat_id = message.chat_id if message.is_group else identities.person(message.chat_id)
         return msgspec.structs.replace(message, from_=person, chat_id=chat_id, alias=message.from_)
 
-    async def record(self, message: WhatsAppMessage) -> tuple[Event[WhatsAppMessage], Appended]:
-        """Append ``message`` once; a repeat returns the first append with ``duplicate``."""
+    async def admit(self, message: WhatsAppMessage) -> Event[WhatsAppMessage] | None:
+        """The rate limit's verdict before anything slow is done for ``message`` (a media
+        download): a sender over the limit has it recorded at once, throttled, and gets it back;
+        None means admitted, its place spent: record it later with ``admitted=True``."""
+        if self.identities is not None:
+            message = await self._as_person(message, self.identities)
+        verdict = await self._verdict(message)
+        if verdict.accepted:
+            return None
+        event, _ = await self._append(message, verdict)
+        return event
+
+    async def record(
+        self, message: WhatsAppMessage, *, admitted: bool = False
+    ) -> tuple[Event[WhatsAppMessage], Appended]:
+        """Append ``message`` once; a repeat returns the first append with ``duplicate``.
+        ``admitted``: ``admit`` already let it through, so the limit is not asked again."""
         if self.identities is not None:
             message = await self._as_person(message, self.identities)
         if self.document_text is not None and isinstance(message.media, Document):
             message = msgspec.structs.replace(
                 message, media=await self.document_text(message.media)
             )
+        verdict = Verdict(accepted=True) if admitted else await self._verdict(message)
+        return await self._append(message, verdict)
+
+    async def _verdict(self, message: WhatsAppMessage) -> Verdict:
+        if message.from_me or self.limiter is None:
+            return Verdict(accepted=True)
+        return await self.limiter.check(message.from_ or message.chat_id, inbound_key(message.id))
+
+    async def _append(
+        self, message: WhatsAppMessage, verdict: Verdict
+    ) -> tuple[Event[WhatsAppMessage], Appended]:
         chat = keys.chat(message.chat_id)
-        notify = False
-        if not message.from_me and self.limiter is not None:
-            verdict = await self.limiter.check(
-                message.from_ or message.chat_id, inbound_key(message.id)
-            )
-            if not verdict.accepted:
-                message = msgspec.structs.replace(message, throttled=True)
-                notify = verdict.notify
+        if not verdict.accepted:
+            message = msgspec.structs.replace(message, throttled=True)
+        notify = verdict.notify
         work = not (message.from_me or message.throttled)
         streams = [self.stream, chat] if work else [chat]
         event = REGISTRY.event(message, source="whatsapp")

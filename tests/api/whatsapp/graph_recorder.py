@@ -8,6 +8,7 @@ media id, with the same bearer check."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -41,6 +42,12 @@ class GraphRecorder:
     """media id → (bytes, declared mime type)."""
     media_requests: list[Recorded] = field(default_factory=list)
     downloads: int = 0
+    media_failures: list[int] = field(default_factory=list)
+    """HTTP statuses for the next ``GET /{media-id}``, first one first (an outage: 503...)."""
+    media_fail_status: int | None = None
+    """When set, every ``GET /{media-id}`` answers this status (a Graph API that stays down)."""
+    hold: asyncio.Event | None = None
+    """When set, the bytes are served only once it is set (a slow download)."""
     uploads: dict[str, Upload] = field(default_factory=dict)
     """media id → what was uploaded under it."""
 
@@ -55,6 +62,10 @@ class GraphRecorder:
             for r in self.requests
             if r.body.get("status") == "read" and r.body.get("message_id") == message_id
         ]
+
+    def media_gets(self, media_id: str) -> int:
+        """How many requests touched ``media_id``: its URL lookups and its byte downloads."""
+        return sum(1 for r in self.media_requests if r.path.endswith(f"/{media_id}"))
 
 
 @dataclass
@@ -134,6 +145,11 @@ def _app(recorder: GraphRecorder) -> Litestar:
     async def media_url(request: Request[Any, Any, Any], media_id: FromPath[str]) -> Response[Any]:
         if not authorized(request):
             return Response(oauth_error, status_code=401)
+        status = recorder.media_failures.pop(0) if recorder.media_failures else None
+        status = status or recorder.media_fail_status
+        if status is not None:
+            error = {"error": {"message": "Service temporarily unavailable", "code": 2}}
+            return Response(error, status_code=status)
         if media_id not in recorder.media:
             error = {"error": {"message": "Unsupported get request.", "code": 100}}
             return Response(error, status_code=400)
@@ -155,6 +171,8 @@ def _app(recorder: GraphRecorder) -> Litestar:
     ) -> Response[Any]:
         if not authorized(request):
             return Response(oauth_error, status_code=401)
+        if recorder.hold is not None:
+            await recorder.hold.wait()
         recorder.downloads += 1
         data, mime = recorder.media[media_id]
         return Response(data, media_type=mime)

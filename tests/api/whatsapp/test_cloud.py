@@ -121,6 +121,7 @@ async def test_signed_text_message_is_one_event_even_when_delivered_twice(
             "statuses": 0,
             "ignored": 0,
             "eventIds": [ANY],
+            "pending": 0,
             "problems": [],
         }
         again = await deliver(gw.client, payload)  # Meta retries deliveries it is unsure of
@@ -184,6 +185,7 @@ async def test_statuses_and_odd_shapes_are_ignored_without_losing_good_messages(
             "statuses": 1,
             "ignored": 0,
             "eventIds": [],
+            "pending": 0,
             "problems": [],
         }
 
@@ -205,6 +207,7 @@ async def test_statuses_and_odd_shapes_are_ignored_without_losing_good_messages(
             "statuses": 0,
             "ignored": 4,
             "eventIds": [ANY, ANY],
+            "pending": 0,
             "problems": [ANY, ANY, ANY, ANY],
         }
         events = await gw.stream(keys.WHATSAPP_MESSAGES)

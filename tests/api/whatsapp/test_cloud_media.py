@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from aspri.config import Settings
+from aspri.schemas import Event
 from aspri.schemas.media import (
     Audio,
     Contact,
@@ -24,9 +25,10 @@ from aspri.schemas.media import (
     Voice,
 )
 from aspri.streams import keys
-from tests.api.whatsapp.conftest import GatewayFactory
+from tests.api.whatsapp.conftest import GatewayFactory, Running
 from tests.api.whatsapp.graph_recorder import graph_recorder
 from tests.api.whatsapp.test_cloud import CLOUD, SENDER, cloud_channel, deliver, webhook
+from tests.helpers import wait_until
 from tests.media.transcription_server import transcription_server
 
 JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + bytes(range(256)) * 4
@@ -45,6 +47,18 @@ def message(wamid: str, kind: str, part: Any, **extra: Any) -> dict[str, Any]:
         "type": kind,
         kind: part,
     } | extra
+
+
+async def recorded(gw: Running, count: int) -> list[Event[Any]]:
+    """The engine's queue once it holds ``count`` messages (media are recorded after the 200,
+    once the gateway's worker fetched them)."""
+
+    async def enough() -> list[Event[Any]] | None:
+        events = await gw.stream(keys.WHATSAPP_MESSAGES)
+        return events if len(events) >= count else None
+
+    events: list[Event[Any]] = await wait_until(enough, 20)
+    return events
 
 
 def meta_sha(data: bytes) -> str:
@@ -150,8 +164,9 @@ async def test_media_types_are_downloaded_stored_once_and_served_back(
             response = await deliver(gw.client, webhook(batch))
             assert response.status_code == 200, response.text
             assert response.json()["data"]["messages"] == len(batch)
+            assert response.json()["data"]["pending"] == 6  # the files, fetched after the 200
 
-            events = await gw.stream(keys.WHATSAPP_MESSAGES)
+            events = await recorded(gw, len(batch))
             by_id = {e.data.id: e.data for e in events}
             assert len(await gw.stream(keys.chat(CHAT))) == len(batch)
             sha_jpeg, sha_opus, sha_pdf = meta_sha(JPEG), meta_sha(OPUS), meta_sha(PDF)
@@ -222,7 +237,7 @@ async def test_a_refused_download_is_recorded_with_the_reason(
             image = {"mime_type": "image/jpeg", "id": "9003383421387256"}
             response = await deliver(gw.client, webhook([message("wamid.NOPE", "image", image)]))
             assert response.status_code == 200
-            [event] = await gw.stream(keys.WHATSAPP_MESSAGES)
+            [event] = await recorded(gw, 1)
             assert event.data.media == Image(
                 id="9003383421387256",
                 mime="image/jpeg",
@@ -256,7 +271,8 @@ async def test_voice_notes_are_transcribed_before_they_are_recorded(
             batch = [message("wamid.V1", "audio", voice), message("wamid.A2", "audio", unknown)]
             response = await deliver(gw.client, webhook(batch))
             assert response.status_code == 200
-            first, second = [e.data for e in await gw.stream(keys.WHATSAPP_MESSAGES)]
+            by_id = {e.data.id: e.data for e in await recorded(gw, 2)}
+            first, second = by_id["wamid.V1"], by_id["wamid.A2"]
             assert isinstance(first.media, Voice)
             assert first.media.transcript == "Remind me to call mum at six."
             assert first.media.sha256 == meta_sha(OPUS)
@@ -281,6 +297,7 @@ async def test_the_history_shows_the_reference_and_where_the_file_is(
             image = {"caption": "the view", "mime_type": "image/jpeg", "id": "8003383421387256"}
             batch = [message("wamid.H1", "image", image)]
             assert (await deliver(gw.client, webhook(batch))).status_code == 200
+            await recorded(gw, 1)
             page = (await gw.client.get(f"/api/messages/{SENDER}")).json()["data"]
             [shown] = page["messages"]
             assert shown["body"] == "the view"

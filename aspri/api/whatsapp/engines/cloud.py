@@ -2,9 +2,10 @@
 
 Inbound arrives as webhooks (``/webhooks/whatsapp``, see ``cloud_webhook.py``): the signature is
 checked on the raw body before anything is parsed, then each message of the batch becomes a
-``WhatsAppMessage``: text as it is, media downloaded into the media store first
-(``cloud_media.py``), any type ASPRI does not read recorded by its name; a malformed item is
-logged and skipped without losing the others.
+``WhatsAppMessage``: text as it is, any type ASPRI does not read recorded by its name; a message
+with a file is put to the inbound rate limit and queued, the webhook answered, and the file
+downloaded into the media store afterwards (``deferred.py``, ``cloud_media.py``); a malformed
+item is logged and skipped without losing the others.
 Outbound is ``POST {api_base}/{phone-number-id}/messages`` with the access token, through one
 shared HTTP client: free text inside the person's 24-hour window, the configured template
 outside it, rate limits and outages retried (``cloud_send.py``). Delivery statuses arrive in the
@@ -71,6 +72,14 @@ class _Message(msgspec.Struct, rename={"from_": "from"}):
     button: cloud_media.Button | None = None
 
 
+class _Pending(msgspec.Struct):
+    """A media message queued until its file is fetched: Meta's message (the parts ASPRI
+    reads), and the sender's profile name from the same webhook."""
+
+    message: _Message
+    name: str | None = None
+
+
 class _Profile(msgspec.Struct):
     name: str | None = None
 
@@ -135,6 +144,9 @@ class WebhookReceipt(Body):
     statuses: int = 0
     ignored: int = 0
     event_ids: list[str] = msgspec.field(default_factory=list)
+    pending: int = 0
+    """Media messages admitted and queued: recorded (with an eventId of their own) once their
+    files are fetched, after this answer."""
     problems: list[str] = msgspec.field(default_factory=list)
     """Why each ignored item was ignored, naming the item and its field (the delivery is still
     200: Meta would otherwise redeliver the whole batch, good items included)."""
@@ -144,6 +156,7 @@ class CloudChannel(Channel):
     name = "cloud"
     max_text = MAX_TEXT
     voice_out = True
+    defers_media = True
 
     def __init__(
         self,
@@ -325,20 +338,19 @@ class CloudChannel(Channel):
 
     # ------------------------------------------------------------------ inbound
 
-    async def _media_of(self, message: _Message) -> Media | None:
-        """What ``message`` carries besides text; files are downloaded and stored first."""
-        if message.type == "text" and message.text is not None:
-            return None
-        kind = (
-            "voice" if message.type == "audio" and message.audio and message.audio.voice else None
-        )
-        for name in ("image", "audio", "video", "document", "sticker"):
+    def _file_of(self, message: _Message) -> tuple[str, cloud_media.File] | None:
+        """The kind and the file part of a message carrying one (fetched later); else None."""
+        for name in cloud_media.FILE_TYPES:
             file = getattr(message, name)
             if message.type == name and file is not None:
-                if self._client is None:
-                    raise ChannelError("the Cloud API channel is not started", 503)
-                media = await cloud_media.download(self._client, self.media, kind or name, file)
-                return await with_transcript(self.transcriber, self.media, media)
+                voice = name == "audio" and file.voice
+                return ("voice" if voice else name), file
+        return None
+
+    def _media_of(self, message: _Message) -> Media | None:
+        """What a message without a file carries besides text."""
+        if message.type == "text" and message.text is not None:
+            return None
         if message.type == "location" and message.location is not None:
             return cloud_media.location(message.location)
         if message.type == "contacts":
@@ -349,6 +361,30 @@ class CloudChannel(Channel):
             return cloud_media.interactive(message.interactive, message.button)
         log.info("unsupported message type recorded", extra={"type": message.type})
         return Unsupported(type=message.type)
+
+    async def resolve(self, pending: bytes) -> WhatsAppMessage | None:
+        """A queued media message with its file downloaded (outages retried with the send
+        policy) and a voice note transcribed; the reference says why when there are no bytes."""
+        try:
+            queued = msgspec.json.decode(pending, type=_Pending)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            return None
+        found = self._file_of(queued.message)
+        if found is None:
+            return None
+        if self._client is None:
+            raise ChannelError("the Cloud API channel is not started", 503)
+        kind, file = found
+        media = await cloud_media.download(
+            self._client,
+            self.media,
+            kind,
+            file,
+            attempts=self.send_attempts,
+            wait_s=self.retry_wait_s,
+        )
+        media = await with_transcript(self.transcriber, self.media, media)
+        return _to_message(queued.message, queued.name, media)
 
     def signature_ok(self, body: bytes, header: str | None) -> bool:
         """``X-Hub-Signature-256`` is ``sha256=`` + the hex HMAC-SHA256 of the raw body, keyed
@@ -420,14 +456,22 @@ class CloudChannel(Channel):
             message = _convert(raw, _Message, "message", receipt)
             if message is None:
                 continue
-            media = await self._media_of(message)
-            inbound = _to_message(message, names.get(message.from_), media)
+            if self._on_message is None or self.defer is None:
+                raise ChannelError("the Cloud API channel is not started", 503)
+            name = names.get(message.from_)
+            found = self._file_of(message)
+            media = self._media_of(message) if found is None else cloud_media.unresolved(*found)
+            inbound = _to_message(message, name, media)
             if inbound is None:
                 _ignore(receipt, "message", "from or timestamp: not a phone number or Unix time")
                 continue
-            if self._on_message is None:
-                raise ChannelError("the Cloud API channel is not started", 503)
-            event_id = await self._on_message(inbound)
+            if found is None:
+                event_id = await self._on_message(inbound)
+            else:  # the limit first; the download after the 200 (``deferred.py``)
+                pending = msgspec.json.encode(_Pending(message=message, name=name))
+                event_id = await self.defer(inbound, pending)
+                if event_id is None:
+                    receipt.pending += 1
             receipt.messages += 1
             if event_id:
                 receipt.event_ids.append(event_id)

@@ -3,8 +3,9 @@
 Meta's media flow: the webhook gives a media id; ``GET /{media-id}`` with the access token
 answers a short-lived URL (and the file's size); ``GET`` that URL with the same token gives
 the bytes. They go to the media store while they arrive, stopped at the kind's cap; the event
-keeps the reference. Whatever goes wrong (too large, the Graph API refusing, a dropped
-connection) the message is still recorded, its reference saying why there are no bytes.
+keeps the reference. An outage (no connection, a 5xx, a 429) is tried again with a growing
+pause; whatever still goes wrong (too large, the Graph API refusing, the last try failing) the
+message is still recorded, its reference saying why there are no bytes.
 """
 
 from __future__ import annotations
@@ -14,6 +15,12 @@ from typing import cast
 
 import httpx
 import msgspec
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
 
 from aspri.media import MediaStore, MediaTooLarge
 from aspri.schemas import media as parts
@@ -80,6 +87,9 @@ class _MediaUrl(msgspec.Struct):
     file_size: int = 0
 
 
+FILE_TYPES = ("image", "audio", "video", "document", "sticker")
+"""Meta's message types that carry a file to download."""
+
 FILES: dict[str, type[parts.MediaFile]] = {
     "image": parts.Image,
     "audio": parts.Audio,
@@ -111,17 +121,57 @@ def _ref(
     return cast(parts.Media, made)  # every class in FILES is a variant of the union
 
 
+class _Outage(Exception):
+    """The Graph API is unreachable or failing (a 5xx, a 429): worth another try."""
+
+
+def unresolved(kind: str, file: File) -> parts.Media:
+    """The reference before any download: the type and the media id, nothing the sender wrote
+    (what a throttled message keeps)."""
+    return cast(parts.Media, FILES[kind](id=file.id))
+
+
 async def download(
-    client: httpx.AsyncClient, store: MediaStore, kind: str, file: File
+    client: httpx.AsyncClient,
+    store: MediaStore,
+    kind: str,
+    file: File,
+    *,
+    attempts: int = 1,
+    wait_s: float = 1.0,
 ) -> parts.Media:
-    """The reference to ``file`` once its bytes are stored, or one saying why they are not."""
+    """The reference to ``file`` once its bytes are stored, or one saying why they are not;
+    outages are tried ``attempts`` times, waiting from ``wait_s`` on (doubling, with jitter)."""
     if not file.id:
         return _ref(kind, file, error="the webhook gave no media id")
+    retrying = AsyncRetrying(
+        stop=stop_after_attempt(attempts),
+        wait=wait_exponential_jitter(multiplier=wait_s, max=60.0, jitter=wait_s),
+        retry=retry_if_exception_type(_Outage),
+        reraise=True,
+    )
+    try:
+        return await retrying(_fetch, client, store, kind, file)
+    except _Outage as exc:
+        log.warning("media download failed", extra={"kind": kind, "error": str(exc)})
+        return _ref(kind, file, error=str(exc))
+
+
+def _refused(status: int) -> bool:
+    """A refusal that another try cannot change (a 4xx other than 429)."""
+    return 400 <= status < 500 and status != 429
+
+
+async def _fetch(
+    client: httpx.AsyncClient, store: MediaStore, kind: str, file: File
+) -> parts.Media:
     try:
         meta = await client.get(f"/{file.id}")
         if meta.status_code >= 400:
             error = f"the Graph API refused the media id ({meta.status_code})"
-            return _ref(kind, file, error=error)
+            if _refused(meta.status_code):
+                return _ref(kind, file, error=error)
+            raise _Outage(error)
         where = msgspec.json.decode(meta.content, type=_MediaUrl)
         cap = store.cap(kind)
         if where.file_size > cap:
@@ -129,12 +179,16 @@ async def download(
         async with client.stream("GET", where.url) as response:
             if response.status_code >= 400:
                 error = f"the media download was refused ({response.status_code})"
-                return _ref(kind, file, error=error)
+                if _refused(response.status_code):
+                    return _ref(kind, file, error=error)
+                raise _Outage(error)
             stored = await store.put_stream(kind, response.aiter_bytes())
     except MediaTooLarge as exc:
         log.warning("media over the cap not stored", extra={"kind": kind, "cap": exc.cap})
         return _ref(kind, file, error=str(exc))
-    except (httpx.HTTPError, msgspec.DecodeError, msgspec.ValidationError) as exc:
+    except httpx.HTTPError as exc:
+        raise _Outage(f"the media download failed ({type(exc).__name__})") from exc
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         log.warning("media download failed", extra={"kind": kind, "error": type(exc).__name__})
         return _ref(kind, file, error=f"the media download failed ({type(exc).__name__})")
     if stored.sniffed and file.mime_type and stored.sniffed != file.mime_type.split(";")[0]:
