@@ -6,7 +6,7 @@ stdio round trip, its tool dispatch and its second HTTP client) and ``POST /api/
 themselves: the same request the tool makes, with the same idempotency key and ``causationId``,
 authenticated as the engine (only it may use those). The gateway sends a key once, so a call is
 retried with the same key when the gateway is unreachable or answers 502/503/504; a 4xx is
-``SendRefused`` with the gateway's own message.
+``SendRefused`` with the gateway's own message (``permanent`` for the channel's refusal).
 """
 
 from __future__ import annotations
@@ -36,7 +36,17 @@ RETRY_STATUSES = frozenset({502, 503, 504})
 
 
 class SendRefused(Exception):
-    """The gateway refused or failed the send; the text says why (its envelope's message)."""
+    """The gateway refused or failed the send; the text says why (its envelope's message).
+
+    ``permanent``: the channel refused the message for good (the gateway's 422: e.g. outside
+    the Cloud API's 24-hour window without a template). The gateway has recorded the send as
+    failed and told the owner, so sending it again, or running the turn again, cannot help.
+    """
+
+    def __init__(self, message: str, *, status: int | None = None, code: str | None = None):
+        super().__init__(message)
+        self.code = code
+        self.permanent = status == 422
 
 
 class _Error(msgspec.Struct):
@@ -138,4 +148,8 @@ def _data(response: httpx.Response) -> dict[str, Any]:
     if response.is_success and envelope.success and isinstance(envelope.data, dict):
         return envelope.data
     error = envelope.error or _Error(message="no error message")
-    raise SendRefused(error.message or f"the WhatsApp gateway refused the send ({error.code})")
+    raise SendRefused(
+        error.message or f"the WhatsApp gateway refused the send ({error.code})",
+        status=response.status_code,
+        code=error.code,
+    )

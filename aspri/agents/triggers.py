@@ -23,7 +23,7 @@ from typing import Any
 from opentelemetry import trace
 
 from aspri.agents.access import Access
-from aspri.agents.turns import Conversation
+from aspri.agents.turns import REFUSED, Conversation
 from aspri.schemas import CronTrigger, Event, chatid
 from aspri.streams import Permanent
 
@@ -86,6 +86,9 @@ class Triggers:
         if message is not None:
             span.set_attribute("aspri.trigger.action", "message")
             sent = await self.conversation.send(target, message, key, event.event_id)
+            if REFUSED in sent:  # the gateway recorded it as failed and told the owner
+                span.set_attribute("aspri.trigger.action", "refused")
+                return
             log.info("trigger message sent", extra={**info, "duplicate": sent.get("duplicate")})
             return
         assert prompt is not None

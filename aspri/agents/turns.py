@@ -34,7 +34,7 @@ from aspri.agents.commands import Commands
 from aspri.agents.images import ImageParts
 from aspri.agents.memory import Recall, memory_of, memory_person
 from aspri.agents.model_state import ModelState, remedy
-from aspri.agents.outbound import Outbound
+from aspri.agents.outbound import Outbound, SendRefused
 from aspri.agents.prompt import as_messages, trigger_message
 from aspri.agents.scope import Scope
 from aspri.agents.session import Message, Session, SessionStore
@@ -57,6 +57,8 @@ APOLOGY = (
     "reachable. Please try again later. Commands like /help still work."
 )
 MAX_TURNS_PER_EVENT = 50
+REFUSED = "refused"
+"""In a send's result: why the channel refused it for good (then it has no message id)."""
 """A safety bound on the turns of one event (each answers at least one message)."""
 
 
@@ -276,7 +278,7 @@ class Conversation:
                 voice=spoken,
                 reply_to=cause.message_id,
             )
-            if spoken:
+            if spoken and REFUSED not in sent:
                 await self.voice.after_reply(session, sent, base, cause.event_id, self.send)
             turn = ChatTurn(
                 chat_id=session.chat_id,
@@ -291,6 +293,7 @@ class Conversation:
                 llm_calls=ctx.llm_calls if ctx else 0,
                 timings=self._timings(ctx, fold_ms, agent_ms, send_ms, began),
                 deliveries=event.deliveries,
+                error=sent.get(REFUSED),
                 voice=session.voice,
             )
             await self._record(turn, base, event)
@@ -381,6 +384,7 @@ class Conversation:
                 deliveries=event.deliveries,
                 job_id=trigger.job_id,
                 scheduled_time=trigger.scheduled_time,
+                error=sent.get(REFUSED),
                 # as it is now: the chat may have changed it while the prompt ran
                 voice=(await self.sessions.load(chat_id)).voice,
             )
@@ -442,10 +446,21 @@ class Conversation:
         reply_to: str | None = None,
     ) -> tuple[dict[str, Any], float]:
         """``voice``: the gateway speaks it as a voice note when it can (else text and
-        ``voiceError``); ``reply_to``: the message answered, quoted per ``REPLY_QUOTE``."""
+        ``voiceError``); ``reply_to``: the message answered, quoted per ``REPLY_QUOTE``. A
+        send the channel refused for good returns ``{REFUSED: why}``."""
         began = time.perf_counter()
         text = text.strip() or "(I have nothing to add.)"
-        data = await self.outbound.send(target, text, key, cause, voice=voice, reply_to=reply_to)
+        try:
+            data = await self.outbound.send(
+                target, text, key, cause, voice=voice, reply_to=reply_to
+            )
+        except SendRefused as exc:
+            if not exc.permanent:
+                raise
+            # Recorded as failed by the gateway, the owner told: the turn ends here, unsent,
+            # rather than running the model again for a send that cannot succeed.
+            log.warning("send refused for good", extra={"key": key, "code": exc.code})
+            data = {REFUSED: str(exc)}
         return data, (time.perf_counter() - began) * 1000
 
     async def _send_quietly(self, target: str, text: str, key: str, cause: str) -> bool:
