@@ -9,7 +9,7 @@ contact cards, reactions and button replies are small and carried whole. Anythin
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 
@@ -108,7 +108,16 @@ Media = (
     | Unsupported
 )
 
-FILE_KINDS = ("image", "audio", "voice", "video", "document", "sticker")
+FILES: dict[str, type[MediaFile]] = {
+    "image": Image,
+    "audio": Audio,
+    "voice": Voice,
+    "video": Video,
+    "document": Document,
+    "sticker": Sticker,
+}
+"""The file variants by kind: every engine builds its references through ``file_ref``."""
+FILE_KINDS = tuple(FILES)
 KINDS = (*FILE_KINDS, "location", "contact", "reaction", "interactive", "unsupported")
 
 _KIND_OF_TYPE = {
@@ -190,3 +199,8 @@ def as_text(body: str, media: Media | None) -> str:
     if isinstance(media, Interactive):
         return f"[tapped the reply: {media.title or media.reply_id or 'unknown'}]"
     return f"[a {media.type or 'unknown'} message, which this assistant cannot read]"
+
+
+def file_ref(kind: str, **fields: Any) -> Media:
+    """The reference to a file of ``kind`` (a key of ``FILES``) with ``fields`` set."""
+    return cast(Media, FILES[kind](**fields))  # every class in FILES is a variant of the union

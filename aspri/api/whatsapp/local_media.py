@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import AsyncIterator
-from typing import Any, cast
+from typing import Any
 
 import msgspec
 from litestar import Request, post
@@ -39,13 +39,8 @@ log = logging.getLogger(__name__)
 MULTIPART_SLACK = 4 * MAX_MESSAGE_BYTES + 64 * 1024
 """Room for the form's other fields (a caption) and the multipart framing beside the file."""
 CHUNK = 256 * 1024
-FILES: dict[str, type[parts.MediaFile]] = {
-    "image": parts.Image,
-    "audio": parts.Audio,
-    "voice": parts.Voice,
-    "video": parts.Video,
-    "document": parts.Document,
-}
+UPLOADS = ("image", "audio", "voice", "video", "document")
+"""The kinds the page uploads (a sticker is not made in a web chat)."""
 
 TYPES: dict[str, frozenset[str]] = {
     "image": frozenset({"image/jpeg", "image/png", "image/webp", "image/gif"}),
@@ -86,7 +81,7 @@ NAME_MAX = 200
 
 def upload_limit(caps: dict[str, int]) -> int:
     """The largest upload body: the largest cap of a kind the web chat sends, and the rest."""
-    return max(caps.get(kind, 0) for kind in FILES) + MULTIPART_SLACK
+    return max(caps.get(kind, 0) for kind in UPLOADS) + MULTIPART_SLACK
 
 
 def _text_field(form: Any, name: str) -> str | None:
@@ -191,15 +186,13 @@ async def post_local_media(
         for value in form.values():
             if isinstance(value, UploadFile):
                 await value.close()
-    ref = cast(
-        parts.Media,
-        FILES[kind](
-            mime=stored.sniffed if kind == "image" else mime,
-            size=stored.size,
-            sha256=stored.sha256,
-            caption=caption,
-            filename=_filename(upload.filename) if kind != "voice" else None,
-        ),
+    ref = parts.file_ref(
+        kind,
+        mime=stored.sniffed if kind == "image" else mime,
+        size=stored.size,
+        sha256=stored.sha256,
+        caption=caption,
+        filename=_filename(upload.filename) if kind != "voice" else None,
     )
     ref = await with_transcript(Transcriber.from_settings(gateway.settings), media, ref)
     message = msgspec.structs.replace(

@@ -16,7 +16,7 @@ import binascii
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from typing import Any, cast
+from typing import Any
 
 import msgspec
 from playwright.async_api import Error as PlaywrightError
@@ -29,15 +29,6 @@ log = logging.getLogger("aspri.whatsapp.browser")
 
 CHUNK = 1 << 20
 """Bytes per call from the page (base64 makes a third more on the wire)."""
-
-FILES: dict[str, type[parts.MediaFile]] = {
-    "image": parts.Image,
-    "audio": parts.Audio,
-    "voice": parts.Voice,
-    "video": parts.Video,
-    "document": parts.Document,
-    "sticker": parts.Sticker,
-}
 
 
 class PageMedia(msgspec.Struct, kw_only=True, rename="camel"):
@@ -79,7 +70,7 @@ async def content(
 ) -> parts.Media:
     """The part ``described`` stands for; a file once its bytes are stored (or why not)."""
     kind = parts.kind_of(described.type)
-    if kind in FILES:
+    if kind in parts.FILES:
         return await _file(page, store, kind, message_id, described)
     if kind == "location":
         name, _, address = (described.loc or "").partition("\n")
@@ -124,7 +115,8 @@ def _ref(
     sha256: str | None = None,
     error: str | None = None,
 ) -> parts.Media:
-    made = FILES[kind](
+    return parts.file_ref(
+        kind,
         mime=mime or described.mimetype,
         size=size,
         sha256=sha256,
@@ -132,7 +124,6 @@ def _ref(
         filename=described.filename,
         error=error,
     )
-    return cast(parts.Media, made)  # every class in FILES is a variant of the union
 
 
 async def _file(

@@ -11,7 +11,6 @@ message is still recorded, its reference saying why there are no bytes.
 from __future__ import annotations
 
 import logging
-from typing import cast
 
 import httpx
 import msgspec
@@ -90,15 +89,6 @@ class _MediaUrl(msgspec.Struct):
 FILE_TYPES = ("image", "audio", "video", "document", "sticker")
 """Meta's message types that carry a file to download."""
 
-FILES: dict[str, type[parts.MediaFile]] = {
-    "image": parts.Image,
-    "audio": parts.Audio,
-    "voice": parts.Voice,
-    "video": parts.Video,
-    "document": parts.Document,
-    "sticker": parts.Sticker,
-}
-
 
 def _ref(
     kind: str,
@@ -109,7 +99,8 @@ def _ref(
     sha256: str | None = None,
     error: str | None = None,
 ) -> parts.Media:
-    made = FILES[kind](
+    return parts.file_ref(
+        kind,
         id=file.id,
         mime=mime or file.mime_type,
         size=size,
@@ -118,7 +109,6 @@ def _ref(
         filename=file.filename,
         error=error,
     )
-    return cast(parts.Media, made)  # every class in FILES is a variant of the union
 
 
 class _Outage(Exception):
@@ -128,7 +118,7 @@ class _Outage(Exception):
 def unresolved(kind: str, file: File) -> parts.Media:
     """The reference before any download: the type and the media id, nothing the sender wrote
     (what a throttled message keeps)."""
-    return cast(parts.Media, FILES[kind](id=file.id))
+    return parts.file_ref(kind, id=file.id)
 
 
 async def download(
