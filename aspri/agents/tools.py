@@ -18,7 +18,7 @@ import contextlib
 import logging
 import os
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from contextvars import ContextVar
 from datetime import timedelta
 from typing import Any
@@ -202,6 +202,9 @@ class McpTools:
         self._ready = asyncio.Event()
         self._changed = asyncio.Condition()
         self._broken = asyncio.Event()
+        self._calls = 0
+        self._no_calls = asyncio.Event()
+        self._no_calls.set()
         self._closing = False
         self._task: asyncio.Task[None] | None = None
         self._failure: BaseException | None = None
@@ -274,16 +277,32 @@ class McpTools:
 
         The server's stdout ends when it exits; the SDK then fails the calls in flight, but
         nothing restarts a server that died between calls. Ending here marks the session
-        broken, so the supervisor starts a new server at once, not at the next call.
+        broken, so the supervisor starts a new server at once, not at the next call — once
+        the calls in flight have had their error from the session (closing it first would
+        leave them waiting for their timeout).
         """
         send, relayed = anyio.create_memory_object_stream[SessionMessage | Exception](0)
         task_status.started(relayed)
         async with send, read:
             async for message in read:
                 await send.send(message)
+        self._session = None  # new calls wait for the next server
         if not self._closing:
             log.warning("mcp server exited", extra={"generation": self._generation})
+        await self._no_calls.wait()
         self._broken.set()
+
+    @contextlib.contextmanager
+    def _in_flight(self) -> Iterator[None]:
+        """Count a call on the live session: its server's exit waits for none to be left."""
+        self._calls += 1
+        self._no_calls.clear()
+        try:
+            yield
+        finally:
+            self._calls -= 1
+            if not self._calls:
+                self._no_calls.set()
 
     async def _load(self, session: ClientSession) -> None:
         listed = await session.list_tools()
@@ -359,9 +378,10 @@ class McpTools:
             for attempt in range(2):
                 session, generation = await self._live(generation)
                 try:
-                    result = await self._results.call(
-                        session, name, args, read_timeout=self.call_timeout, meta=meta or None
-                    )
+                    with self._in_flight():
+                        result = await self._results.call(
+                            session, name, args, read_timeout=self.call_timeout, meta=meta or None
+                        )
                 except McpError as exc:
                     if exc.error.code != CONNECTION_CLOSED:
                         raise

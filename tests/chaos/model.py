@@ -2,7 +2,8 @@
 
 ``POST /v1/chat/completions`` answers ``re: <the turn's user messages joined by ' | '>``. A
 scenario can slow it down (``delay_s``), take it down (503 for every call) and bring it back,
-and can make one message poison (``poison`` in the text: the call fails every time).
+can make one message poison (``poison`` in the text: the call fails every time), and can have
+each turn call a tool first (``tool``: the engine's MCP server runs it, then the answer comes).
 """
 
 from __future__ import annotations
@@ -39,11 +40,29 @@ def completion(content: str) -> dict[str, Any]:
     }
 
 
+def tool_call(name: str) -> dict[str, Any]:
+    """A completion asking for tool ``name`` with no arguments (OpenAI's wire form)."""
+    reply = completion("")
+    call = {
+        "id": f"call-{time.monotonic_ns()}",
+        "type": "function",
+        "function": {"name": name, "arguments": "{}"},
+    }
+    reply["choices"][0]["message"] = {"role": "assistant", "content": None, "tool_calls": [call]}
+    reply["choices"][0]["finish_reason"] = "tool_calls"
+    return reply
+
+
 def turn_texts(messages: list[dict[str, Any]]) -> list[str]:
-    """The user messages after the last assistant message: what this turn answers."""
+    """The user messages after the last assistant message: what this turn answers (after a
+    tool's result: the ones before the assistant's tool call)."""
     out: list[str] = []
+    after_tool = bool(messages) and messages[-1].get("role") == "tool"
     for m in reversed(messages):
         if m.get("role") == "assistant":
+            if after_tool and m.get("tool_calls"):
+                after_tool = False
+                continue
             break
         if m.get("role") == "user":
             out.append(str(m.get("content", "")))
@@ -58,6 +77,9 @@ class ScriptedLLM:
     refused: int = 0
     in_flight: int = 0
     peak_in_flight: int = 0
+    tool: str | None = None
+    """A tool each turn calls before it answers."""
+    tool_results: int = 0
 
     async def answer(self, body: dict[str, Any]) -> Response[dict[str, Any]]:
         self.calls += 1
@@ -71,6 +93,11 @@ class ScriptedLLM:
         try:
             if self.delay_s:
                 await asyncio.sleep(self.delay_s)  # the model's own think time
+            messages = body.get("messages", [])
+            if self.tool is not None and messages and messages[-1].get("role") != "tool":
+                return Response(tool_call(self.tool), status_code=200)
+            if messages and messages[-1].get("role") == "tool":
+                self.tool_results += 1
             return Response(completion("re: " + " | ".join(texts)), status_code=200)
         finally:
             self.in_flight -= 1
