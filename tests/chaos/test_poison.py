@@ -86,5 +86,6 @@ async def test_poison_goes_to_the_dlq_and_the_others_do_not_notice(tmp_path: Pat
     assert sorted(dead) == sorted(poisons)  # and dead-lettered once
     without, with_ = percentile(latency[False], 99), percentile(latency[True], 99)
     # The goal is 10 %. A quick run has ~130 latencies a side on a shared 2-core machine, where
-    # p99 is one sample's luck; its bound only catches a poison that holds the others up.
-    assert with_ <= (1.10 if LONG else 1.5) * without + 10, (without, with_)
+    # p99 is one sample's luck (204 vs 339 ms in one CI run); its bound only catches a poison
+    # that holds the others up, which costs them its retries' backoff (0.1 + 0.2 + ... s).
+    assert with_ <= (1.10 * without + 10 if LONG else 2 * without + 100), (without, with_)

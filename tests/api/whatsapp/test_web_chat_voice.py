@@ -54,9 +54,17 @@ async def test_a_spoken_reply_plays_in_the_web_chat(
                 await expect(player).to_have_count(1)
                 src = await player.get_attribute("src")
                 assert src is not None and src.startswith("/api/media/")
-                # the browser fetched and decoded the file: one second of audio
+                # the browser fetched and decoded the file: one second of audio. An Ogg file's
+                # length is found at its end, so chromium may say Infinity at first: a seek to
+                # the end (what scrubbing the player does) makes it read it.
                 await page.wait_for_function(
-                    "() => document.querySelector('audio.voice').readyState >= 1", timeout=10_000
+                    """() => {
+                        const audio = document.querySelector('audio.voice');
+                        if (audio.readyState < 1) return false;
+                        if (!Number.isFinite(audio.duration)) audio.currentTime = 1e6;
+                        return Number.isFinite(audio.duration);
+                    }""",
+                    timeout=10_000,
                 )
                 duration = await player.evaluate("(audio) => audio.duration")
                 assert abs(duration - 1.0) < 0.05, duration
