@@ -21,6 +21,7 @@ from opentelemetry.trace import SpanKind
 
 from aspri import apikey
 from aspri.config import Settings
+from aspri.schemas.api import ReplyError, decode_reply
 from aspri.telemetry.instruments import TOOL_CALLS, TOOL_ERRORS, tool_label
 from aspri.telemetry.tracing import inject, tracer
 
@@ -47,20 +48,6 @@ class SendRefused(Exception):
         super().__init__(message)
         self.code = code
         self.permanent = status == 422
-
-
-class _Error(msgspec.Struct):
-    code: str = "error"
-    message: str = ""
-
-
-class _Envelope(msgspec.Struct):
-    success: bool
-    data: Any = None
-    error: _Error | None = None
-
-
-_decode = msgspec.json.Decoder(_Envelope).decode
 
 
 class Outbound:
@@ -139,7 +126,7 @@ class Outbound:
 
 def _data(response: httpx.Response) -> dict[str, Any]:
     try:
-        envelope = _decode(response.content)
+        envelope = decode_reply(response.content)
     except (msgspec.DecodeError, msgspec.ValidationError):
         raise SendRefused(
             f"the WhatsApp gateway answered HTTP {response.status_code} with a body that is "
@@ -147,7 +134,7 @@ def _data(response: httpx.Response) -> dict[str, Any]:
         ) from None
     if response.is_success and envelope.success and isinstance(envelope.data, dict):
         return envelope.data
-    error = envelope.error or _Error(message="no error message")
+    error = envelope.error or ReplyError(message="no error message")
     raise SendRefused(
         error.message or f"the WhatsApp gateway refused the send ({error.code})",
         status=response.status_code,

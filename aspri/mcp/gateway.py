@@ -22,6 +22,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from aspri import apikey
 from aspri.config import Settings
+from aspri.schemas.api import ReplyError, decode_reply
 
 log = logging.getLogger(__name__)
 
@@ -47,20 +48,6 @@ class GatewayError(Exception):
 class Service:
     name: str
     base_url: str
-
-
-class _ErrorBody(msgspec.Struct):
-    code: str = "error"
-    message: str = ""
-
-
-class _Envelope(msgspec.Struct):
-    success: bool
-    data: Any = None
-    error: _ErrorBody | None = None
-
-
-_decode_envelope = msgspec.json.Decoder(_Envelope).decode
 
 
 def path_segment(value: str) -> str:
@@ -136,7 +123,7 @@ def _transport_error(service: Service, exc: httpx.TransportError) -> GatewayErro
 def _data(service: Service, method: str, path: str, response: httpx.Response) -> Any:
     if response.is_success:
         try:
-            envelope = _decode_envelope(response.content)
+            envelope = decode_reply(response.content)
         except msgspec.DecodeError:
             raise _not_envelope(service, method, path, response) from None
         if envelope.success:
@@ -148,10 +135,10 @@ def _response_error(
     service: Service, method: str, path: str, response: httpx.Response
 ) -> GatewayError:
     try:
-        envelope = _decode_envelope(response.content)
+        envelope = decode_reply(response.content)
     except msgspec.DecodeError:
         return _not_envelope(service, method, path, response)
-    error = envelope.error or _ErrorBody(message="no error message")
+    error = envelope.error or ReplyError(message="no error message")
     status = response.status_code
     if 400 <= status < 500:
         text = error.message or f"the {service.name} refused the request ({error.code})"

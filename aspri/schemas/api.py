@@ -33,6 +33,23 @@ class Success(Body, Generic[T]):
     success: bool = True
 
 
+class ReplyError(msgspec.Struct):
+    code: str = "error"
+    message: str = ""
+
+
+class Reply(msgspec.Struct):
+    """Any gateway answer as its clients (the engine, the MCP server) read it: ``data`` left
+    to the caller, an ``error`` without its fields still an error."""
+
+    success: bool
+    data: Any = None
+    error: ReplyError | None = None
+
+
+decode_reply = msgspec.json.Decoder(Reply).decode
+
+
 # ------------------------------------------------------------------ WhatsApp gateway
 
 
