@@ -125,7 +125,7 @@ async def post(
     """POST ``body``, retrying transient refusals; the answer of an accepted message."""
     retrying = AsyncRetrying(
         stop=stop_after_attempt(attempts),
-        wait=wait_exponential_jitter(initial=wait_s, max=wait_s * 8, jitter=wait_s),
+        wait=wait_exponential_jitter(multiplier=wait_s, max=wait_s * 8, jitter=wait_s),
         retry=retry_if_exception(_transient),
         reraise=True,
     )
