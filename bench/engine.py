@@ -26,10 +26,7 @@ import asyncio
 import contextlib
 import os
 import platform
-import signal
-import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
@@ -49,11 +46,8 @@ sys.path.insert(0, str(ROOT))  # bench.cpu (not bench/ itself: bench/mcp.py woul
 
 from aspri.schemas.chat import ChatTurn  # noqa: E402
 from aspri.streams import EventLog, keys  # noqa: E402
-from aspri.streams.server import EmbeddedServer, free_port  # noqa: E402
 from bench.cpu import cpu_by_role, per_unit_ms  # noqa: E402
-
-API_KEY = "bench-api-key"
-AUTH = {"X-API-Key": API_KEY}
+from bench.stack import AUTH, running, stop, wait_consumers  # noqa: E402
 
 
 class InstantModel(GenericFakeChatModel):
@@ -87,15 +81,20 @@ class InstantModel(GenericFakeChatModel):
 # ------------------------------------------------------------------------- worker mode
 
 
-def run_worker() -> None:
-    """One engine worker with the instant model (the environment holds its settings)."""
+def run_worker(traced: bool = False) -> None:
+    """One engine worker with the instant model (the environment holds its settings);
+    ``traced``: tracing set up from the environment as ``aspri engine`` does (bench/tracing.py)."""
     from aspri.agents.engine import Engine
     from aspri.agents.tools import McpTools
     from aspri.config import Settings
     from aspri.telemetry.logs import setup_logging
+    from aspri.telemetry.tracing import setup_tracing
 
     settings = Settings.from_env()
-    setup_logging("bench-engine", "text", "WARNING")
+    service = "aspri-engine" if traced else "bench-engine"
+    setup_logging(service, "text", "WARNING")
+    if traced:
+        setup_tracing(service)
 
     async def serve() -> None:
         redis = Redis.from_url(settings.redis_url or "")
@@ -112,57 +111,6 @@ def run_worker() -> None:
 
 
 # ------------------------------------------------------------------------- the run
-
-
-def spawn(args: list[str], env: dict[str, str], logs: Path) -> subprocess.Popen[bytes]:
-    """A child process whose output goes to a file under ``logs`` (shown if the run fails)."""
-    out = (logs / f"{args[-1]}-{time.monotonic_ns()}.log").open("wb")
-    return subprocess.Popen(args, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
-
-
-def show_logs(logs: Path) -> None:
-    for path in sorted(logs.glob("*.log")):
-        print(f"--- {path.name}", path.read_text()[-3000:], sep="\n", file=sys.stderr)
-
-
-def stop(procs: list[subprocess.Popen[bytes]]) -> None:
-    for p in procs:
-        if p.poll() is None:
-            p.send_signal(signal.SIGTERM)
-    for p in procs:
-        try:
-            p.wait(15)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
-
-
-async def wait_http(url: str, within: float = 60) -> None:
-    deadline = time.monotonic() + within
-    async with httpx.AsyncClient() as client:
-        while True:
-            with contextlib.suppress(httpx.HTTPError):
-                if (await client.get(url)).status_code < 500:
-                    return
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{url} did not come up")
-            await asyncio.sleep(0.1)
-
-
-async def wait_consumers(redis: Redis, names: list[str], within: float = 300) -> None:
-    """Until every worker has joined the group (its MCP child is up by then)."""
-    deadline = time.monotonic() + within
-    while True:
-        with contextlib.suppress(Exception):
-            info = await redis.xinfo_consumers(keys.WHATSAPP_MESSAGES, keys.ENGINE_GROUP)
-            joined = {
-                c["name"].decode() if isinstance(c["name"], bytes) else c["name"] for c in info
-            }
-            if set(names) <= joined:
-                return
-        if time.monotonic() > deadline:
-            raise RuntimeError("the engine workers did not start")
-        await asyncio.sleep(0.1)
 
 
 ROLES = (
@@ -316,56 +264,23 @@ async def measure(
 
 
 async def bench(args: argparse.Namespace) -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        server = EmbeddedServer(Path(tmp) / "valkey", persist=False)
-        url = server.start()
-        wa_port, cron_port = free_port(), free_port()
-        base = f"http://127.0.0.1:{wa_port}"
-        env = {
-            **os.environ,
-            "REDIS_URL": url,
-            "ASPRI_DATA_DIR": tmp,
-            "WHATSAPP_PORT": str(wa_port),
-            "CRONJOB_PORT": str(cron_port),
-            "WHATSAPP_URL": base,
-            "CRONJOB_URL": f"http://127.0.0.1:{cron_port}",
-            "LOG_LEVEL": "warning",
-            "ENGINE_CONCURRENCY": str(args.concurrency),
-            "ASPRI_API_KEY": API_KEY,
-            "PYTHONPATH": str(ROOT),  # this checkout's code, whichever one the venv installed
-            # the load is the subject here, not the per-sender limit that protects the model
-            "INBOUND_RATE_PER_MINUTE": "1000000",
-            "INBOUND_BURST": "1000000",
-        }
-        env.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
-        aspri = [sys.executable, "-m", "aspri.cli"]
-        logs = Path(tmp)
-        gateways = [spawn([*aspri, "whatsapp"], env, logs), spawn([*aspri, "cron"], env, logs)]
-        redis = Redis.from_url(url)
-        results: list[tuple[dict[str, float], dict[str, float]]] = []
-        try:
-            await wait_http(f"{base}/health", within=300)
-            await wait_http(f"http://127.0.0.1:{cron_port}/health", within=300)
-            for run, n in enumerate(args.workers, start=1):
-                names = [f"bench-{run}-{i}" for i in range(n)]
-                # -P: bench/ not on sys.path, where bench/mcp.py would shadow the MCP SDK
-                worker = [sys.executable, "-P", __file__, "worker"]
-                procs = [spawn(worker, {**env, "CONSUMER_NAME": c}, logs) for c in names]
-                try:
-                    await wait_consumers(redis, names)
-                    light = await measure(redis, base, n, 1, args.unloaded, run * 10 + 1)
-                    busy = await measure(redis, base, n, args.chats, args.messages, run * 10)
-                    results.append((light, busy))
-                    progress(light, busy)
-                finally:
-                    stop(procs)
-        except BaseException:
-            show_logs(logs)
-            raise
-        finally:
-            stop(gateways)
-            await redis.aclose()
-            server.stop()
+    results: list[tuple[dict[str, float], dict[str, float]]] = []
+    async with running(args.concurrency) as stack:
+        for run, n in enumerate(args.workers, start=1):
+            names = [f"bench-{run}-{i}" for i in range(n)]
+            # -P: bench/ not on sys.path, where bench/mcp.py would shadow the MCP SDK
+            worker = [sys.executable, "-P", __file__, "worker"]
+            procs = [stack.spawn(worker, CONSUMER_NAME=c) for c in names]
+            try:
+                await wait_consumers(stack.redis, names)
+                light = await measure(stack.redis, stack.base, n, 1, args.unloaded, run * 10 + 1)
+                busy = await measure(
+                    stack.redis, stack.base, n, args.chats, args.messages, run * 10
+                )
+                results.append((light, busy))
+                progress(light, busy)
+            finally:
+                stop(procs)
     report(results, args)
 
 

@@ -20,7 +20,6 @@ import importlib.util
 import os
 import platform
 import sys
-import tempfile
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -45,35 +44,7 @@ def _engine_bench() -> ModuleType:
 
 eb = _engine_bench()
 eb.ROLES = (("tracing.py worker", "engine worker"), *eb.ROLES)  # this file's worker mode
-
-
-def run_worker() -> None:
-    """An engine worker as ``aspri engine`` sets it up (tracing from the environment), with the
-    instant model."""
-    from redis.asyncio import Redis
-
-    from aspri.agents.engine import Engine
-    from aspri.agents.tools import McpTools
-    from aspri.config import Settings
-    from aspri.telemetry.logs import setup_logging
-    from aspri.telemetry.tracing import setup_tracing
-
-    settings = Settings.from_env()
-    setup_logging("aspri-engine", "text", "WARNING")
-    setup_tracing("aspri-engine")
-
-    async def serve() -> None:
-        redis = Redis.from_url(settings.redis_url or "")
-        tools = McpTools(settings)
-        await tools.start()
-        try:
-            engine = Engine(settings, redis, tools, eb.InstantModel())
-            await engine.app.run_until_signal()
-        finally:
-            await tools.close()
-            await redis.aclose()
-
-    asyncio.run(serve())
+from bench.stack import running, wait_consumers  # noqa: E402  (importable once eb ran)
 
 
 class Sink:
@@ -113,56 +84,20 @@ class Sink:
 
 
 async def one_round(args: argparse.Namespace, sink: Sink | None, run: int) -> dict[str, Any]:
-    from redis.asyncio import Redis
-
-    from aspri.streams.server import EmbeddedServer, free_port
-
-    with tempfile.TemporaryDirectory() as tmp:
-        server = EmbeddedServer(Path(tmp) / "valkey", persist=False)
-        url = server.start()
-        wa_port, cron_port = free_port(), free_port()
-        base = f"http://127.0.0.1:{wa_port}"
-        env = {
-            **os.environ,
-            "REDIS_URL": url,
-            "ASPRI_DATA_DIR": tmp,
-            "WHATSAPP_PORT": str(wa_port),
-            "CRONJOB_PORT": str(cron_port),
-            "WHATSAPP_URL": base,
-            "CRONJOB_URL": f"http://127.0.0.1:{cron_port}",
-            "LOG_LEVEL": "warning",
-            "ENGINE_CONCURRENCY": str(args.concurrency),
-            "CONSUMER_NAME": f"trace-bench-{run}",
-            "ASPRI_API_KEY": eb.API_KEY,
-            "INBOUND_RATE_PER_MINUTE": "1000000",  # the load is the subject, not the limit
-            "INBOUND_BURST": "1000000",
-        }
-        for name in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
-            env.pop(name, None)
-        if sink is not None:
-            env["OTEL_EXPORTER_OTLP_ENDPOINT"] = sink.url
-            env["OTEL_EXPORTER_OTLP_PROTOCOL"] = "http/protobuf"
-        aspri = [sys.executable, "-m", "aspri.cli"]
-        logs = Path(tmp)
-        procs = [eb.spawn([*aspri, "whatsapp"], env, logs), eb.spawn([*aspri, "cron"], env, logs)]
-        redis = Redis.from_url(url)
-        try:
-            await eb.wait_http(f"{base}/health", within=300)
-            await eb.wait_http(f"http://127.0.0.1:{cron_port}/health", within=300)
-            procs.append(eb.spawn([sys.executable, "-P", __file__, "worker"], env, logs))
-            await eb.wait_consumers(redis, [env["CONSUMER_NAME"]], within=300)
-            before = len(sink.bodies) if sink else 0
-            result: dict[str, Any] = await eb.measure(
-                redis, base, 1, args.persons, args.messages, run
-            )
-            result["exported_requests"] = (len(sink.bodies) - before) if sink else 0
-        except BaseException:
-            eb.show_logs(logs)
-            raise
-        finally:
-            eb.stop(procs)  # SIGTERM: each process flushes its last batch before exiting
-            await redis.aclose()
-            server.stop()
+    exporting: dict[str, str] = {}
+    if sink is not None:
+        exporting = {"OTEL_EXPORTER_OTLP_ENDPOINT": sink.url}
+        exporting["OTEL_EXPORTER_OTLP_PROTOCOL"] = "http/protobuf"
+    # SIGTERM at the end: each process flushes its last batch before exiting
+    async with running(args.concurrency, exporting) as stack:
+        consumer = f"trace-bench-{run}"
+        stack.spawn([sys.executable, "-P", __file__, "worker"], CONSUMER_NAME=consumer)
+        await wait_consumers(stack.redis, [consumer], within=300)
+        before = len(sink.bodies) if sink else 0
+        result: dict[str, Any] = await eb.measure(
+            stack.redis, stack.base, 1, args.persons, args.messages, run
+        )
+        result["exported_requests"] = (len(sink.bodies) - before) if sink else 0
     return result
 
 
@@ -220,7 +155,7 @@ def _by_role(results: list[dict[str, Any]]) -> str:
 
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "worker":
-        run_worker()
+        eb.run_worker(traced=True)
         return
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--persons", type=int, default=20)
