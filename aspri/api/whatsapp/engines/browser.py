@@ -28,7 +28,7 @@ import asyncio
 import base64
 import contextlib
 import logging
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -428,22 +428,12 @@ class BrowserChannel(Channel):
                     continue
                 chat_id = await self._person_of(status.chat_id)
                 status = msgspec.structs.replace(status, chat_id=chat_id)
-                delays = backoff_delays(*self._backoff)
-                for attempt in range(1, self._settings.max_deliveries + 1):
+                async for attempt in self._attempts():
                     try:
                         await self.report_status(status)
                         break
                     except Exception as exc:
-                        log.warning(
-                            "ack not recorded",
-                            extra={
-                                "messageId": status.message_id,
-                                "attempt": attempt,
-                                "error": str(exc)[:300],
-                            },
-                        )
-                    if attempt < self._settings.max_deliveries:
-                        await asyncio.sleep(next(delays))
+                        _attempt_failed("ack not recorded", status.message_id, attempt, exc)
                 else:
                     log.error("ack dropped after retries", extra={"messageId": status.message_id})
             finally:
@@ -504,8 +494,7 @@ class BrowserChannel(Channel):
             "messaging.destination.name": message.chat_id,
             "messaging.message.id": message.id,
         }
-        delays = backoff_delays(*self._backoff)
-        for attempt in range(1, self._settings.max_deliveries + 1):
+        async for attempt in self._attempts():
             with _tracer.start_as_current_span(
                 "whatsapp.browser receive", kind=SpanKind.CONSUMER, attributes=attributes
             ) as span:
@@ -516,20 +505,20 @@ class BrowserChannel(Channel):
                 except Exception as exc:
                     span.record_exception(exc)
                     span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
-                    log.warning(
-                        "inbound message not accepted",
-                        extra={
-                            "messageId": message.id,
-                            "attempt": attempt,
-                            "error": str(exc)[:300],
-                        },
-                    )
-            if attempt < self._settings.max_deliveries:
-                await asyncio.sleep(next(delays))
+                    _attempt_failed("inbound message not accepted", message.id, attempt, exc)
         log.error(
             "inbound message dropped after retries",
             extra={"messageId": message.id, "chatId": message.chat_id},
         )
+
+    async def _attempts(self) -> AsyncIterator[int]:
+        """Attempt numbers 1 to ``max_deliveries`` for a hand-over to the gateway, with the
+        backoff's pause before each retry (the caller stops at the first success)."""
+        delays = backoff_delays(*self._backoff)
+        for attempt in range(1, self._settings.max_deliveries + 1):
+            if attempt > 1:
+                await asyncio.sleep(next(delays))
+            yield attempt
 
     def _set_state(self, state: str) -> None:
         if state != self._state:
@@ -549,6 +538,10 @@ def _described(described: Any, message_type: str) -> PageMedia | None:
     except msgspec.ValidationError as exc:
         log.warning("unreadable media description", extra={"error": str(exc)[:300]})
         return PageMedia(type=message_type)
+
+
+def _attempt_failed(event: str, message_id: str, attempt: int, exc: Exception) -> None:
+    log.warning(event, extra={"messageId": message_id, "attempt": attempt, "error": str(exc)[:300]})
 
 
 async def _unheadless_user_agent(context: BrowserContext, page: Page) -> None:
