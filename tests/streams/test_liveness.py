@@ -8,6 +8,7 @@ import os
 import signal
 from collections import defaultdict
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -34,6 +35,18 @@ async def stop(app: StreamApp, task: asyncio.Task[None]) -> None:
     await asyncio.wait_for(task, 10)
 
 
+def recording(app: StreamApp) -> list[str]:
+    """The ids of the events handled so far by an agent of ``app`` that only records them."""
+    handled: list[str] = []
+
+    @app.agent(STREAM)
+    async def handle(events: AsyncIterator[Event[Any]]) -> None:
+        async for event in events:
+            handled.append(event.data.id)
+
+    return handled
+
+
 async def test_a_refused_xack_loses_no_ack(own_redis: Redis) -> None:
     """XACK fails (the server refuses it): the ids are kept and acked once it works again,
     instead of being dropped and the entries handled a second time."""
@@ -41,12 +54,7 @@ async def test_a_refused_xack_loses_no_ack(own_redis: Redis) -> None:
         await append(own_redis, i, chat=f"c{i}")
     await own_redis.execute_command("ACL", "SETUSER", "default", "-xack")
     app = app_for(own_redis, claim_idle_ms=60_000)
-    handled: list[str] = []
-
-    @app.agent(STREAM)
-    async def handle(events: AsyncIterator[Event[Any]]) -> None:
-        async for event in events:
-            handled.append(event.data.id)
+    handled = recording(app)
 
     task = asyncio.create_task(app.run())
     await wait_until(lambda: len(handled) == 20)
@@ -131,10 +139,17 @@ async def test_each_handler_gets_its_whole_timeout(redis: Redis) -> None:
     assert ran["m2"] >= 0.55, ran  # not cut at m1's deadline, 0.2 s into m2
 
 
-async def test_a_stale_ack_is_fenced(redis: Redis) -> None:
-    """A consumer whose entry and lease were taken over cannot ack: the new owner keeps both,
-    and the old one's heartbeat does not steal the entry back."""
-    entry = await append(redis, 1)
+@dataclass
+class Holding:
+    app: StreamApp
+    task: asyncio.Task[None]
+    go: asyncio.Event  # set: the handler returns
+    handled: list[str]
+
+
+async def holding_m1(redis: Redis) -> Holding:
+    """Consumer w1 inside its handler of m1 until ``go`` is set, beating its lease every 0.1 s
+    and claiming nothing itself: the side a take-over by another consumer meets."""
     app = app_for(redis, consumer="w1", claim_idle_ms=10_000)
     go = asyncio.Event()
     handled: list[str] = []
@@ -147,21 +162,29 @@ async def test_a_stale_ack_is_fenced(redis: Redis) -> None:
 
     task = asyncio.create_task(app.run())
     await wait_until(lambda: handled == ["m1"])
+    return Holding(app, task, go, handled)
+
+
+async def test_a_stale_ack_is_fenced(redis: Redis) -> None:
+    """A consumer whose entry and lease were taken over cannot ack: the new owner keeps both,
+    and the old one's heartbeat does not steal the entry back."""
+    entry = await append(redis, 1)
+    w1 = await holding_m1(redis)
     lease = keys.lease(STREAM, "g", "c1")
     assert (await redis.get(lease) or b"").startswith(b"w1|")
     # What a consumer w2 does when it takes over: claim the entry, take the lease.
     await redis.xclaim(STREAM, "g", "w2", 0, [entry])
     await redis.set(lease, "w2|999", px=60_000)
-    runner = app.runners[0]
+    runner = w1.app.runners[0]
     beats = runner.beats
     await wait_until(lambda: runner.beats >= beats + 2)  # w1 still in its handler
-    go.set()
+    w1.go.set()
     await wait_until(lambda: runner.processed == 1 and not runner._held)
     owners = await redis.xpending_range(STREAM, "g", "-", "+", 10)
     assert [(o["message_id"].decode(), o["consumer"]) for o in owners] == [(entry, b"w2")]
     assert await redis.get(lease) == b"w2|999"
     assert await redis.lrange(keys.key_queue(STREAM, "g", "c1"), 0, -1) == [entry.encode()]
-    await stop(app, task)
+    await stop(w1.app, w1.task)
 
 
 async def test_a_waiting_entry_taken_over_is_not_started(redis: Redis) -> None:
@@ -169,26 +192,15 @@ async def test_a_waiting_entry_taken_over_is_not_started(redis: Redis) -> None:
     dropped here, so a slow consumer does not do it a second time."""
     await append(redis, 1)
     second = await append(redis, 2)
-    app = app_for(redis, consumer="w1", claim_idle_ms=10_000)
-    go = asyncio.Event()
-    handled: list[str] = []
-
-    @app.agent(STREAM, key="chatId", lease_ms=300)  # a heartbeat every 0.1 s
-    async def handle(events: AsyncIterator[Event[Any]]) -> None:
-        async for event in events:
-            handled.append(event.data.id)
-            await go.wait()
-
-    task = asyncio.create_task(app.run())
-    await wait_until(lambda: handled == ["m1"])
-    runner = app.runners[0]
+    w1 = await holding_m1(redis)
+    runner = w1.app.runners[0]
     assert second in runner._held  # m2 waits behind m1 here
     await redis.xclaim(STREAM, "g", "w2", 0, [second])
     await wait_until(lambda: second not in runner._held)
-    go.set()
+    w1.go.set()
     await wait_until(lambda: _none_pending_but(redis, second))
-    await stop(app, task)
-    assert handled == ["m1"]
+    await stop(w1.app, w1.task)
+    assert w1.handled == ["m1"]
     owners = await redis.xpending_range(STREAM, "g", "-", "+", 10)
     assert [o["consumer"] for o in owners] == [b"w2"]
 
@@ -321,12 +333,7 @@ async def _subscribers(redis: Redis, channel: str, n: int) -> bool:
 async def test_a_deleted_group_is_recreated(redis: Redis) -> None:
     await append(redis, 1)
     app = app_for(redis)
-    handled: list[str] = []
-
-    @app.agent(STREAM)
-    async def handle(events: AsyncIterator[Event[Any]]) -> None:
-        async for event in events:
-            handled.append(event.data.id)
+    handled = recording(app)
 
     task = asyncio.create_task(app.run())
     await wait_until(lambda: handled == ["m1"])
@@ -374,12 +381,7 @@ async def test_run_until_signal_raises_a_crash(redis: Redis) -> None:
 
 async def test_run_until_signal_stops_on_sigterm(redis: Redis) -> None:
     app = app_for(redis)
-    handled: list[str] = []
-
-    @app.agent(STREAM)
-    async def handle(events: AsyncIterator[Event[Any]]) -> None:
-        async for event in events:
-            handled.append(event.data.id)
+    handled = recording(app)
 
     task = asyncio.create_task(app.run_until_signal())
     await append(redis, 1)
