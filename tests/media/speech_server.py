@@ -6,15 +6,15 @@ far larger than any voice note."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
 from litestar import Litestar, Request, Response, post
 from litestar.response import Stream
 
-from tests.helpers import serve_asgi
 from tests.media.ogg import silent_opus
+from tests.media.openai_stand_in import serving, wrong_key
 
 HUGE_CHUNK = 64 * 1024
 HUGE_CHUNKS = 1024
@@ -38,8 +38,8 @@ class Speeches:
 def _app(stand_in: Speeches) -> Litestar:
     @post("/v1/audio/speech", status_code=200)
     async def speech(request: Request[Any, Any, Any]) -> Response[Any] | Stream:
-        if request.headers.get("authorization") != f"Bearer {stand_in.key}":
-            return Response({"error": {"message": "Incorrect API key provided"}}, status_code=401)
+        if (refused := wrong_key(request, stand_in.key)) is not None:
+            return refused
         body = await request.json()
         stand_in.received.append(body)
         if stand_in.mode == "refuse":
@@ -59,9 +59,6 @@ def _app(stand_in: Speeches) -> Litestar:
     return Litestar([speech])
 
 
-@asynccontextmanager
-async def speech_server() -> AsyncIterator[Speeches]:
+def speech_server() -> AbstractAsyncContextManager[Speeches]:
     stand_in = Speeches()
-    async with serve_asgi(_app(stand_in), lifespan="off") as base:
-        stand_in.url = f"{base}/v1"
-        yield stand_in
+    return serving(stand_in, _app(stand_in))

@@ -4,14 +4,13 @@ answers the text it was given for those bytes."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
 from litestar import Litestar, Request, Response, post
 
-from tests.helpers import serve_asgi
+from tests.media.openai_stand_in import serving, wrong_key
 
 
 @dataclass
@@ -26,8 +25,8 @@ class Transcriptions:
 def _app(stand_in: Transcriptions) -> Litestar:
     @post("/v1/audio/transcriptions", status_code=200)
     async def transcribe(request: Request[Any, Any, Any]) -> Response[Any]:
-        if request.headers.get("authorization") != f"Bearer {stand_in.key}":
-            return Response({"error": {"message": "Incorrect API key provided"}}, status_code=401)
+        if (refused := wrong_key(request, stand_in.key)) is not None:
+            return refused
         form = await request.form()
         upload = form["file"]
         data = await upload.read()
@@ -41,9 +40,6 @@ def _app(stand_in: Transcriptions) -> Litestar:
     return Litestar([transcribe])
 
 
-@asynccontextmanager
-async def transcription_server() -> AsyncIterator[Transcriptions]:
+def transcription_server() -> AbstractAsyncContextManager[Transcriptions]:
     stand_in = Transcriptions()
-    async with serve_asgi(_app(stand_in), lifespan="off") as base:
-        stand_in.url = f"{base}/v1"
-        yield stand_in
+    return serving(stand_in, _app(stand_in))
