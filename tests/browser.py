@@ -13,6 +13,7 @@ import pytest
 from playwright.async_api import Page, Route
 
 from aspri.api.whatsapp.engines.browser import LAUNCH_ARGS
+from tests.helpers import chat_login_url
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = list(LAUNCH_ARGS)
@@ -36,6 +37,19 @@ async def shot(page: Page, name: str, *, full_page: bool = False) -> Path:
     await page.screenshot(path=str(path), full_page=full_page)
     assert path.stat().st_size > 10_000, f"{path} looks blank"
     return path
+
+
+def page_errors(page: Page) -> list[str]:
+    """The page's uncaught script errors, collected as they happen: a test ends asserting none."""
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    return errors
+
+
+async def open_chat(page: Page, base_url: str, chat: str) -> None:
+    """Sign ``page`` in to the web chat, then open ``chat`` by its deep link (``/chat#<id>``)."""
+    await page.goto(chat_login_url(base_url))
+    await page.goto(f"{base_url}/chat#{chat.replace('@', '%40')}")
 
 
 async def offline(page: Page) -> list[str]:

@@ -9,7 +9,7 @@ from playwright.async_api import Browser, expect
 from aspri.apikey import login_token
 from aspri.streams import keys
 from tests.api.whatsapp.conftest import GatewayFactory
-from tests.browser import MARKS, shot
+from tests.browser import MARKS, page_errors, shot
 from tests.helpers import API_KEY, wait_until
 
 ALICE = "6281234567890@c.us"
@@ -20,8 +20,7 @@ pytestmark = MARKS
 async def test_chat_in_the_browser(serve_gateway: GatewayFactory, chromium: Browser) -> None:
     async with serve_gateway() as gw:
         page = await chromium.new_page(viewport={"width": 1200, "height": 760})
-        errors: list[str] = []
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        errors = page_errors(page)
         # Not signed in: the page says how; the one-time link signs this browser in.
         await page.goto(f"{gw.client.base_url}/chat")
         await expect(page.locator("h1")).to_contain_text("Sign in")

@@ -13,8 +13,7 @@ from aspri.api.whatsapp.assistant import model_status
 from aspri.streams.health import Beat
 from aspri.streams.log import EventLog
 from tests.api.whatsapp.conftest import GatewayFactory, settings_for
-from tests.browser import MARKS, shot
-from tests.helpers import chat_login_url
+from tests.browser import MARKS, open_chat, page_errors, shot
 
 pytestmark = MARKS
 
@@ -60,10 +59,8 @@ async def test_model_state_and_who_is_who_in_the_page(
         assert code is not None
 
         page = await chromium.new_page(viewport={"width": 1200, "height": 700})
-        errors: list[str] = []
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        await page.goto(chat_login_url(str(gw.client.base_url)))
-        await page.goto(f"{gw.client.base_url}/chat#{OWNER.replace('@', '%40')}")
+        errors = page_errors(page)
+        await open_chat(page, str(gw.client.base_url), OWNER)
         model = page.locator("#model-state")
         await expect(model).to_have_attribute("data-state", "unknown")  # no engine worker
         await expect(model).to_contain_text("no engine running")

@@ -15,8 +15,8 @@ from aspri.config import Settings
 from aspri.schemas.media import Document, Image, Voice
 from aspri.streams import keys
 from tests.api.whatsapp.conftest import GatewayFactory
-from tests.browser import MARKS, shot
-from tests.helpers import chat_login_url, wait_until
+from tests.browser import MARKS, open_chat, page_errors, shot
+from tests.helpers import wait_until
 
 pytestmark = MARKS
 
@@ -62,11 +62,9 @@ async def test_attach_a_photo_a_document_and_a_voice_note(
         hello = await gw.client.post("/api/local/messages", json={"from": CHAT, "text": "hi"})
         assert hello.status_code == 202
         page = await chromium.new_page(viewport={"width": 1000, "height": 700})
-        errors: list[str] = []
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        errors = page_errors(page)
         await page.add_init_script(FAKE_MICROPHONE)
-        await page.goto(chat_login_url(str(gw.client.base_url)))
-        await page.goto(f"{gw.client.base_url}/chat#{CHAT.replace('@', '%40')}")
+        await open_chat(page, str(gw.client.base_url), CHAT)
         await expect(page.locator("#connection")).to_have_attribute("data-state", "online")
 
         await page.locator("#message-input").fill("Our new sofa")

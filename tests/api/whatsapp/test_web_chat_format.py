@@ -6,7 +6,7 @@ from __future__ import annotations
 from playwright.async_api import Browser, expect
 
 from tests.api.whatsapp.conftest import GatewayFactory
-from tests.browser import MARKS, shot
+from tests.browser import MARKS, page_errors, shot
 from tests.helpers import chat_login_url
 
 ALICE = "6281234567890@c.us"
@@ -80,8 +80,7 @@ async def test_header_names_the_contact_after_a_deep_link_and_a_reload(
         )
         assert answer.status_code == 200
         page = await chromium.new_page(viewport={"width": 1200, "height": 760})
-        errors: list[str] = []
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        errors = page_errors(page)
         await page.goto(chat_login_url(str(gw.client.base_url)))
         await page.goto("about:blank")  # the deep link below is then a fresh page load
         await page.goto(f"{gw.client.base_url}/chat#{ALICE.replace('@', '%40')}")

@@ -8,8 +8,7 @@ import httpx
 from playwright.async_api import Browser, expect
 
 from tests.api.whatsapp.conftest import GatewayFactory
-from tests.browser import MARKS, shot
-from tests.helpers import chat_login_url
+from tests.browser import MARKS, open_chat, page_errors, shot
 
 pytestmark = MARKS
 
@@ -31,10 +30,8 @@ async def test_a_quoted_reply_shows_the_message_it_answers(
         )
         assert first.status_code == 202
         page = await chromium.new_page(viewport={"width": 1000, "height": 650})
-        errors: list[str] = []
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        await page.goto(chat_login_url(str(gw.client.base_url)))
-        await page.goto(f"{gw.client.base_url}/chat#{CHAT.replace('@', '%40')}")
+        errors = page_errors(page)
+        await open_chat(page, str(gw.client.base_url), CHAT)
         await expect(page.locator("#connection")).to_have_attribute("data-state", "online")
 
         # The person asks two things from the page; the answer to the first quotes it.

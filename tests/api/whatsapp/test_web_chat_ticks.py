@@ -10,8 +10,8 @@ from playwright.async_api import Browser, Route, expect
 
 from aspri.schemas.status import WhatsAppStatus
 from tests.api.whatsapp.conftest import GatewayFactory
-from tests.browser import MARKS, shot
-from tests.helpers import chat_login_url, wait_until
+from tests.browser import MARKS, open_chat, page_errors, shot
+from tests.helpers import wait_until
 
 pytestmark = MARKS
 
@@ -26,14 +26,12 @@ async def test_ticks_follow_the_statuses(serve_gateway: GatewayFactory, chromium
         assert said.status_code == 202, said.text
 
         page = await chromium.new_page(viewport={"width": 1000, "height": 650})
-        errors: list[str] = []
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        errors = page_errors(page)
         held: asyncio.Queue[Route] = asyncio.Queue()
         await page.route("**/api/local/acks", held.put_nowait)  # the test lets each ack through
         loads: list[int] = []
         page.on("response", lambda r: loads.append(r.status) if "/api/messages/" in r.url else None)
-        await page.goto(chat_login_url(str(gw.client.base_url)))
-        await page.goto(f"{gw.client.base_url}/chat#{PERSON.replace('@', '%40')}")
+        await open_chat(page, str(gw.client.base_url), PERSON)
         await expect(page.locator("#chat-name")).to_have_text("Rina")
         # The page loads the chat twice (the link, then the live stream's connect): the reply
         # lands while the second load may be on its way, and must be shown all the same.

@@ -14,8 +14,8 @@ from redis.asyncio import Redis
 from aspri.agents.working import Typing
 from aspri.schemas.working import Working
 from tests.api.whatsapp.conftest import GatewayFactory
-from tests.browser import MARKS, shot
-from tests.helpers import ENGINE_AUTH, chat_login_url
+from tests.browser import MARKS, open_chat, page_errors, shot
+from tests.helpers import ENGINE_AUTH
 
 pytestmark = MARKS
 
@@ -43,10 +43,8 @@ async def test_typing_line_until_the_reply_or_until_it_expires(
         asked = await say(gw.client, CHAT, "What is on my calendar?")
         await say(gw.client, OTHER, "hello")
         page = await chromium.new_page(viewport={"width": 1000, "height": 650})
-        errors: list[str] = []
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        await page.goto(chat_login_url(str(gw.client.base_url)))
-        await page.goto(f"{gw.client.base_url}/chat#{CHAT.replace('@', '%40')}")
+        errors = page_errors(page)
+        await open_chat(page, str(gw.client.base_url), CHAT)
         await expect(page.locator("#connection")).to_have_attribute("data-state", "online")
         typing = page.locator("#typing")
         await expect(typing).to_be_hidden()

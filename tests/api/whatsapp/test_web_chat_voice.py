@@ -10,7 +10,7 @@ from playwright.async_api import Browser, expect
 
 from aspri.apikey import login_token
 from tests.api.whatsapp.conftest import GatewayFactory
-from tests.browser import MARKS, shot
+from tests.browser import MARKS, page_errors, shot
 from tests.helpers import API_KEY
 from tests.media.speech_server import speech_server
 
@@ -31,8 +31,7 @@ async def test_a_spoken_reply_plays_in_the_web_chat(
         }
         async with serve_gateway(**settings) as gw:
             page = await chromium.new_page(viewport={"width": 1000, "height": 640})
-            errors: list[str] = []
-            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            errors = page_errors(page)
             await page.goto(f"{gw.client.base_url}/chat/login?token={login_token(API_KEY)}")
             await page.fill("#new-number", "+62 812-3456-7890")
             await page.fill("#new-name", "Alice")
