@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import msgspec
@@ -36,6 +37,37 @@ _json = msgspec.json.encode
 
 READER_GRACE_S = 0.005
 """How long keyed finishes wait for the reader's next read before the acker sends them."""
+
+
+class Baton:
+    """Who sends the finishes now. The reader takes it only when it is free and never waits
+    for it: a read queued behind the acker would leave the workers without entries."""
+
+    def __init__(self) -> None:
+        self.held = False
+        self._free = asyncio.Event()
+        self._free.set()
+
+    def take(self) -> bool:
+        if self.held:
+            return False
+        self.held = True
+        self._free.clear()
+        return True
+
+    def give(self) -> None:
+        self.held = False
+        self._free.set()
+
+    @contextlib.asynccontextmanager
+    async def waiting(self) -> AsyncIterator[None]:
+        """Hold the baton, waiting for it if needed."""
+        while not self.take():
+            await self._free.wait()
+        try:
+            yield
+        finally:
+            self.give()
 
 
 class AgentRunner:
@@ -64,12 +96,14 @@ class AgentRunner:
         self._finish = redis.register_script(scripts.FINISH)
         self._acks: list[str] = []
         self._keyed: list[tuple[Delivery, list[str]]] = []  # finished, with dead-letter fields
-        self._flushing = asyncio.Lock()
+        self._flushing = Baton()
         self._ack_wakeup = asyncio.Event()
         self._reading = False
         """The reader reads again soon (it is not blocked on the stream): keyed finishes go
         to the server with its next read, one round trip for both."""
         self._read_done = asyncio.Event()
+        self._ahead: asyncio.Future[list[Any]] | None = None
+        """The keyed read sent before the entries of the last one were handed over."""
         self._order = KeyOrder(
             spec,
             redis,
@@ -163,6 +197,11 @@ class AgentRunner:
         try:
             await self._read_loop()
         finally:
+            ahead, self._ahead = self._ahead, None
+            if ahead is not None:  # its entries stay pending for this consumer: read again later
+                ahead.cancel()
+                with contextlib.suppress(asyncio.CancelledError, *TRANSIENT, ResponseError):
+                    await ahead
             self._set_reading(False)
 
     def _set_reading(self, reading: bool) -> None:
@@ -218,16 +257,13 @@ class AgentRunner:
                     await self._make_room()
                 self._hold(Delivery(text(entry_id), raw, "", 1))
             return len(entries)
-        while len(self._held) + spec.batch > self._room:  # room for a whole read
-            self._room_freed.clear()
-            await self._room_freed.wait()
-        if self._flushing.locked():  # the acker is sending finishes: read without waiting
-            results = await self._read_keyed(spec.key, [])
-        else:
-            async with self._flushing:
-                results = await self._read_keyed(spec.key, self._keyed[: spec.batch * 10])
-        self._read_done.set()
-        queued, reply = results
+        ahead, self._ahead = self._ahead, None
+        if ahead is None:
+            while len(self._held) + spec.batch > self._room:  # room for a whole read
+                self._room_freed.clear()
+                await self._room_freed.wait()
+            ahead = asyncio.ensure_future(self._send_read(spec.key))
+        queued, reply = await ahead
         for result in (reply, queued):  # XREADGROUP's error first: it names a missing group
             if isinstance(result, Exception):
                 raise result
@@ -239,9 +275,14 @@ class AgentRunner:
         entries = reply[0][1] if reply else []
         if len(entries) * 2 + 1 != len(queued):  # one atomic step: cannot differ
             raise RuntimeError("the keyed read and its queueing disagree")
+        held, room = self._held, self._room
+        if len(entries) == spec.batch and len(held) + 2 * spec.batch <= room:
+            # Likely more to read: send the next read now, so that the server works on it while
+            # these entries are handed over and handled here.
+            self._ahead = asyncio.ensure_future(self._send_read(spec.key))
+            await asyncio.sleep(0)
         s = bytes.decode if isinstance(queued[0], bytes) else str  # decode_responses or not
         token = s(queued[0])
-        held, room = self._held, self._room
         for i, (entry_id, fields) in enumerate(entries, 1):
             res = queued[2 * i]
             if res == 1:
@@ -254,6 +295,18 @@ class AgentRunner:
                 await self._make_room()
             self._hold(d)
         return len(entries)
+
+    async def _send_read(self, key: str) -> list[Any]:
+        """One keyed read, with the finishes waiting when nobody else is sending them."""
+        try:
+            if not self._flushing.take():  # the acker is sending finishes: read without them
+                return await self._read_keyed(key, [])
+            try:
+                return await self._read_keyed(key, self._keyed[: self.spec.batch * 10])
+            finally:
+                self._flushing.give()
+        finally:
+            self._read_done.set()
 
     async def _read_keyed(self, key: str, finishing: list[tuple[Delivery, list[str]]]) -> list[Any]:
         """One MULTI: the ``finishing`` entries' finish script, the queueing script of entries
@@ -496,7 +549,7 @@ class AgentRunner:
     async def _flush_acks(self) -> None:
         """Ack what finished; an entry leaves the lists only once the server has acked it, so a
         failed XACK (raised to the acker's supervisor, retried after a backoff) loses nothing."""
-        async with self._flushing:
+        async with self._flushing.waiting():
             while self._acks:
                 ids = self._acks[: self.spec.batch * 10]
                 await self.redis.xack(self.spec.stream, self.spec.group, *ids)
