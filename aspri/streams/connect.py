@@ -70,7 +70,7 @@ async def wait_for_store(redis: Redis, url: str = "", *, wait_max_s: float = 2.0
     at once when it refuses the credentials."""
     retrying = AsyncRetrying(
         retry=retry_if_exception(outage),
-        wait=wait_exponential_jitter(initial=0.1, max=wait_max_s, jitter=0.1),
+        wait=wait_exponential_jitter(multiplier=0.1, max=wait_max_s, jitter=0.1),
         reraise=True,
     )
     try:
