@@ -9,10 +9,26 @@ from aspri.ports import busy_ports, port_message
 from aspri.streams.server import free_port
 
 
-def test_each_taken_port_is_named_with_its_variable() -> None:
-    with socket.socket() as taken:
+def _taken_above_a_free_port() -> socket.socket:
+    """A listening socket on a port whose neighbour below is free: the kernel's pick may sit
+    right above a port another process holds (it happened in CI)."""
+    for _ in range(100):
+        taken = socket.socket()
         taken.bind(("127.0.0.1", 0))
         taken.listen()
+        with socket.socket() as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as busy_ports binds
+            try:
+                probe.bind(("127.0.0.1", taken.getsockname()[1] - 1))
+            except OSError:
+                taken.close()
+                continue
+        return taken
+    raise RuntimeError("no port with a free neighbour below it")
+
+
+def test_each_taken_port_is_named_with_its_variable() -> None:
+    with _taken_above_a_free_port() as taken:
         port = taken.getsockname()[1]
         free = free_port()
         settings = Settings(whatsapp_port=free, cronjob_port=port, metrics_port=port - 1)
