@@ -57,9 +57,9 @@ APOLOGY = (
     "reachable. Please try again later. Commands like /help still work."
 )
 MAX_TURNS_PER_EVENT = 50
+"""A safety bound on the turns of one event (each answers at least one message)."""
 REFUSED = "refused"
 """In a send's result: why the channel refused it for good (then it has no message id)."""
-"""A safety bound on the turns of one event (each answers at least one message)."""
 
 
 def pairing_notice(name: str, code: str) -> str:

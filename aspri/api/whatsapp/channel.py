@@ -66,12 +66,12 @@ class Channel(abc.ABC):
     last_inbound: LastInbound | None = None
     """Set by the gateway before ``start`` (the Cloud API's 24-hour window needs it)."""
     voice_out: bool = False
+    """Whether ``send_voice`` sends voice notes; the gateway sends replies as text otherwise."""
     defer: Defer | None = None
     """Set by the gateway before ``start`` when ``defers_media``: where a media message goes
     before its file is fetched."""
     defers_media: bool = False
     """Whether the engine queues media messages through ``defer`` and implements ``resolve``."""
-    """Whether ``send_voice`` sends voice notes; the gateway sends replies as text otherwise."""
 
     async def report_status(self, status: WhatsAppStatus) -> None:
         """Record what became of a sent message (an ack, a status webhook): once per message

@@ -69,9 +69,9 @@ class Inbox:
         self.engine = engine
         """The channel engine's name, recorded as the source of the links it resolved."""
         self.quotes = quotes
+        """Told each message the person wrote (``REPLY_QUOTE=first`` quotes by it)."""
         self.document_text = document_text
         """A document with its text (``aspri.media.extract``), stored with the message."""
-        """Told each message the person wrote (``REPLY_QUOTE=first`` quotes by it)."""
 
     async def receive(self, message: WhatsAppMessage) -> str:
         """The ``on_message`` callback handed to the channel: the eventId of the message."""
