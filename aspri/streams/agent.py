@@ -39,6 +39,16 @@ READER_GRACE_S = 0.005
 """How long keyed finishes wait for the reader's next read before the acker sends them."""
 
 
+async def ensure_group(redis: Redis, stream: str, group: str) -> None:
+    """Create ``group`` on ``stream`` at ``0`` (the stream too, if missing); one that exists
+    already is kept as it is."""
+    try:
+        await redis.xgroup_create(stream, group, id="0", mkstream=True)
+    except ResponseError as exc:
+        if "BUSYGROUP" not in str(exc):
+            raise
+
+
 class Baton:
     """Who sends the finishes now. The reader takes it only when it is free and never waits
     for it: a read queued behind the acker would leave the workers without entries."""
@@ -120,7 +130,7 @@ class AgentRunner:
 
     async def run(self) -> None:
         """Run until ``stop()`` (or, in burst mode, until the stream has nothing left)."""
-        await self._ensure_group()
+        await ensure_group(self.redis, self.spec.stream, self.spec.group)
         name = self.spec.name
         workers = [
             asyncio.create_task(self._worker(), name=f"{name}#{i}")
@@ -168,13 +178,6 @@ class AgentRunner:
         if self._reader_task is not None:
             self._reader_task.cancel()
 
-    async def _ensure_group(self) -> None:
-        try:
-            await self.redis.xgroup_create(self.spec.stream, self.spec.group, id="0", mkstream=True)
-        except ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
-
     async def _consume(self) -> None:
         """The reader, with the one failure it can repair itself: its group was deleted."""
         while True:
@@ -188,7 +191,7 @@ class AgentRunner:
                     "consumer group is gone; recreating it at 0 (unacked entries are read again)",
                     extra={"agent": self.spec.name, "error": str(exc)},
                 )
-                await self._ensure_group()
+                await ensure_group(self.redis, self.spec.stream, self.spec.group)
 
     # ---------------------------------------------------------------- reading
 

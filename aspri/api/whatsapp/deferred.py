@@ -25,12 +25,12 @@ import logging
 from typing import Any
 
 from redis.asyncio import Redis
-from redis.exceptions import ResponseError
 
 from aspri.api.whatsapp.channel import Channel
 from aspri.api.whatsapp.inbox import Inbox, inbound_key
 from aspri.schemas import WhatsAppMessage
 from aspri.streams import keys
+from aspri.streams.agent import ensure_group
 from aspri.streams.supervise import supervise
 
 log = logging.getLogger(__name__)
@@ -75,11 +75,7 @@ class Deferred:
             await asyncio.wait([task], timeout=0.05)
 
     async def _run(self) -> None:
-        try:
-            await self.redis.xgroup_create(self.stream, self.group, id="0", mkstream=True)
-        except ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
+        await ensure_group(self.redis, self.stream, self.group)
         start = "0"  # this consumer's pending list first: what a stopped gateway left in hand
         while True:
             reply: Any = await self.redis.xreadgroup(
