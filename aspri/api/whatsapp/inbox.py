@@ -108,11 +108,15 @@ class Inbox:
         ``admitted``: ``admit`` already let it through, so the limit is not asked again."""
         if self.identities is not None:
             message = await self._as_person(message, self.identities)
-        if self.document_text is not None and isinstance(message.media, Document):
+        verdict = Verdict(accepted=True) if admitted else await self._verdict(message)
+        if (  # only for a message the engine reads: a flooding sender's files are not parsed
+            verdict.accepted
+            and self.document_text is not None
+            and isinstance(message.media, Document)
+        ):
             message = msgspec.structs.replace(
                 message, media=await self.document_text(message.media)
             )
-        verdict = Verdict(accepted=True) if admitted else await self._verdict(message)
         return await self._append(message, verdict)
 
     async def _verdict(self, message: WhatsAppMessage) -> Verdict:

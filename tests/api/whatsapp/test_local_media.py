@@ -69,6 +69,23 @@ async def test_an_image_and_a_document_become_messages_with_media(
         assert shown["media"]["kind"] == "image"
 
 
+async def test_a_throttled_senders_document_is_recorded_but_not_parsed(
+    open_gateway: GatewayFactory, tmp_path: Path
+) -> None:
+    """Over the inbound limit a document is still recorded (throttled), but its PDF is not
+    read: a flood of files costs no parsing."""
+    limits = {"inbound_rate_per_minute": 1, "inbound_burst": 1}
+    async with open_gateway(data_dir=tmp_path, **limits) as gw:
+        for words in ("First report", "Second report"):
+            r = await upload(gw.client, pdf_with_text([words]), "application/pdf", "r.pdf")
+            assert r.status_code == 202, r.text
+        chat = [e.data for e in await gw.stream(keys.chat(CHAT))]
+        first, second = [m for m in chat if isinstance(m.media, Document)]
+    assert first.media.text == "First report" and not first.throttled
+    assert second.throttled
+    assert second.media.text is None and second.media.sha256  # stored, not parsed
+
+
 async def test_a_recorded_voice_note_is_transcribed_before_it_is_recorded(
     open_gateway: GatewayFactory, tmp_path: Path
 ) -> None:
