@@ -58,7 +58,9 @@ async def test_an_lid_sender_is_the_same_person_as_their_phone_id(
         deliver("H1", HIDDEN, "who am I?")
 
         async def messages(chat_id: str) -> list[WhatsAppMessage]:
-            return [e.data for e in await gw.stream(keys.chat(chat_id))]
+            """The chat's messages (not the delivery statuses the page's acks add to it)."""
+            chat = await gw.stream(keys.chat(chat_id))
+            return [e.data for e in chat if isinstance(e.data, WhatsAppMessage)]
 
         async def recorded() -> bool:
             return len(await gw.stream(keys.WHATSAPP_MESSAGES)) == 5
